@@ -1,0 +1,1 @@
+// Learning: datasets, GBDT, logistic regression, metrics, SHAP. See issue 3.

@@ -1,0 +1,167 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Tower: one coordinator, many TLS-authenticated workers, one gateway.
+// The layout is fixed by ../shared/DESIGN.md: Common (libraries every process links),
+// Coordinator, Worker, Tests, Deploy, Benchmarks.
+
+/// NIO-based targets are compiled in the Swift 5 language mode: their handlers are
+/// event-loop confined, which NIO checks at run time, and the strict Sendable model of
+/// Swift 6 adds no safety there. Pure libraries (Learning) use Swift 6.
+let nioTargetSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "Tower",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "coordinator", targets: ["coordinator"]),
+        .executable(name: "worker", targets: ["worker"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "Learning", targets: ["Learning"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // MARK: Common
+        .target(
+            name: "Wire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Common/Wire",
+            exclude: ["tower.proto"],
+            swiftSettings: nioTargetSettings
+        ),
+        .target(
+            name: "Learning",
+            path: "Common/Learning"
+        ),
+
+        // MARK: Coordinator
+        .target(
+            name: "CoordinatorKit",
+            dependencies: [
+                "Wire",
+                "Learning",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Coordinator/CoordinatorKit",
+            swiftSettings: nioTargetSettings
+        ),
+        .executableTarget(
+            name: "coordinator",
+            dependencies: [
+                "CoordinatorKit",
+                "Wire",
+                "Learning",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Coordinator/coordinator",
+            swiftSettings: nioTargetSettings
+        ),
+
+        // MARK: Worker
+        .target(
+            name: "WorkerKit",
+            dependencies: [
+                "Wire",
+                "Learning",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Worker/WorkerKit",
+            swiftSettings: nioTargetSettings
+        ),
+        .executableTarget(
+            name: "worker",
+            dependencies: [
+                "WorkerKit",
+                "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Worker/worker",
+            swiftSettings: nioTargetSettings
+        ),
+
+        // MARK: Benchmarks
+        .executableTarget(
+            name: "tower-bench",
+            dependencies: [
+                "Wire", "CoordinatorKit", "WorkerKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/tower-bench",
+            swiftSettings: nioTargetSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            path: "Tests/WireTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
+            name: "LearningTests",
+            dependencies: ["Learning"],
+            path: "Tests/LearningTests"
+        ),
+        .testTarget(
+            name: "CoordinatorKitTests",
+            dependencies: ["CoordinatorKit", "Wire"],
+            path: "Tests/CoordinatorKitTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["CoordinatorKit", "Wire", "coordinator", "worker"],
+            path: "Tests/ClusterTests",
+            swiftSettings: nioTargetSettings
+        ),
+    ]
+)
