@@ -1,0 +1,122 @@
+import Crypto
+import Foundation
+
+/// A content-addressed store on disk: every blob is named by the SHA-256 of its bytes
+/// (lowercase hex) and lives at `root/ab/abcdef…`. Writes go to a temporary file that is
+/// renamed into place, so a reader never sees a partial blob and a crash leaves none.
+/// Safe to use from several threads and processes.
+public final class BlobStore: @unchecked Sendable {
+    public let root: URL
+
+    public init(root: URL) throws {
+        self.root = root
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    public static func sha256Hex<D: DataProtocol>(_ data: D) -> String {
+        SHA256.hash(data: data).map { byte in
+            let s = String(byte, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined()
+    }
+
+    public static func isValidAddress(_ hash: String) -> Bool {
+        hash.count == 64 && hash.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+
+    public func url(for hash: String) -> URL {
+        root.appendingPathComponent(String(hash.prefix(2))).appendingPathComponent(hash)
+    }
+
+    public func contains(_ hash: String) -> Bool {
+        Self.isValidAddress(hash) && FileManager.default.fileExists(atPath: url(for: hash).path)
+    }
+
+    /// Stores `data` and returns its address. Storing the same bytes twice is a no-op.
+    @discardableResult
+    public func put(_ data: Data) throws -> String {
+        let hash = Self.sha256Hex(data)
+        try write(data, as: hash)
+        return hash
+    }
+
+    /// Stores `data` under `expected` after checking that it really hashes to it.
+    public func putVerified(_ data: Data, expected: String) throws {
+        let actual = Self.sha256Hex(data)
+        guard actual == expected else { throw WireError.blobCorrupt(expected: expected, actual: actual) }
+        try write(data, as: actual)
+    }
+
+    public func read(_ hash: String) throws -> Data {
+        guard Self.isValidAddress(hash) else { throw WireError.invalidArgument("\(hash) is not a SHA-256 address") }
+        do {
+            return try Data(contentsOf: url(for: hash))
+        } catch {
+            throw WireError.notFound(what: "blob \(hash)")
+        }
+    }
+
+    public func size(_ hash: String) -> UInt64? {
+        (try? FileManager.default.attributesOfItem(atPath: url(for: hash).path)[.size] as? NSNumber)?.uint64Value
+    }
+
+    private func write(_ data: Data, as hash: String) throws {
+        let target = url(for: hash)
+        if FileManager.default.fileExists(atPath: target.path) { return }
+        let dir = target.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tmp = dir.appendingPathComponent(".\(hash).\(UUID().uuidString).tmp")
+        try data.write(to: tmp)
+        if rename(tmp.path, target.path) != 0 {
+            let code = errno
+            try? FileManager.default.removeItem(at: tmp)
+            throw WireError.invalidArgument("cannot store blob \(hash) in \(dir.path): \(String(cString: strerror(code)))")
+        }
+    }
+
+    /// Splits a stored blob into the chunk frames that carry it.
+    public func chunks(of hash: String, chunkBytes: Int = WireProtocol.blobChunkBytes) throws -> [WireBlobChunk] {
+        let data = try read(hash)
+        var result: [WireBlobChunk] = []
+        var offset = 0
+        repeat {
+            let end = min(offset + chunkBytes, data.count)
+            var chunk = WireBlobChunk()
+            chunk.sha256 = hash
+            chunk.offset = UInt64(offset)
+            chunk.totalSize = UInt64(data.count)
+            chunk.data = data.subdata(in: offset..<end)
+            chunk.last = end == data.count
+            result.append(chunk)
+            offset = end
+        } while offset < data.count
+        return result
+    }
+}
+
+/// Reassembles one blob from its chunks, in order, and stores it only if the bytes hash to
+/// the address they were requested by.
+public struct BlobAssembler {
+    public let hash: String
+    private var data = Data()
+
+    public init(hash: String) { self.hash = hash }
+
+    /// Appends a chunk; returns true when the blob is complete and stored.
+    public mutating func append(_ chunk: WireBlobChunk, into store: BlobStore) throws -> Bool {
+        guard chunk.sha256 == hash else {
+            throw WireError.invalidArgument("chunk of blob \(chunk.sha256) arrived for \(hash)")
+        }
+        guard chunk.offset == UInt64(data.count) else {
+            throw WireError.malformedFrame(reason: "blob \(hash) chunk at offset \(chunk.offset), expected \(data.count)")
+        }
+        guard chunk.totalSize <= UInt64(Int.max) else {
+            throw WireError.invalidArgument("blob \(hash) claims \(chunk.totalSize) bytes")
+        }
+        if data.isEmpty { data.reserveCapacity(Int(chunk.totalSize)) }
+        data.append(chunk.data)
+        guard chunk.last else { return false }
+        try store.putVerified(data, expected: hash)
+        return true
+    }
+}

@@ -1,0 +1,77 @@
+/// The roles a Tower certificate can carry. The role is written into the certificate's
+/// subject as its organizational unit, so it is signed by the cluster CA and cannot be
+/// claimed by a peer; the coordinator checks it for every message (see ``Permissions``).
+public enum ClusterRole: String, CaseIterable, Sendable, Codable {
+    case coordinator
+    case worker
+    case `operator`
+    case gateway
+
+    public init?(wire: WireRole) {
+        switch wire {
+        case .coordinator: self = .coordinator
+        case .worker: self = .worker
+        case .operator: self = .operator
+        case .gateway: self = .gateway
+        case .unspecified, .UNRECOGNIZED: return nil
+        }
+    }
+
+    public var wire: WireRole {
+        switch self {
+        case .coordinator: return .coordinator
+        case .worker: return .worker
+        case .operator: return .operator
+        case .gateway: return .gateway
+        }
+    }
+}
+
+/// Which role may send which message to the coordinator. One table, consulted for every
+/// inbound frame, so that a worker certificate cannot submit jobs and an operator cannot
+/// lease tasks whatever the code path.
+public enum Permissions {
+    public static func allowed(_ body: WireEnvelope.OneOf_Body, for role: ClusterRole) -> Bool {
+        switch body {
+        case .hello, .heartbeat, .error, .ack, .blobRequest:
+            return true
+        case .results, .drain, .blobChunk:
+            return role == .worker
+        case .submitJob, .cancelJob:
+            return role == .operator
+        case .listJobs, .getJob, .listWorkers, .getTaskResults:
+            return role == .operator || role == .gateway
+        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults:
+            // Only the coordinator sends these.
+            return false
+        }
+    }
+
+    /// A short name of the message for errors and logs.
+    public static func name(of body: WireEnvelope.OneOf_Body) -> String {
+        switch body {
+        case .hello: return "Hello"
+        case .welcome: return "Welcome"
+        case .error: return "Error"
+        case .heartbeat: return "Heartbeat"
+        case .ack: return "Ack"
+        case .tasks: return "TaskBatch"
+        case .results: return "ResultBatch"
+        case .cancelTasks: return "CancelTasks"
+        case .drain: return "Drain"
+        case .blobRequest: return "BlobRequest"
+        case .blobChunk: return "BlobChunk"
+        case .submitJob: return "SubmitJob"
+        case .jobAccepted: return "JobAccepted"
+        case .listJobs: return "ListJobs"
+        case .jobList: return "JobList"
+        case .getJob: return "GetJob"
+        case .job: return "JobSummary"
+        case .listWorkers: return "ListWorkers"
+        case .workerList: return "WorkerList"
+        case .cancelJob: return "CancelJob"
+        case .getTaskResults: return "GetTaskResults"
+        case .taskResults: return "TaskResultList"
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import NIOCore
+import NIOSSL
+import X509
+
+/// The certificate, private key and cluster CA one process presents and trusts. Every
+/// Tower connection is TLS 1.3 with both sides authenticated against the cluster CA;
+/// nothing here can produce a plaintext or one-sided configuration.
+public struct TLSIdentity: Sendable {
+    public let certificateChain: [NIOSSLCertificate]
+    public let privateKey: NIOSSLPrivateKey
+    public let trustRoots: [NIOSSLCertificate]
+    /// The parsed leaf certificate (its role and name).
+    public let certificate: Certificate
+
+    public init(certificatePEM: String, privateKeyPEM: String, caPEM: String) throws {
+        do {
+            certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8))
+            privateKey = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
+            trustRoots = try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8))
+            certificate = try Certificate(pemEncoded: certificatePEM)
+        } catch {
+            throw IdentityError.unreadable(path: "(in memory)", reason: "\(error)")
+        }
+        guard !certificateChain.isEmpty, !trustRoots.isEmpty else {
+            throw IdentityError.unreadable(path: "(in memory)", reason: "no certificate in PEM text")
+        }
+    }
+
+    /// Loads the three PEM files; errors name the file that could not be read.
+    public init(certificate certPath: String, key keyPath: String, ca caPath: String) throws {
+        func read(_ path: String, _ what: String) throws -> String {
+            do { return try String(contentsOfFile: path, encoding: .utf8) }
+            catch { throw IdentityError.unreadable(path: path, reason: "\(what) file: \(error.localizedDescription)") }
+        }
+        let cert = try read(certPath, "certificate"), key = try read(keyPath, "private key"), ca = try read(caPath, "CA")
+        do {
+            try self.init(certificatePEM: cert, privateKeyPEM: key, caPEM: ca)
+        } catch IdentityError.unreadable(_, let reason) {
+            throw IdentityError.unreadable(path: "\(certPath) / \(keyPath) / \(caPath)", reason: reason)
+        }
+    }
+
+    public var role: ClusterRole? { certificate.towerRole }
+    public var name: String { certificate.towerName }
+
+    /// Server side: requires a client certificate signed by the cluster CA. Host names
+    /// are not checked for clients (workers connect from anywhere); roles are checked per
+    /// message instead.
+    public func makeServerContext() throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeServerConfigurationWithMTLS(
+            certificateChain: certificateChain.map { .certificate($0) },
+            privateKey: .privateKey(privateKey),
+            trustRoots: .certificates(trustRoots))
+        config.minimumTLSVersion = .tlsv13
+        config.certificateVerification = .noHostnameVerification
+        return try NIOSSLContext(configuration: config)
+    }
+
+    /// Client side: presents our certificate and verifies the coordinator's certificate
+    /// against the cluster CA, including its host name or IP address.
+    public func makeClientContext() throws -> NIOSSLContext {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.certificateChain = certificateChain.map { .certificate($0) }
+        config.privateKey = .privateKey(privateKey)
+        config.trustRoots = .certificates(trustRoots)
+        config.minimumTLSVersion = .tlsv13
+        config.certificateVerification = .fullVerification
+        return try NIOSSLContext(configuration: config)
+    }
+}
+
+/// Who is on the other end of an authenticated connection, read from the certificate the
+/// TLS handshake verified.
+public struct PeerIdentity: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var role: ClusterRole
+    public var serial: String
+
+    public init(name: String, role: ClusterRole, serial: String) {
+        self.name = name
+        self.role = role
+        self.serial = serial
+    }
+
+    /// Reads the identity from the peer certificate of a completed handshake.
+    public init(peerCertificate: NIOSSLCertificate) throws {
+        let certificate = try Certificate(derEncoded: try peerCertificate.toDERBytes())
+        guard let role = certificate.towerRole else {
+            throw IdentityError.noRole(subject: certificate.subject.description)
+        }
+        self.init(name: certificate.towerName, role: role, serial: certificate.serialNumber.hexString)
+    }
+
+    public var description: String { "\(name) (\(role.rawValue), serial \(serial))" }
+}
