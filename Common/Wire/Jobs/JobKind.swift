@@ -1,0 +1,37 @@
+import Foundation
+
+/// The job kinds this release knows. Each kind has its spec and result messages in
+/// tower.proto, a planner in CoordinatorKit/Jobs and a runner in WorkerKit/Runners.
+public enum JobKind {
+    /// Diagnostic: every task echoes its payload, optionally after sleeping and after
+    /// reading a shared blob. Proves the path end to end.
+    public static let echo = "echo"
+}
+
+/// A failure a runner reports on purpose. `retryable: false` means running the task again
+/// cannot help (bad input), so the coordinator fails it at once instead of retrying.
+public struct TaskError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var retryable: Bool
+    public init(_ message: String, retryable: Bool = true) {
+        self.message = message
+        self.retryable = retryable
+    }
+    public var description: String { message }
+}
+
+extension WireEchoSpec {
+    /// The payload task `index` carries: deterministic, so a result can be checked
+    /// against its input without storing both.
+    public static func payload(index: Int, bytes: Int) -> Data {
+        var data = Data(count: bytes)
+        var state = UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        data.withUnsafeMutableBytes { raw in
+            for i in 0..<raw.count {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                raw[i] = UInt8(truncatingIfNeeded: state)
+            }
+        }
+        return data
+    }
+}

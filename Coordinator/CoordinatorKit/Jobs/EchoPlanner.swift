@@ -1,0 +1,58 @@
+import Foundation
+import Wire
+
+/// Job kind `echo`: the diagnostic job. Task `i` carries a deterministic payload; the
+/// summary counts tasks per worker and checks every echoed payload against its input.
+public struct EchoPlanner: JobPlanner {
+    public let kind = JobKind.echo
+    public static let maxTasks = 5_000_000
+    public static let maxPayloadBytes = 16 << 20
+    public static let maxSleepMs = 3_600_000
+
+    public init() {}
+
+    public func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
+        let spec = try decode(data)
+        guard (1...Self.maxTasks).contains(Int(spec.tasks)) else {
+            throw WireError.invalidArgument("echo.tasks must be between 1 and \(Self.maxTasks), got \(spec.tasks)")
+        }
+        guard Int(spec.payloadBytes) <= Self.maxPayloadBytes else {
+            throw WireError.invalidArgument("echo.payload_bytes must be at most \(Self.maxPayloadBytes), got \(spec.payloadBytes)")
+        }
+        guard Int(spec.sleepMs) <= Self.maxSleepMs else {
+            throw WireError.invalidArgument("echo.sleep_ms must be at most \(Self.maxSleepMs), got \(spec.sleepMs)")
+        }
+        var blob = ""
+        if spec.blobBytes > 0 {
+            blob = try blobs.put(WireEchoSpec.payload(index: -1, bytes: Int(spec.blobBytes)))
+        }
+        return (0..<Int(spec.tasks)).map { index in
+            var input = WireEchoInput()
+            input.payload = WireEchoSpec.payload(index: index, bytes: Int(spec.payloadBytes))
+            input.sleepMs = spec.sleepMs
+            input.blobSha256 = blob
+            input.fail = spec.failIndexPlusOne == UInt32(index + 1)
+            return PlannedTask(input: try! input.serializedData(), blobs: blob.isEmpty ? [] : [blob])
+        }
+    }
+
+    public func summarize(spec data: Data, results: [TaskResultRow]) throws -> Data {
+        let spec = try decode(data)
+        var summary = WireEchoSummary()
+        for row in results where row.state == "done" {
+            let output = try WireEchoOutput(serializedBytes: row.output ?? Data())
+            guard output.payload == WireEchoSpec.payload(index: row.index, bytes: Int(spec.payloadBytes)) else {
+                throw WireError.invalidArgument("task \(row.index) echoed a payload that differs from its input")
+            }
+            summary.tasks += 1
+            summary.payloadBytes += UInt64(output.payload.count)
+            summary.tasksPerWorker[output.worker, default: 0] += 1
+        }
+        return try summary.serializedData()
+    }
+
+    private func decode(_ data: Data) throws -> WireEchoSpec {
+        do { return try WireEchoSpec(serializedBytes: data) }
+        catch { throw WireError.invalidArgument("echo spec is not a valid EchoSpec message: \(error)") }
+    }
+}

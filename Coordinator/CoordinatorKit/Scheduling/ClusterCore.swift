@@ -1,0 +1,473 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import Wire
+
+/// A connected worker as the core sees it.
+final class WorkerSession {
+    let id: SessionID
+    let name: String
+    let address: String
+    let capabilities: WireCapabilities
+    let channel: Channel
+    let connectedAt = Date()
+    var tasksDone: UInt64 = 0
+    var draining = false
+
+    init(id: SessionID, name: String, address: String, capabilities: WireCapabilities, channel: Channel) {
+        self.id = id
+        self.name = name
+        self.address = address
+        self.capabilities = capabilities
+        self.channel = channel
+    }
+
+    func send(_ body: WireEnvelope.Body) {
+        channel.writeAndFlush(WireEnvelope(body), promise: nil)
+    }
+}
+
+/// What the core keeps of a task it may hand out.
+struct TaskInfo {
+    var job: String
+    var index: Int
+    var kind: String
+    var input: Data
+    var blobs: [String]
+}
+
+/// The coordinator's I/O shell around the ``Scheduler``: it owns the scheduler, the worker
+/// sessions and the result writer, and runs every mutation on one event loop so the state
+/// machine needs no locks. Connection handlers hop onto `loop` to call it.
+public final class ClusterCore: @unchecked Sendable {
+    public let loop: EventLoop
+    public let store: ClusterStore
+    public let blobs: BlobStore
+    let planners: JobPlanners
+    let settings: CoordinatorSettings
+    let logger: Logger
+    private let writer: ResultWriter
+
+    private var scheduler: Scheduler
+    private var sessions: [SessionID: WorkerSession] = [:]
+    private var taskInfo: [TaskID: TaskInfo] = [:]
+    private var activeJobs: [String: JobRow] = [:]
+    private var assignScheduled = false
+    private var timer: RepeatedTask?
+    private var nextSession = 0
+
+    private let tasksCompleted = Counter(label: "tower_tasks_completed_total")
+    private let tasksFailed = Counter(label: "tower_tasks_failed_total")
+    private let taskRetries = Counter(label: "tower_task_retries_total")
+    private let leaseExpiries = Counter(label: "tower_lease_expiries_total")
+    private let duplicateResults = Counter(label: "tower_duplicate_results_total")
+    private let jobsSubmitted = Counter(label: "tower_jobs_submitted_total")
+    private let queuedGauge = Gauge(label: "tower_tasks_queued")
+    private let leasedGauge = Gauge(label: "tower_tasks_leased")
+    private let workersGauge = Gauge(label: "tower_workers_connected")
+    private let taskDuration = Metrics.Timer(label: "tower_task_duration_seconds", preferredDisplayUnit: .seconds)
+
+    public init(loop: EventLoop, store: ClusterStore, blobs: BlobStore, planners: JobPlanners, settings: CoordinatorSettings, logger: Logger) {
+        self.loop = loop
+        self.store = store
+        self.blobs = blobs
+        self.planners = planners
+        self.settings = settings
+        self.logger = logger
+        self.scheduler = Scheduler(leaseTimeoutMs: settings.leaseTimeoutMs, prefetchPerSlot: settings.prefetchPerSlot)
+        let log = logger
+        self.writer = ResultWriter(store: store) { error in
+            log.error("writing results to the store failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Loads unfinished jobs from the store (a restart resumes them) and starts the lease
+    /// clock. Call once, before accepting connections.
+    public func start() throws {
+        let unfinished = try store.unfinishedJobs()
+        var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int))] = []
+        for job in unfinished {
+            resumed.append((job, try store.pendingTasks(job: job.id), try store.taskCounts(job: job.id)))
+        }
+        try loop.submit {
+            for (job, pending, counts) in resumed {
+                self.admit(job, pending: pending, done: counts.done, failed: counts.failed)
+                self.logger.info("resumed job", metadata: ["job": "\(job.id)", "pending": "\(pending.count)", "done": "\(counts.done)"])
+            }
+            self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+                self.tick()
+            }
+        }.wait()
+    }
+
+    public func stop() {
+        loop.execute { self.timer?.cancel() }
+        writer.flush()
+    }
+
+    /// Blocks until every accepted change is in the store.
+    public func flushStore() { writer.flush() }
+
+    var nowMs: UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+
+    // MARK: Jobs
+
+    /// Plans a job off the event loop, stores it with its tasks, then queues them.
+    public func submit(_ spec: WireJobSpec, by peer: PeerIdentity) -> EventLoopFuture<WireJobAccepted> {
+        let promise = loop.makePromise(of: WireJobAccepted.self)
+        DispatchQueue.global().async {
+            do {
+                let planner = try self.planners.planner(for: spec.kind)
+                let planned = try planner.plan(spec: spec.spec, blobs: self.blobs)
+                let attempts = spec.maxAttempts > 0 ? Int(spec.maxAttempts) : self.settings.maxAttempts
+                let job = JobRow(id: Self.newJobID(), kind: spec.kind, name: spec.name.isEmpty ? spec.kind : spec.name,
+                                 spec: spec.spec, state: "queued", total: planned.count, maxAttempts: attempts,
+                                 createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: peer.name)
+                let ids = try self.store.insertJob(job, tasks: planned)
+                let pending = zip(ids, planned).enumerated().map { index, pair in
+                    PendingTaskRow(id: pair.0, jobID: job.id, index: index, input: pair.1.input, blobs: pair.1.blobs, attempts: 0)
+                }
+                self.loop.execute {
+                    self.admit(job, pending: pending, done: 0, failed: 0)
+                    self.jobsSubmitted.increment()
+                    self.logger.info("job submitted", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "tasks": "\(ids.count)", "by": "\(peer.name)"])
+                    var accepted = WireJobAccepted()
+                    accepted.jobID = job.id
+                    accepted.tasks = UInt32(ids.count)
+                    promise.succeed(accepted)
+                }
+            } catch {
+                promise.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    static func newJobID() -> String {
+        let stamp = Int(Date().timeIntervalSince1970)
+        return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+    }
+
+    private func admit(_ job: JobRow, pending: [PendingTaskRow], done: Int, failed: Int) {
+        loop.preconditionInEventLoop()
+        activeJobs[job.id] = job
+        for task in pending {
+            taskInfo[task.id] = TaskInfo(job: job.id, index: task.index, kind: job.kind, input: task.input, blobs: task.blobs)
+        }
+        scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed)
+        if pending.isEmpty, let progress = scheduler.progress(of: job.id) {
+            finish(Scheduler.JobEnd(job: job.id, progress: progress))
+        }
+        scheduleAssign()
+    }
+
+    public func cancel(job id: String, by peer: PeerIdentity) -> EventLoopFuture<WireJobSummary> {
+        loop.submit {
+            guard self.activeJobs[id] != nil else {
+                if try self.store.job(id) != nil { return }
+                throw WireError.notFound(what: "job \(id)")
+            }
+            let (revoked, end) = self.scheduler.cancel(job: id)
+            self.revoke(revoked, reason: "job \(id) was cancelled")
+            self.writer.enqueue(.cancelled(job: id))
+            self.writer.enqueue(.audit(actor: peer.name, action: "cancel", subject: id, detail: "\(revoked.count) running tasks stopped"))
+            if let end { self.finish(end) }
+        }.flatMap { self.summary(of: id) }
+    }
+
+    /// The job's progress: live from the scheduler while it runs, from the store after.
+    public func summary(of id: String) -> EventLoopFuture<WireJobSummary> {
+        loop.submit { () -> (JobRow?, Scheduler.JobProgress?) in
+            (self.activeJobs[id], self.scheduler.progress(of: id))
+        }.flatMapThrowing { active, progress in
+            if let active, let progress { return Self.summary(active, progress) }
+            self.writer.flush()
+            guard let row = try self.store.job(id) else { throw WireError.notFound(what: "job \(id); `coordinator jobs` lists the known ones") }
+            let counts = try self.store.taskCounts(job: id)
+            var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
+            p.done = counts.done
+            p.failed = counts.failed
+            p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
+            return Self.summary(row, p)
+        }
+    }
+
+    public func listJobs(limit: Int) -> EventLoopFuture<WireJobList> {
+        loop.submit { () -> [String: (JobRow, Scheduler.JobProgress)] in
+            var live: [String: (JobRow, Scheduler.JobProgress)] = [:]
+            for (id, row) in self.activeJobs { if let p = self.scheduler.progress(of: id) { live[id] = (row, p) } }
+            return live
+        }.flatMapThrowing { live in
+            var list = WireJobList()
+            for row in try self.store.jobs(limit: limit) {
+                if let (active, progress) = live[row.id] {
+                    list.jobs.append(Self.summary(active, progress))
+                } else {
+                    var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
+                    if row.state == "succeeded" { p.done = row.total }
+                    else { let c = try self.store.taskCounts(job: row.id); p.done = c.done; p.failed = c.failed }
+                    list.jobs.append(Self.summary(row, p))
+                }
+            }
+            return list
+        }
+    }
+
+    public func taskResults(job id: String) -> EventLoopFuture<WireTaskResultList> {
+        loop.submit { self.writer.flush() }.flatMapThrowing {
+            guard try self.store.job(id) != nil else { throw WireError.notFound(what: "job \(id)") }
+            var list = WireTaskResultList()
+            list.results = try self.store.results(job: id).map { row in
+                var r = WireTaskResult()
+                r.index = UInt32(row.index)
+                r.worker = row.worker ?? ""
+                r.attempts = UInt32(row.attempts)
+                r.output = row.output ?? Data()
+                r.error = row.error ?? ""
+                return r
+            }
+            return list
+        }
+    }
+
+    static func summary(_ row: JobRow, _ p: Scheduler.JobProgress) -> WireJobSummary {
+        var s = WireJobSummary()
+        s.jobID = row.id
+        s.kind = row.kind
+        s.name = row.name
+        s.state = WireJobState(storeName: row.state)
+        s.total = UInt32(p.total)
+        s.done = UInt32(p.done)
+        s.failed = UInt32(p.failed)
+        s.running = UInt32(max(0, p.leased))
+        s.queued = UInt32(max(0, p.queued))
+        s.retries = UInt32(p.retries)
+        s.createdAtMs = Int64(row.createdAt.timeIntervalSince1970 * 1000)
+        s.finishedAtMs = Int64((row.finishedAt?.timeIntervalSince1970 ?? 0) * 1000)
+        s.error = row.error ?? p.firstError ?? ""
+        s.summary = row.summary ?? Data()
+        return s
+    }
+
+    // MARK: Workers
+
+    /// Registers a worker after its Hello; returns its session id.
+    func join(name: String, address: String, capabilities: WireCapabilities, channel: Channel) -> SessionID {
+        loop.preconditionInEventLoop()
+        nextSession += 1
+        let id = "\(name)#\(nextSession)"
+        let slots = max(1, Int(capabilities.slots))
+        sessions[id] = WorkerSession(id: id, name: name, address: address, capabilities: capabilities, channel: channel)
+        scheduler.addWorker(id, slots: slots)
+        workersGauge.record(sessions.count)
+        logger.info("worker joined", metadata: ["session": "\(id)", "address": "\(address)", "slots": "\(slots)", "tools": "\(capabilities.tools.joined(separator: ","))"])
+        scheduleAssign()
+        return id
+    }
+
+    func leave(_ id: SessionID) {
+        loop.preconditionInEventLoop()
+        guard sessions.removeValue(forKey: id) != nil else { return }
+        let lost = scheduler.removeWorker(id)
+        workersGauge.record(sessions.count)
+        logger.info("worker left", metadata: ["session": "\(id)", "tasks returned": "\(lost.count)"])
+        handleLost(lost)
+        scheduleAssign()
+    }
+
+    func drain(_ id: SessionID) {
+        loop.preconditionInEventLoop()
+        sessions[id]?.draining = true
+        scheduler.drain(id)
+        logger.info("worker draining", metadata: ["session": "\(id)", "running": "\(scheduler.running(on: id).count)"])
+    }
+
+    func renew(_ id: SessionID, running: [TaskID]) {
+        loop.preconditionInEventLoop()
+        scheduler.renew(id, running: running, now: nowMs)
+    }
+
+    public func workers() -> EventLoopFuture<WireWorkerList> {
+        loop.submit {
+            var list = WireWorkerList()
+            for session in self.sessions.values.sorted(by: { $0.id < $1.id }) {
+                var info = WireWorkerInfo()
+                info.sessionID = session.id
+                info.name = session.name
+                info.address = session.address
+                info.capabilities = session.capabilities
+                info.running = UInt32(self.scheduler.running(on: session.id).count)
+                info.draining = session.draining
+                info.connectedAtMs = Int64(session.connectedAt.timeIntervalSince1970 * 1000)
+                info.tasksDone = session.tasksDone
+                list.workers.append(info)
+            }
+            return list
+        }
+    }
+
+    // MARK: Results
+
+    func record(_ batch: WireResultBatch, from id: SessionID) {
+        loop.preconditionInEventLoop()
+        for outcome in batch.outcomes {
+            switch outcome.result {
+            case let .output(output):
+                recordDone(outcome, output: output, from: id)
+            case let .failure(failure):
+                recordFailure(outcome.taskID, failure, from: id)
+            case nil:
+                recordFailure(outcome.taskID, .with { $0.message = "worker sent an outcome without result"; $0.retryable = true }, from: id)
+            }
+        }
+        scheduleAssign()
+    }
+
+    private func recordDone(_ outcome: WireTaskOutcome, output: Data, from id: SessionID) {
+        switch scheduler.complete(outcome.taskID, from: id) {
+        case let .recorded(jobEnd, revoke):
+            let attempts = scheduler.attempts(of: outcome.taskID)
+            let worker = sessions[id]?.name ?? id
+            sessions[id]?.tasksDone += 1
+            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs))
+            tasksCompleted.increment()
+            taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
+            if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
+            if let jobEnd { finish(jobEnd) }
+        case .duplicate:
+            duplicateResults.increment()
+            logger.info("ignored a duplicate result", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
+        case .unknownTask:
+            duplicateResults.increment()
+            logger.info("ignored a result for a task that is not running", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
+        }
+    }
+
+    private func recordFailure(_ task: TaskID, _ failure: WireTaskFailure, from id: SessionID) {
+        let outcome = scheduler.fail(task, from: id, message: failure.message, retryable: failure.retryable)
+        handleLost([Scheduler.LostLease(task: task, session: id, outcome: outcome)])
+    }
+
+    private func handleLost(_ lost: [Scheduler.LostLease]) {
+        for item in lost {
+            let error = scheduler.lastError(of: item.task) ?? "lost"
+            switch item.outcome {
+            case let .requeued(attempts):
+                taskRetries.increment()
+                writer.enqueue(.attemptFailed(task: item.task, attempts: attempts, error: error))
+                logger.info("task returned to the queue", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "reason": "\(error)"])
+            case let .failedForGood(attempts, jobEnd):
+                tasksFailed.increment()
+                writer.enqueue(.failed(task: item.task, attempts: attempts, error: error))
+                logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
+                if let jobEnd { finish(jobEnd) }
+            case .ignored:
+                break
+            }
+        }
+    }
+
+    private func finish(_ end: Scheduler.JobEnd) {
+        guard let job = activeJobs.removeValue(forKey: end.job) else { return }
+        let p = end.progress
+        let state = p.failed > 0 ? "failed" : (p.cancelled > 0 ? "cancelled" : "succeeded")
+        var summarize: (@Sendable ([TaskResultRow]) throws -> Data)?
+        if let planner = try? planners.planner(for: job.kind) {
+            let spec = job.spec
+            summarize = { rows in try planner.summarize(spec: spec, results: rows) }
+        }
+        writer.enqueue(.finished(job: job.id, state: state, error: p.firstError, summarize: summarize))
+        for (id, info) in taskInfo where info.job == job.id { taskInfo[id] = nil }
+        scheduler.forget(job: job.id)
+        logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
+    }
+
+    private func revoke(_ pairs: [(SessionID, TaskID)], reason: String) {
+        var bySession: [SessionID: [TaskID]] = [:]
+        for (session, task) in pairs { bySession[session, default: []].append(task) }
+        for (session, tasks) in bySession {
+            var cancel = WireCancelTasks()
+            cancel.taskIds = tasks
+            cancel.reason = reason
+            sessions[session]?.send(.cancelTasks(cancel))
+        }
+    }
+
+    // MARK: Assignment
+
+    private func scheduleAssign() {
+        guard !assignScheduled else { return }
+        assignScheduled = true
+        loop.execute {
+            self.assignScheduled = false
+            self.assign()
+        }
+    }
+
+    private func assign() {
+        let assignments = scheduler.assign(now: nowMs)
+        guard !assignments.isEmpty else { return updateGauges() }
+        var batches: [SessionID: WireTaskBatch] = [:]
+        var started: Set<String> = []
+        for a in assignments {
+            guard let info = taskInfo[a.task] else { continue }
+            var t = WireTaskAssignment()
+            t.taskID = a.task
+            t.jobID = info.job
+            t.index = UInt32(info.index)
+            t.attempt = UInt32(a.attempt)
+            t.kind = info.kind
+            t.input = info.input
+            t.blobs = info.blobs
+            batches[a.session, default: WireTaskBatch()].tasks.append(t)
+            if let job = activeJobs[info.job], job.state == "queued" {
+                activeJobs[info.job]?.state = "running"
+                started.insert(info.job)
+            }
+        }
+        for job in started { writer.enqueue(.started(job: job)) }
+        for (session, batch) in batches { sessions[session]?.send(.tasks(batch)) }
+        updateGauges()
+    }
+
+    private func tick() {
+        let lost = scheduler.expireLeases(now: nowMs)
+        if !lost.isEmpty {
+            leaseExpiries.increment(by: lost.count)
+            handleLost(lost)
+            revoke(lost.map { ($0.session, $0.task) }, reason: "lease expired")
+            scheduleAssign()
+        }
+        updateGauges()
+    }
+
+    private func updateGauges() {
+        queuedGauge.record(scheduler.queuedCount)
+        leasedGauge.record(scheduler.leasedCount)
+    }
+}
+
+extension WireJobState {
+    init(storeName: String) {
+        switch storeName {
+        case "queued": self = .queued
+        case "running": self = .running
+        case "succeeded": self = .succeeded
+        case "failed": self = .failed
+        case "cancelled": self = .cancelled
+        default: self = .unspecified
+        }
+    }
+
+    public var label: String {
+        switch self {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        case .unspecified, .UNRECOGNIZED: return "unknown"
+        }
+    }
+}

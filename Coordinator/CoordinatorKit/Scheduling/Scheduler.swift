@@ -1,0 +1,325 @@
+/// A task's number, unique across the coordinator's data directory.
+public typealias TaskID = UInt64
+/// One worker connection. A worker that reconnects gets a new session.
+public typealias SessionID = String
+
+/// The cluster's scheduling logic as a pure state machine: jobs, the task queue, leases
+/// and worker slots. It does no I/O and has no clock — every input that depends on time
+/// carries `now` in milliseconds — so each transition is tested without sockets, and the
+/// NIO shell around it (``ClusterCore``) only translates messages into calls.
+///
+/// Guarantees:
+/// - A task is leased to at most one session at a time, and only while it is queued.
+/// - The first completion of a task is recorded; any later one is reported as
+///   ``Completion/duplicate`` (completion is idempotent by task id).
+/// - A lease that is not renewed before its expiry, or whose session leaves, returns the
+///   task to the queue; after `maxAttempts` leases the task fails for good.
+/// - A job ends exactly once, when every one of its tasks is done, failed or cancelled.
+public struct Scheduler {
+    public enum TaskState: String, Sendable {
+        case queued, leased, done, failed, cancelled
+        public var isTerminal: Bool { self == .done || self == .failed || self == .cancelled }
+    }
+
+    public struct Lease: Equatable, Sendable {
+        public var session: SessionID
+        public var attempt: Int
+        public var expiresAt: UInt64
+    }
+
+    struct Task {
+        var job: String
+        var state: TaskState
+        var attempts: Int
+        var lease: Lease?
+        var lastError: String?
+    }
+
+    public struct JobProgress: Equatable, Sendable {
+        public var total: Int
+        public var done = 0
+        public var failed = 0
+        public var cancelled = 0
+        public var leased = 0
+        public var retries = 0
+        public var maxAttempts: Int
+        public var firstError: String?
+        public var queued: Int { total - done - failed - cancelled - leased }
+        public var isFinished: Bool { done + failed + cancelled == total }
+    }
+
+    struct Worker {
+        var slots: Int
+        var running: Set<TaskID> = []
+        var draining = false
+    }
+
+    /// A task handed to a session.
+    public struct Assignment: Equatable, Sendable {
+        public var session: SessionID
+        public var task: TaskID
+        public var attempt: Int
+    }
+
+    /// A job whose last task just reached a terminal state.
+    public struct JobEnd: Equatable, Sendable {
+        public var job: String
+        public var progress: JobProgress
+    }
+
+    public enum Completion: Equatable, Sendable {
+        /// The result is the task's; `revoke` lists another session still running it.
+        case recorded(jobEnd: JobEnd?, revoke: SessionID?)
+        /// The task already has a result (or was cancelled); this one is ignored.
+        case duplicate
+        case unknownTask
+    }
+
+    public enum Failure: Equatable, Sendable {
+        case requeued(attempts: Int)
+        case failedForGood(attempts: Int, jobEnd: JobEnd?)
+        case ignored
+    }
+
+    /// A lease that ran out or lost its session, and what became of its task.
+    public struct LostLease: Equatable, Sendable {
+        public var task: TaskID
+        public var session: SessionID
+        public var outcome: Failure
+    }
+
+    public var leaseTimeoutMs: UInt64
+    /// How many tasks a worker may hold per slot: >1 hides the round trip between a result
+    /// and the next assignment.
+    public var prefetchPerSlot: Int
+
+    private(set) var tasks: [TaskID: Task] = [:]
+    private(set) public var jobs: [String: JobProgress] = [:]
+    private var queue: [TaskID] = []
+    private var queueHead = 0
+    private var workers: [SessionID: Worker] = [:]
+    private var workerOrder: [SessionID] = []
+    private var nextWorker = 0
+
+    public init(leaseTimeoutMs: UInt64, prefetchPerSlot: Int = 2) {
+        self.leaseTimeoutMs = leaseTimeoutMs
+        self.prefetchPerSlot = max(1, prefetchPerSlot)
+    }
+
+    // MARK: Jobs
+
+    /// Adds a job's tasks that still need to run, with the attempts already spent on each
+    /// (non-zero when a restarted coordinator resumes a job). `alreadyFinished` counts the
+    /// tasks of the job that ended before (done, failed) so progress stays whole.
+    public mutating func addJob(_ job: String, maxAttempts: Int, pending: [(TaskID, attempts: Int)], done: Int = 0, failed: Int = 0) {
+        var progress = JobProgress(total: pending.count + done + failed, maxAttempts: max(1, maxAttempts))
+        progress.done = done
+        progress.failed = failed
+        jobs[job] = progress
+        for (id, attempts) in pending {
+            tasks[id] = Task(job: job, state: .queued, attempts: attempts)
+            queue.append(id)
+        }
+    }
+
+    public func progress(of job: String) -> JobProgress? { jobs[job] }
+    public func state(of task: TaskID) -> TaskState? { tasks[task]?.state }
+    public func lease(of task: TaskID) -> Lease? { tasks[task]?.lease }
+    public var queuedCount: Int { queue.count - queueHead }
+    public var leasedCount: Int { workers.values.reduce(0) { $0 + $1.running.count } }
+
+    /// Cancels a job's unfinished tasks. Returns the sessions that must stop running some.
+    public mutating func cancel(job: String) -> (revoked: [(SessionID, TaskID)], jobEnd: JobEnd?) {
+        guard var progress = jobs[job], !progress.isFinished else { return ([], nil) }
+        var revoked: [(SessionID, TaskID)] = []
+        for (id, task) in tasks where task.job == job && !task.state.isTerminal {
+            if let lease = task.lease {
+                workers[lease.session]?.running.remove(id)
+                revoked.append((lease.session, id))
+                progress.leased -= 1
+            }
+            tasks[id]?.state = .cancelled
+            tasks[id]?.lease = nil
+            progress.cancelled += 1
+        }
+        jobs[job] = progress
+        return (revoked, finishIfDone(job))
+    }
+
+    /// Forgets a finished job's tasks (their results live in the store).
+    public mutating func forget(job: String) {
+        guard jobs[job]?.isFinished == true else { return }
+        jobs[job] = nil
+        tasks = tasks.filter { $0.value.job != job }
+    }
+
+    // MARK: Workers
+
+    public mutating func addWorker(_ session: SessionID, slots: Int) {
+        if workers[session] == nil { workerOrder.append(session) }
+        workers[session] = Worker(slots: max(1, slots))
+    }
+
+    /// The worker stops taking tasks but keeps its leases until it finishes them.
+    public mutating func drain(_ session: SessionID) {
+        workers[session]?.draining = true
+    }
+
+    /// The session is gone: each of its leases returns to the queue (or fails for good if
+    /// it used its last attempt).
+    public mutating func removeWorker(_ session: SessionID) -> [LostLease] {
+        guard let worker = workers.removeValue(forKey: session) else { return [] }
+        workerOrder.removeAll { $0 == session }
+        return worker.running.sorted().map { id in
+            LostLease(task: id, session: session, outcome: loseLease(id, reason: "worker \(session) disconnected"))
+        }
+    }
+
+    public func running(on session: SessionID) -> Set<TaskID> { workers[session]?.running ?? [] }
+
+    // MARK: Leases
+
+    /// Fills every worker's free capacity from the queue, spreading tasks round-robin.
+    public mutating func assign(now: UInt64) -> [Assignment] {
+        var result: [Assignment] = []
+        guard !workerOrder.isEmpty else { return result }
+        var capacity: [SessionID: Int] = [:]
+        for (id, worker) in workers where !worker.draining {
+            let free = worker.slots * prefetchPerSlot - worker.running.count
+            if free > 0 { capacity[id] = free }
+        }
+        while !capacity.isEmpty, let id = popQueued() {
+            // Next worker in rotation that still has room.
+            var session: SessionID?
+            for _ in 0..<workerOrder.count {
+                let candidate = workerOrder[nextWorker % workerOrder.count]
+                nextWorker = (nextWorker + 1) % workerOrder.count
+                if let free = capacity[candidate], free > 0 { session = candidate; break }
+            }
+            guard let session else { pushFront(id); break }
+            capacity[session]! -= 1
+            if capacity[session]! == 0 { capacity[session] = nil }
+            var task = tasks[id]!
+            task.attempts += 1
+            task.state = .leased
+            task.lease = Lease(session: session, attempt: task.attempts, expiresAt: now + leaseTimeoutMs)
+            tasks[id] = task
+            workers[session]!.running.insert(id)
+            jobs[task.job]!.leased += 1
+            result.append(Assignment(session: session, task: id, attempt: task.attempts))
+        }
+        return result
+    }
+
+    /// Extends the leases of the tasks a session says it is running.
+    public mutating func renew(_ session: SessionID, running: [TaskID], now: UInt64) {
+        for id in running {
+            guard let lease = tasks[id]?.lease, lease.session == session else { continue }
+            tasks[id]!.lease!.expiresAt = now + leaseTimeoutMs
+        }
+    }
+
+    /// Returns every lease that expired by `now` to the queue.
+    public mutating func expireLeases(now: UInt64) -> [LostLease] {
+        var lost: [LostLease] = []
+        // Only leased tasks can expire, and every one of them is in some worker's set.
+        let leased = workers.values.flatMap(\.running)
+        for id in leased {
+            guard let lease = tasks[id]?.lease, lease.expiresAt <= now else { continue }
+            workers[lease.session]?.running.remove(id)
+            lost.append(LostLease(task: id, session: lease.session, outcome: loseLease(id, reason: "lease expired on \(lease.session)")))
+        }
+        return lost.sorted { $0.task < $1.task }
+    }
+
+    // MARK: Results
+
+    /// Records a task's result. The first result wins whichever session sends it — a
+    /// result computed on a lease that since expired is still a correct result.
+    public mutating func complete(_ id: TaskID, from session: SessionID) -> Completion {
+        guard var task = tasks[id] else { return .unknownTask }
+        guard !task.state.isTerminal else { return .duplicate }
+        var revoke: SessionID?
+        if let lease = task.lease {
+            workers[lease.session]?.running.remove(id)
+            jobs[task.job]!.leased -= 1
+            if lease.session != session { revoke = lease.session }
+        }
+        workers[session]?.running.remove(id)
+        task.state = .done
+        task.lease = nil
+        tasks[id] = task
+        jobs[task.job]!.done += 1
+        return .recorded(jobEnd: finishIfDone(task.job), revoke: revoke)
+    }
+
+    /// Records a failed attempt. Retryable failures go back to the queue until the task's
+    /// attempts are used up.
+    public mutating func fail(_ id: TaskID, from session: SessionID, message: String, retryable: Bool) -> Failure {
+        guard let task = tasks[id], !task.state.isTerminal else { return .ignored }
+        guard task.lease?.session == session else { return .ignored }
+        workers[session]?.running.remove(id)
+        tasks[id]!.lastError = message
+        if !retryable {
+            tasks[id]!.attempts = max(task.attempts, jobs[task.job]!.maxAttempts)
+        }
+        return loseLease(id, reason: message)
+    }
+
+    public func lastError(of task: TaskID) -> String? { tasks[task]?.lastError }
+    public func attempts(of task: TaskID) -> Int { tasks[task]?.attempts ?? 0 }
+
+    // MARK: Internals
+
+    private mutating func loseLease(_ id: TaskID, reason: String) -> Failure {
+        guard var task = tasks[id], task.state == .leased else { return .ignored }
+        task.lease = nil
+        if task.lastError == nil { task.lastError = reason }
+        var progress = jobs[task.job]!
+        progress.leased -= 1
+        if task.attempts >= progress.maxAttempts {
+            task.state = .failed
+            progress.failed += 1
+            if progress.firstError == nil { progress.firstError = "task \(id) failed after \(task.attempts) attempt(s): \(task.lastError ?? reason)" }
+            tasks[id] = task
+            jobs[task.job] = progress
+            return .failedForGood(attempts: task.attempts, jobEnd: finishIfDone(task.job))
+        }
+        task.state = .queued
+        task.lastError = reason
+        progress.retries += 1
+        tasks[id] = task
+        jobs[task.job] = progress
+        queue.append(id)
+        return .requeued(attempts: task.attempts)
+    }
+
+    private func finishIfDone(_ job: String) -> JobEnd? {
+        guard let progress = jobs[job], progress.isFinished else { return nil }
+        return JobEnd(job: job, progress: progress)
+    }
+
+    /// Pops the next task that is still queued; cancelled or completed tasks left in the
+    /// queue are skipped here rather than searched for when they change state.
+    private mutating func popQueued() -> TaskID? {
+        while queueHead < queue.count {
+            let id = queue[queueHead]
+            queueHead += 1
+            if queueHead > 4096 && queueHead * 2 > queue.count {
+                queue.removeFirst(queueHead)
+                queueHead = 0
+            }
+            if tasks[id]?.state == .queued { return id }
+        }
+        return nil
+    }
+
+    private mutating func pushFront(_ id: TaskID) {
+        if queueHead > 0 {
+            queueHead -= 1
+            queue[queueHead] = id
+        } else {
+            queue.insert(id, at: 0)
+        }
+    }
+}

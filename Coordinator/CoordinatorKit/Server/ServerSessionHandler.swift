@@ -1,0 +1,226 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOSSL
+import NIOTLS
+import Wire
+
+/// One authenticated connection to the coordinator. It reads the peer's identity from the
+/// verified certificate, refuses revoked serials, requires a Hello of our protocol version
+/// first, checks the certificate's role for every message (``Permissions``), and hands
+/// the message to the ``ClusterCore``. Every refusal is an error frame with the request's
+/// id; only framing errors and authentication failures close the connection.
+final class ServerSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = WireEnvelope
+    typealias OutboundOut = WireEnvelope
+
+    private let core: ClusterCore
+    private let revocations: RevocationList
+    private var logger: Logger
+    private var peer: PeerIdentity?
+    private var session: SessionID?
+    private var helloDone = false
+    private var address = "?"
+    private let frameErrors = Counter(label: "tower_frame_errors_total")
+    private let refusals = Counter(label: "tower_refused_connections_total")
+
+    init(core: ClusterCore, revocations: RevocationList, logger: Logger) {
+        self.core = core
+        self.revocations = revocations
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        address = context.remoteAddress?.description ?? "?"
+        logger[metadataKey: "remote"] = "\(address)"
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            do {
+                let tls = try context.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
+                guard let certificate = tls.peerCertificate else {
+                    throw WireError.unauthenticated(reason: "no client certificate")
+                }
+                let identity = try PeerIdentity(peerCertificate: certificate)
+                guard !revocations.isRevoked(serial: identity.serial) else {
+                    throw WireError.unauthenticated(reason: "certificate serial \(identity.serial) (\(identity.name)) has been revoked; ask the operator for a new one")
+                }
+                peer = identity
+                logger[metadataKey: "peer"] = "\(identity.name)"
+                logger[metadataKey: "role"] = "\(identity.role.rawValue)"
+            } catch {
+                refusals.increment()
+                logger.warning("refused connection", metadata: ["reason": "\(error)"])
+                sendErrorAndClose(context: context, requestID: 0, error as? WireError ?? .unauthenticated(reason: "\(error)"))
+                return
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let peer, let body = envelope.body else { return }
+        let rid = envelope.requestID
+        guard Permissions.allowed(body, for: peer.role) else {
+            logger.warning("refused message for role", metadata: ["message": "\(Permissions.name(of: body))"])
+            send(context: context, requestID: rid, error: .forbidden(role: peer.role.rawValue, message: "a \(peer.role.rawValue) certificate may not send \(Permissions.name(of: body))"))
+            return
+        }
+        if !helloDone {
+            guard case let .hello(hello) = body else {
+                send(context: context, requestID: rid, error: .invalidArgument("send Hello before \(Permissions.name(of: body))"))
+                return
+            }
+            return handleHello(context: context, requestID: rid, hello: hello, peer: peer)
+        }
+        switch body {
+        case .hello:
+            send(context: context, requestID: rid, error: .invalidArgument("Hello was already received on this connection"))
+        case let .heartbeat(beat):
+            if let session {
+                let core = self.core
+                core.loop.execute { core.renew(session, running: beat.runningTaskIds) }
+            }
+            if rid != 0 { context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: rid, .ack(WireAck()))), promise: nil) }
+        case let .results(batch):
+            guard let session else { return }
+            let core = self.core
+            core.loop.execute { core.record(batch, from: session) }
+        case .drain:
+            guard let session else { return }
+            let core = self.core
+            core.loop.execute { core.drain(session) }
+            if rid != 0 { context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: rid, .ack(WireAck()))), promise: nil) }
+        case let .blobRequest(request):
+            serveBlob(context: context, requestID: rid, hash: request.sha256)
+        case let .submitJob(submit):
+            reply(context: context, requestID: rid, core.submit(submit.spec, by: peer).map { .jobAccepted($0) })
+        case let .getJob(get):
+            reply(context: context, requestID: rid, core.summary(of: get.jobID).map { .job($0) })
+        case let .listJobs(list):
+            reply(context: context, requestID: rid, core.listJobs(limit: list.limit == 0 ? 50 : Int(list.limit)).map { .jobList($0) })
+        case .listWorkers:
+            reply(context: context, requestID: rid, core.workers().map { .workerList($0) })
+        case let .cancelJob(cancel):
+            reply(context: context, requestID: rid, core.cancel(job: cancel.jobID, by: peer).map { .job($0) })
+        case let .getTaskResults(get):
+            reply(context: context, requestID: rid, core.taskResults(job: get.jobID).map { .taskResults($0) })
+        case .ack, .error:
+            break
+        case .blobChunk, .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults:
+            send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
+        }
+    }
+
+    private func handleHello(context: ChannelHandlerContext, requestID: UInt64, hello: WireHello, peer: PeerIdentity) {
+        guard hello.protocolVersion == WireProtocol.version else {
+            logger.warning("protocol version mismatch", metadata: ["theirs": "\(hello.protocolVersion)", "ours": "\(WireProtocol.version)"])
+            sendErrorAndClose(context: context, requestID: requestID, .versionMismatch(ours: WireProtocol.version, theirs: hello.protocolVersion))
+            return
+        }
+        guard ClusterRole(wire: hello.role) == peer.role else {
+            send(context: context, requestID: requestID, error: .forbidden(role: peer.role.rawValue, message: "Hello claims role \(hello.role) but the certificate was issued for \(peer.role.rawValue)"))
+            return
+        }
+        helloDone = true
+        var welcome = WireWelcome()
+        welcome.protocolVersion = WireProtocol.version
+        welcome.heartbeatIntervalMs = core.settings.heartbeatIntervalMs
+        welcome.leaseTimeoutMs = UInt32(core.settings.leaseTimeoutMs)
+        welcome.maxFrameBytes = UInt64(core.settings.maxFrameBytes)
+        if peer.role == .worker {
+            let core = self.core
+            let channel = context.channel
+            let address = self.address
+            let name = hello.name.isEmpty ? peer.name : hello.name
+            let capabilities = hello.capabilities
+            // The session must exist before the Welcome leaves, so that the worker's first
+            // results always find it.
+            core.loop.submit {
+                core.join(name: name, address: address, capabilities: capabilities, channel: channel)
+            }.hop(to: context.eventLoop).whenSuccess { id in
+                self.session = id
+                welcome.sessionID = id
+                context.writeAndFlush(self.wrapOutboundOut(WireEnvelope(requestID: requestID, .welcome(welcome))), promise: nil)
+            }
+        } else {
+            welcome.sessionID = "\(peer.role.rawValue):\(peer.name)"
+            context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: requestID, .welcome(welcome))), promise: nil)
+        }
+        logger.info("peer said hello", metadata: ["version": "\(hello.protocolVersion)", "binary": "\(hello.binaryVersion)"])
+    }
+
+    private func serveBlob(context: ChannelHandlerContext, requestID: UInt64, hash: String) {
+        let blobs = core.blobs
+        let loop = context.eventLoop
+        DispatchQueue.global().async {
+            do {
+                let chunks = try blobs.chunks(of: hash)
+                loop.execute {
+                    for chunk in chunks {
+                        context.write(self.wrapOutboundOut(WireEnvelope(requestID: requestID, .blobChunk(chunk))), promise: nil)
+                    }
+                    context.flush()
+                }
+            } catch {
+                loop.execute { self.send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)")) }
+            }
+        }
+    }
+
+    private func reply(context: ChannelHandlerContext, requestID: UInt64, _ future: EventLoopFuture<WireEnvelope.Body>) {
+        future.hop(to: context.eventLoop).whenComplete { result in
+            switch result {
+            case let .success(body):
+                context.writeAndFlush(self.wrapOutboundOut(WireEnvelope(requestID: requestID, body)), promise: nil)
+            case let .failure(error):
+                let wire = error as? WireError ?? .remote(code: .internal, message: "\(error)")
+                self.send(context: context, requestID: requestID, error: wire)
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let wire = error as? WireError {
+            frameErrors.increment()
+            logger.warning("bad frame", metadata: ["error": "\(wire)"])
+            switch wire {
+            case .frameTooLarge, .truncatedFrame:
+                // The stream can no longer be split into frames: say why, then hang up.
+                sendErrorAndClose(context: context, requestID: 0, wire)
+            default:
+                send(context: context, requestID: 0, error: wire)
+            }
+            return
+        }
+        if peer == nil {
+            refusals.increment()
+            logger.warning("refused connection during TLS handshake", metadata: ["error": "\(error)"])
+        } else {
+            logger.info("connection error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let session {
+            let core = self.core
+            core.loop.execute { core.leave(session) }
+        }
+        context.fireChannelInactive()
+    }
+
+    private func send(context: ChannelHandlerContext, requestID: UInt64, error: WireError) {
+        context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: requestID, .error(error.errorFrame))), promise: nil)
+    }
+
+    private func sendErrorAndClose(context: ChannelHandlerContext, requestID: UInt64, _ error: WireError) {
+        context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: requestID, .error(error.errorFrame)))).whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}

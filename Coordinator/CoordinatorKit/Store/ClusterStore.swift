@@ -1,0 +1,328 @@
+import Foundation
+import GRDB
+
+/// A job as the store keeps it.
+public struct JobRow: Sendable, Equatable {
+    public var id: String
+    public var kind: String
+    public var name: String
+    public var spec: Data
+    public var state: String
+    public var total: Int
+    public var maxAttempts: Int
+    public var createdAt: Date
+    public var finishedAt: Date?
+    public var error: String?
+    public var summary: Data?
+    public var submittedBy: String
+}
+
+/// A task to insert with its job.
+public struct PlannedTask: Sendable {
+    public var input: Data
+    public var blobs: [String]
+    public init(input: Data, blobs: [String] = []) {
+        self.input = input
+        self.blobs = blobs
+    }
+}
+
+/// A task that still has to run when a coordinator starts on existing data.
+public struct PendingTaskRow: Sendable {
+    public var id: TaskID
+    public var jobID: String
+    public var index: Int
+    public var input: Data
+    public var blobs: [String]
+    public var attempts: Int
+}
+
+/// One finished task's result as stored.
+public struct TaskResultRow: Sendable, Equatable {
+    public var index: Int
+    public var state: String
+    public var output: Data?
+    public var error: String?
+    public var worker: String?
+    public var attempts: Int
+    public var resultCount: Int
+}
+
+/// The coordinator's durable state in one SQLite file (WAL mode via GRDB's `DatabasePool`):
+/// jobs, tasks with their results, the audit log. Reads may run while a write is going on.
+///
+/// Results are written in batches (see ``ResultWriter``): a result the coordinator accepted
+/// but had not written when it died is lost only in the sense that its task runs again —
+/// the row is updated only while the task is unfinished, so nothing is ever counted twice.
+public final class ClusterStore: @unchecked Sendable {
+    public let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-cluster") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                  id TEXT PRIMARY KEY,
+                  kind TEXT NOT NULL,
+                  name TEXT NOT NULL,
+                  spec BLOB NOT NULL,
+                  state TEXT NOT NULL,
+                  total INTEGER NOT NULL,
+                  max_attempts INTEGER NOT NULL,
+                  created_at DOUBLE NOT NULL,
+                  finished_at DOUBLE,
+                  error TEXT,
+                  summary BLOB,
+                  submitted_by TEXT NOT NULL
+                );
+                CREATE TABLE task (
+                  id INTEGER PRIMARY KEY,
+                  job_id TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+                  idx INTEGER NOT NULL,
+                  input BLOB NOT NULL,
+                  blobs TEXT NOT NULL DEFAULT '',
+                  state TEXT NOT NULL DEFAULT 'queued',
+                  attempts INTEGER NOT NULL DEFAULT 0,
+                  output BLOB,
+                  error TEXT,
+                  worker TEXT,
+                  duration_us INTEGER,
+                  finished_at DOUBLE,
+                  result_count INTEGER NOT NULL DEFAULT 0,
+                  UNIQUE (job_id, idx)
+                );
+                CREATE INDEX task_unfinished ON task(job_id) WHERE state NOT IN ('done', 'failed', 'cancelled');
+                CREATE TABLE audit (
+                  id INTEGER PRIMARY KEY,
+                  at DOUBLE NOT NULL,
+                  actor TEXT NOT NULL,
+                  action TEXT NOT NULL,
+                  subject TEXT NOT NULL,
+                  detail TEXT NOT NULL DEFAULT ''
+                );
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Jobs
+
+    /// Inserts a job and all its tasks in one transaction; returns the task ids in order.
+    public func insertJob(_ job: JobRow, tasks: [PlannedTask]) throws -> [TaskID] {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO job (id, kind, name, spec, state, total, max_attempts, created_at, submitted_by)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [job.id, job.kind, job.name, job.spec, job.state, job.total, job.maxAttempts,
+                            job.createdAt.timeIntervalSince1970, job.submittedBy])
+            let insert = try db.makeStatement(sql: "INSERT INTO task (job_id, idx, input, blobs) VALUES (?, ?, ?, ?)")
+            var ids: [TaskID] = []
+            ids.reserveCapacity(tasks.count)
+            for (index, task) in tasks.enumerated() {
+                try insert.execute(arguments: [job.id, index, task.input, task.blobs.joined(separator: ",")])
+                ids.append(TaskID(db.lastInsertedRowID))
+            }
+            try Self.audit(db, actor: job.submittedBy, action: "submit", subject: job.id, detail: "\(job.kind) job \"\(job.name)\" with \(tasks.count) tasks")
+            return ids
+        }
+    }
+
+    public func job(_ id: String) throws -> JobRow? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.jobRow)
+        }
+    }
+
+    public func jobs(limit: Int = 100) throws -> [JobRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map(Self.jobRow)
+        }
+    }
+
+    /// Jobs that had not ended when the coordinator stopped, oldest first.
+    public func unfinishedJobs() throws -> [JobRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE state IN ('queued', 'running') ORDER BY created_at, id").map(Self.jobRow)
+        }
+    }
+
+    public func pendingTasks(job: String) throws -> [PendingTaskRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, job_id, idx, input, blobs, attempts FROM task
+                WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled') ORDER BY idx
+                """, arguments: [job]).map { row in
+                PendingTaskRow(id: row["id"], jobID: row["job_id"], index: row["idx"], input: row["input"],
+                               blobs: (row["blobs"] as String).split(separator: ",").map(String.init), attempts: row["attempts"])
+            }
+        }
+    }
+
+    public func taskCounts(job: String) throws -> (done: Int, failed: Int) {
+        try pool.read { db in
+            let done = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM task WHERE job_id = ? AND state = 'done'", arguments: [job]) ?? 0
+            let failed = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM task WHERE job_id = ? AND state = 'failed'", arguments: [job]) ?? 0
+            return (done, failed)
+        }
+    }
+
+    public func results(job: String) throws -> [TaskResultRow] {
+        try pool.read { db in try Self.results(db, job: job) }
+    }
+
+    static func results(_ db: Database, job: String) throws -> [TaskResultRow] {
+        try Row.fetchAll(db, sql: """
+            SELECT idx, state, output, error, worker, attempts, result_count FROM task WHERE job_id = ? ORDER BY idx
+            """, arguments: [job]).map { row in
+            TaskResultRow(index: row["idx"], state: row["state"], output: row["output"], error: row["error"],
+                          worker: row["worker"], attempts: row["attempts"], resultCount: row["result_count"])
+        }
+    }
+
+    public func auditLog(limit: Int = 100) throws -> [(at: Date, actor: String, action: String, subject: String, detail: String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                (Date(timeIntervalSince1970: row["at"]), row["actor"], row["action"], row["subject"], row["detail"])
+            }
+        }
+    }
+
+    // MARK: Writes used by the result writer
+
+    /// One batch of state changes, applied in one transaction, in order.
+    public enum Change: Sendable {
+        case started(job: String)
+        case done(task: TaskID, attempts: Int, output: Data, worker: String, durationUs: UInt64)
+        case attemptFailed(task: TaskID, attempts: Int, error: String)
+        case failed(task: TaskID, attempts: Int, error: String)
+        case cancelled(job: String)
+        case finished(job: String, state: String, error: String?, summarize: (@Sendable ([TaskResultRow]) throws -> Data)?)
+        case audit(actor: String, action: String, subject: String, detail: String)
+    }
+
+    public func apply(_ changes: [Change], in db: Database) throws {
+        let now = Date().timeIntervalSince1970
+        let done = try db.cachedStatement(sql: """
+            UPDATE task SET state = 'done', attempts = ?, output = ?, worker = ?, duration_us = ?, finished_at = ?,
+              error = NULL, result_count = result_count + 1
+            WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')
+            """)
+        for change in changes {
+            switch change {
+            case let .started(job):
+                try db.execute(sql: "UPDATE job SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [job])
+            case let .done(task, attempts, output, worker, durationUs):
+                try done.execute(arguments: [attempts, output, worker, Int64(durationUs), now, Int64(task)])
+            case let .attemptFailed(task, attempts, error):
+                try db.execute(sql: "UPDATE task SET attempts = ?, error = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
+                               arguments: [attempts, error, Int64(task)])
+            case let .failed(task, attempts, error):
+                try db.execute(sql: "UPDATE task SET state = 'failed', attempts = ?, error = ?, finished_at = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
+                               arguments: [attempts, error, now, Int64(task)])
+            case let .cancelled(job):
+                try db.execute(sql: "UPDATE task SET state = 'cancelled', finished_at = ? WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
+                               arguments: [now, job])
+            case let .finished(job, state, error, summarize):
+                var summary: Data?
+                var message = error
+                if let summarize {
+                    do { summary = try summarize(try Self.results(db, job: job)) }
+                    catch { message = (message.map { $0 + "; " } ?? "") + "summary failed: \(error)" }
+                }
+                try db.execute(sql: "UPDATE job SET state = ?, error = ?, summary = ?, finished_at = ? WHERE id = ?",
+                               arguments: [state, message, summary, now, job])
+            case let .audit(actor, action, subject, detail):
+                try Self.audit(db, actor: actor, action: action, subject: subject, detail: detail)
+            }
+        }
+    }
+
+    public func apply(_ changes: [Change]) throws {
+        try pool.write { db in try apply(changes, in: db) }
+    }
+
+    static func audit(_ db: Database, actor: String, action: String, subject: String, detail: String) throws {
+        try db.execute(sql: "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [Date().timeIntervalSince1970, actor, action, subject, detail])
+    }
+
+    static func jobRow(_ row: Row) -> JobRow {
+        JobRow(id: row["id"], kind: row["kind"], name: row["name"], spec: row["spec"], state: row["state"],
+               total: row["total"], maxAttempts: row["max_attempts"],
+               createdAt: Date(timeIntervalSince1970: row["created_at"]),
+               finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+               error: row["error"], summary: row["summary"], submittedBy: row["submitted_by"])
+    }
+}
+
+/// Collects state changes from the event loop and writes them in batches on GRDB's writer
+/// queue, in the order they were made. Batching is what lets one SQLite file keep up with
+/// tens of thousands of results per second.
+public final class ResultWriter: @unchecked Sendable {
+    private let store: ClusterStore
+    private let lock = NSLock()
+    private var pending: [ClusterStore.Change] = []
+    private var scheduled = false
+    private let onError: @Sendable (Error) -> Void
+
+    public init(store: ClusterStore, onError: @escaping @Sendable (Error) -> Void) {
+        self.store = store
+        self.onError = onError
+    }
+
+    public func enqueue(_ change: ClusterStore.Change) {
+        lock.lock()
+        pending.append(change)
+        let start = !scheduled
+        scheduled = true
+        lock.unlock()
+        if start { flushAsync() }
+    }
+
+    private func flushAsync() {
+        store.pool.asyncWrite({ db in
+            let batch = self.takeBatch()
+            try self.store.apply(batch, in: db)
+        }, completion: { _, result in
+            if case let .failure(error) = result { self.onError(error) }
+            self.lock.lock()
+            let more = !self.pending.isEmpty
+            self.scheduled = more
+            self.lock.unlock()
+            if more { self.flushAsync() }
+        })
+    }
+
+    private func takeBatch() -> [ClusterStore.Change] {
+        lock.lock()
+        defer { lock.unlock() }
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        return batch
+    }
+
+    /// Waits until everything enqueued so far is on disk.
+    public func flush() {
+        while true {
+            lock.lock()
+            let idle = !scheduled && pending.isEmpty
+            lock.unlock()
+            if idle { return }
+            usleep(1000)
+        }
+    }
+}
