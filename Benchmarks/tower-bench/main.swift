@@ -1,1 +1,1 @@
-print("bench")
+print("tower-bench: see Benchmarks/README.md")

@@ -1,5 +1,10 @@
 import Foundation
 
+/// A task's number, unique across the coordinator's data directory.
+public typealias TaskID = UInt64
+/// One worker connection. A worker that reconnects gets a new session.
+public typealias SessionID = String
+
 /// Constants both sides of a Tower connection agree on.
 public enum WireProtocol {
     /// Bumped on any incompatible change to tower.proto's meaning. A Hello with another

@@ -13,6 +13,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidArgument(String)
     case blobCorrupt(expected: String, actual: String)
     case connectionClosed
+    case unreachable(String)
     case timedOut(what: String)
     case remote(code: WireErrorCode, message: String)
 
@@ -41,6 +42,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
             return "blob content does not match its address: expected sha256 \(expected), got \(actual)"
         case .connectionClosed:
             return "connection closed"
+        case let .unreachable(message):
+            return message
         case let .timedOut(what):
             return "timed out waiting for \(what)"
         case let .remote(code, message):
@@ -60,7 +63,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
         case .notFound: return .notFound
         case .invalidArgument: return .invalidArgument
         case .blobCorrupt: return .blobCorrupt
-        case .connectionClosed, .timedOut: return .internal
+        case .connectionClosed, .unreachable, .timedOut: return .internal
         case let .remote(code, _): return code
         }
     }

@@ -49,7 +49,7 @@ public final class WireClient: @unchecked Sendable {
                 }
                 .connect(host: host, port: port).get()
         } catch {
-            throw WireError.unauthenticated(reason: "cannot connect to \(host):\(port): \(error) — is the coordinator running and reachable?")
+            throw WireError.unreachable("cannot connect to \(host):\(port): \(error) — is the coordinator running and reachable?")
         }
         let client = WireClient(channel: channel, handler: handler)
         do {
@@ -76,11 +76,14 @@ public final class WireClient: @unchecked Sendable {
 
     /// Sends an unsolicited message. Messages sent in the same event-loop tick share one
     /// flush, which is what makes many small results cheap.
-    public func send(_ body: WireEnvelope.Body) {
+    ///
+    /// A non-zero `requestID` outside the range `request` uses (e.g. ≥ 2^62) lets the caller
+    /// match the answers itself: they arrive through `onMessage`.
+    public func send(_ body: WireEnvelope.Body, requestID: UInt64 = 0) {
         if channel.eventLoop.inEventLoop {
-            handler.sendUnsolicited(body)
+            handler.sendUnsolicited(body, requestID: requestID)
         } else {
-            channel.eventLoop.execute { self.handler.sendUnsolicited(body) }
+            channel.eventLoop.execute { self.handler.sendUnsolicited(body, requestID: requestID) }
         }
     }
 
@@ -123,9 +126,9 @@ final class ClientSessionHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: id, body)), promise: nil)
     }
 
-    func sendUnsolicited(_ body: WireEnvelope.Body) {
+    func sendUnsolicited(_ body: WireEnvelope.Body, requestID: UInt64) {
         guard let context, closedError == nil else { return }
-        context.write(wrapOutboundOut(WireEnvelope(body)), promise: nil)
+        context.write(wrapOutboundOut(WireEnvelope(requestID: requestID, body)), promise: nil)
         if !flushScheduled {
             flushScheduled = true
             context.eventLoop.execute {
@@ -177,7 +180,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     /// TLS failures arrive as BoringSSL error stacks; say what they mean for an operator.
     static func explain(_ error: Error) -> Error {
         if let wire = error as? WireError { return wire }
-        if let ssl = error as? NIOSSLError {
+        if let ssl = error as? NIOSSLError, case .handshakeFailed = ssl {
             return WireError.unauthenticated(reason: "TLS handshake failed (\(ssl)): check that this certificate was issued by the cluster's CA, is not expired or revoked, and that the coordinator's certificate names the host you dialed")
         }
         return error

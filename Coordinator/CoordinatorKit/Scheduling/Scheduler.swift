@@ -1,7 +1,4 @@
-/// A task's number, unique across the coordinator's data directory.
-public typealias TaskID = UInt64
-/// One worker connection. A worker that reconnects gets a new session.
-public typealias SessionID = String
+import Wire
 
 /// The cluster's scheduling logic as a pure state machine: jobs, the task queue, leases
 /// and worker slots. It does no I/O and has no clock — every input that depends on time

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Wire
 
 /// A job as the store keeps it.
 public struct JobRow: Sendable, Equatable {

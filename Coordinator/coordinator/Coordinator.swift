@@ -1,0 +1,45 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import Logging
+import Wire
+
+@main
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Tower's control plane and the operator's client.",
+        discussion: """
+            Start with `coordinator demo`. On real hosts: `coordinator certs init`, \
+            `coordinator certs issue NAME --role worker|operator|gateway|coordinator`, \
+            `coordinator serve --config tower.yaml`, then `coordinator submit echo --tasks 200 --follow`.
+            """,
+        subcommands: [
+            Serve.self, Demo.self, Certs.self,
+            Submit.self, Jobs.self, JobCommand.self, Workers.self, Cancel.self, Results.self,
+        ] + learningCommands
+    )
+}
+
+/// Sets up swift-log once: human-readable lines with key=value metadata on stderr.
+enum LogSetup {
+    static func bootstrap(level: String?) {
+        let resolved = Logger.Level(rawValue: (level ?? ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = resolved
+            return handler
+        }
+    }
+}
+
+/// Prints an error the way a person can act on it, and exits non-zero.
+func fail(_ error: Error) -> ExitCode {
+    let message: String
+    if let e = error as? CustomStringConvertible { message = e.description } else { message = "\(error)" }
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+/// The data scientist's commands (train, evaluate, demo-data) from the Learning library.
+let learningCommands: [any ParsableCommand.Type] = []

@@ -1,0 +1,78 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import Logging
+import Wire
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the coordinator: accept workers and operators over mutual TLS.")
+
+    @Option(help: "YAML configuration file (see Deploy/tower.yaml). Flags override it.") var config: String?
+    @Option(help: "Cluster listener, HOST:PORT.") var listen: String?
+    @Option(name: .customLong("data-dir"), help: "Directory for the SQLite store and blobs.") var dataDir: String?
+    @Option(help: "Coordinator certificate (PEM).") var cert: String?
+    @Option(help: "Coordinator private key (PEM).") var key: String?
+    @Option(help: "Cluster CA certificate (PEM).") var ca: String?
+    @Option(name: .customLong("certs-dir"), help: "Certificate directory whose index lists revoked serials (default: the CA's directory).") var certsDir: String?
+    @Option(name: .customLong("lease-timeout"), help: "Seconds before an unrenewed lease returns its task to the queue.") var leaseTimeout: Double?
+    @Option(name: .customLong("heartbeat-interval"), help: "Seconds between worker heartbeats.") var heartbeatInterval: Double?
+    @Option(name: .customLong("max-attempts"), help: "Attempts before a task fails for good.") var maxAttempts: Int?
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.") var maxFrameBytes: Int?
+    @Option(name: .customLong("metrics-listen"), help: "Prometheus endpoint HOST:PORT (plain HTTP; empty string disables).") var metricsListen: String?
+    @Option(name: .customLong("log-level")) var logLevel: String?
+
+    func run() async throws {
+        LogSetup.bootstrap(level: logLevel)
+        TowerMetrics.bootstrap()
+        do {
+            let service = try CoordinatorService(settings: try settings())
+            try await service.start()
+            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) {
+                Task { await service.shutdown() }
+            }
+            try await service.waitUntilClosed()
+            _ = signals
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func settings() throws -> CoordinatorSettings {
+        var s = CoordinatorSettings()
+        if let config {
+            let text: String
+            do { text = try String(contentsOfFile: config, encoding: .utf8) }
+            catch { throw ConfigError.invalid("cannot read \(config): \(error.localizedDescription)") }
+            s = try CoordinatorSettings.load(yaml: text, path: config)
+        }
+        if let listen { (s.listenHost, s.listenPort) = try CoordinatorSettings.parseHostPort(listen, key: "--listen") }
+        if let dataDir { s.dataDirectory = dataDir }
+        if let cert { s.certificate = cert }
+        if let key { s.privateKey = key }
+        if let ca { s.ca = ca }
+        if let certsDir { s.certsDirectory = certsDir }
+        if let leaseTimeout { s.leaseTimeoutMs = UInt64(leaseTimeout * 1000) }
+        if let heartbeatInterval { s.heartbeatIntervalMs = UInt32(heartbeatInterval * 1000) }
+        if let maxAttempts { s.maxAttempts = maxAttempts }
+        if let maxFrameBytes { s.maxFrameBytes = maxFrameBytes }
+        if let metricsListen { s.metricsListen = metricsListen }
+        try s.validate()
+        return s
+    }
+}
+
+/// Runs `action` when one of `signals` arrives; the default disposition is replaced for
+/// as long as the watcher lives.
+final class SignalWatcher {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(signals: [Int32], action: @escaping () -> Void) {
+        for sig in signals {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler(handler: action)
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Wire
+
+/// The worker's side of one job kind: turns a task's input into its output.
+///
+/// Runners are called concurrently, up to the worker's slots. Throw ``TaskError`` with
+/// `retryable: false` for input that can never succeed; any other error is retried on
+/// another attempt. Long runners should check `Task.isCancelled`: the coordinator cancels
+/// a task when its job is cancelled or another worker finished it first.
+public protocol TaskRunner: Sendable {
+    var kind: String { get }
+    func run(_ task: WireTaskAssignment, context: TaskContext) async throws -> Data
+}
+
+/// What a runner may use besides its input.
+public struct TaskContext: Sendable {
+    public let workerName: String
+    /// Fetches a blob by its SHA-256 address: from the local cache, or from the
+    /// coordinator (verified, then cached).
+    public let blob: @Sendable (String) async throws -> Data
+}
+
+/// The runners of every job kind this worker binary knows.
+public enum TaskRunners {
+    public static let builtIn: [any TaskRunner] = [EchoRunner()]
+}

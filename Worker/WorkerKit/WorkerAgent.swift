@@ -1,0 +1,364 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Wire
+
+/// How a worker reaches its coordinator and what it offers.
+public struct WorkerConfig: Sendable {
+    public var host: String
+    public var port: Int
+    public var identity: TLSIdentity
+    public var name: String
+    public var slots: Int
+    public var labels: [String: String] = [:]
+    public var cacheDirectory: URL
+    public var maxFrameBytes = WireFraming.defaultMaxFrameBytes
+    public var backoffInitialMs = 200
+    public var backoffMaxMs = 10_000
+
+    public init(host: String, port: Int, identity: TLSIdentity, name: String, slots: Int, cacheDirectory: URL) {
+        self.host = host
+        self.port = port
+        self.identity = identity
+        self.name = name
+        self.slots = slots
+        self.cacheDirectory = cacheDirectory
+    }
+}
+
+/// A worker process's agent: keeps a connection to the coordinator (reconnecting with
+/// exponential backoff and jitter), runs the tasks it is given concurrently up to its
+/// slots, renews their leases with heartbeats, and sends results in batches.
+///
+/// Guarantees: a finished task's result is kept until a connection accepts it, so a
+/// coordinator restart or a network cut loses no finished work; after ``drain()`` no new
+/// task starts, running ones finish and report, then ``run()`` returns.
+public final class WorkerAgent: @unchecked Sendable {
+    public let config: WorkerConfig
+    private let runners: [String: any TaskRunner]
+    private let cache: BlobStore
+    private let group: EventLoopGroup
+    private let logger: Logger
+
+    private let lock = NSLock()
+    private var client: WireClient?
+    private var running: [TaskID: Task<Void, Never>] = [:]
+    private var cancelled: Set<TaskID> = []
+    private var unsent: [WireTaskOutcome] = []
+    private var flushScheduled = false
+    private var draining = false
+    private var blobWaiters: [String: [CheckedContinuation<Data, Error>]] = [:]
+    private var assemblers: [String: BlobAssembler] = [:]
+    private var blobRequests: [UInt64: String] = [:]
+    private var nextBlobRequest: UInt64 = 1 << 62
+    private var idle: [CheckedContinuation<Void, Never>] = []
+
+    private let tasksRun = Counter(label: "tower_worker_tasks_total")
+    private let reconnects = Counter(label: "tower_worker_reconnects_total")
+
+    public init(config: WorkerConfig, runners: [any TaskRunner] = TaskRunners.builtIn, group: EventLoopGroup, logger: Logger) throws {
+        self.config = config
+        self.runners = Dictionary(uniqueKeysWithValues: runners.map { ($0.kind, $0) })
+        self.cache = try BlobStore(root: config.cacheDirectory)
+        self.group = group
+        self.logger = logger
+    }
+
+    // MARK: Connection loop
+
+    /// Connects and serves until drained. Throws only for errors no retry can fix: a
+    /// refused or revoked certificate, or another protocol version.
+    public func run() async throws {
+        var failures = 0
+        while true {
+            if isDrained { break }
+            do {
+                let client = try await connect()
+                failures = 0
+                try? await client.closeFuture.get()
+                lock.withLock { if self.client === client { self.client = nil } }
+                if isDrained { break }
+                logger.warning("lost the coordinator; reconnecting", metadata: ["coordinator": "\(config.host):\(config.port)"])
+                reconnects.increment()
+            } catch let error as WireError where Self.isPermanent(error) {
+                logger.error("the coordinator refused this worker", metadata: ["error": "\(error)"])
+                throw error
+            } catch {
+                if lock.withLock({ draining }) && runningCount == 0 { break }
+                logger.warning("cannot reach the coordinator", metadata: ["error": "\(error)"])
+            }
+            failures += 1
+            let ceiling = min(Double(config.backoffMaxMs), Double(config.backoffInitialMs) * pow(2, Double(min(failures, 20) - 1)))
+            let delay = ceiling * Double.random(in: 0.5...1.0)
+            logger.info("retrying", metadata: ["in_ms": "\(Int(delay))", "attempt": "\(failures)"])
+            try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000))
+        }
+        await waitUntilIdle()
+        logger.info("worker drained and stopped")
+    }
+
+    static func isPermanent(_ error: WireError) -> Bool {
+        switch error {
+        case .versionMismatch, .forbidden: return true
+        case let .remote(code, _): return [.versionMismatch, .unauthenticated, .forbidden].contains(code)
+        case .unauthenticated: return true
+        default: return false
+        }
+    }
+
+    private func connect() async throws -> WireClient {
+        var hello = WireHello()
+        hello.protocolVersion = WireProtocol.version
+        hello.role = .worker
+        hello.name = config.name
+        hello.binaryVersion = WireProtocol.binaryVersion
+        hello.capabilities = .probeHost(slots: config.slots, labels: config.labels, jobKinds: runners.keys.sorted())
+        let client = try await WireClient.connect(
+            host: config.host, port: config.port, identity: config.identity, hello: hello,
+            maxFrameBytes: config.maxFrameBytes, group: group,
+            onMessage: { [weak self] envelope in self?.handle(envelope) })
+        let (pending, isDraining) = lock.withLock { () -> ([WireTaskOutcome], Bool) in
+            self.client = client
+            let pending = self.unsent
+            self.unsent.removeAll()
+            return (pending, self.draining)
+        }
+        logger.info("connected to the coordinator", metadata: ["session": "\(client.welcome.sessionID)", "redelivered": "\(pending.count)"])
+        if !pending.isEmpty {
+            var batch = WireResultBatch()
+            batch.outcomes = pending
+            client.send(.results(batch))
+        }
+        if isDraining { client.send(.drain(WireDrain())) }
+        startHeartbeats(client)
+        return client
+    }
+
+    private func startHeartbeats(_ client: WireClient) {
+        let interval = max(50, Int(client.welcome.heartbeatIntervalMs))
+        Task { [weak self] in
+            while true {
+                try? await Task.sleep(nanoseconds: UInt64(interval) * 1_000_000)
+                guard let self, self.lock.withLock({ self.client === client }) else { return }
+                var beat = WireHeartbeat()
+                beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) }
+                do {
+                    _ = try await client.request(.heartbeat(beat), timeout: .milliseconds(Int64(interval) * 3))
+                } catch {
+                    self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
+                    client.close()
+                    return
+                }
+            }
+        }
+    }
+
+    // MARK: Draining
+
+    /// Stops taking tasks; running ones finish and report, then ``run()`` returns.
+    public func drain() {
+        let (client, count) = lock.withLock { () -> (WireClient?, Int) in
+            draining = true
+            return (self.client, running.count)
+        }
+        logger.info("draining: finishing running tasks, accepting none", metadata: ["running": "\(count)"])
+        client?.send(.drain(WireDrain()))
+        closeIfDrained()
+    }
+
+    private var runningCount: Int { lock.withLock { running.count } }
+
+    private var isDrained: Bool {
+        lock.withLock { draining && running.isEmpty && unsent.isEmpty }
+    }
+
+    private func closeIfDrained() {
+        let client = lock.withLock { () -> WireClient? in
+            guard draining, running.isEmpty, unsent.isEmpty, !flushScheduled else { return nil }
+            return self.client
+        }
+        guard let client else { return }
+        // Close after the last results are written: a write queued before close is sent.
+        client.channel.eventLoop.execute {
+            client.channel.flush()
+            client.close()
+        }
+    }
+
+    private func waitUntilIdle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = lock.withLock { () -> Bool in
+                if running.isEmpty { return true }
+                idle.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    // MARK: Messages
+
+    private func handle(_ envelope: WireEnvelope) {
+        switch envelope.body {
+        case let .tasks(batch):
+            for task in batch.tasks { start(task) }
+        case let .cancelTasks(cancel):
+            let tasks = lock.withLock { () -> [Task<Void, Never>] in
+                cancel.taskIds.forEach { cancelled.insert($0) }
+                return cancel.taskIds.compactMap { running[$0] }
+            }
+            tasks.forEach { $0.cancel() }
+            logger.info("tasks cancelled by the coordinator", metadata: ["count": "\(cancel.taskIds.count)", "reason": "\(cancel.reason)"])
+        case let .blobChunk(chunk):
+            receive(chunk)
+        case let .error(error):
+            if let hash = lock.withLock({ blobRequests.removeValue(forKey: envelope.requestID) }) {
+                finishBlob(hash, .failure(WireError.remote(code: error.code, message: error.message)))
+            } else {
+                logger.warning("coordinator reported an error", metadata: ["code": "\(error.code.label)", "message": "\(error.message)"])
+            }
+        default:
+            break
+        }
+    }
+
+    private func start(_ assignment: WireTaskAssignment) {
+        guard let runner = runners[assignment.kind] else {
+            report(assignment, .failure(TaskError("worker \(config.name) has no runner for job kind \(assignment.kind)", retryable: true)), startedAt: .now())
+            return
+        }
+        let context = TaskContext(workerName: config.name, blob: { [weak self] hash in
+            guard let self else { throw WireError.connectionClosed }
+            return try await self.blob(hash)
+        })
+        lock.lock()
+        let refuse = draining
+        if !refuse {
+            let startedAt = DispatchTime.now()
+            running[assignment.taskID] = Task {
+                let result: Result<Data, Error>
+                do { result = .success(try await runner.run(assignment, context: context)) }
+                catch { result = .failure(error) }
+                self.report(assignment, result, startedAt: startedAt)
+            }
+        }
+        lock.unlock()
+        if refuse {
+            report(assignment, .failure(TaskError("worker \(config.name) is draining", retryable: true)), startedAt: .now())
+        }
+    }
+
+    private func report(_ assignment: WireTaskAssignment, _ result: Result<Data, Error>, startedAt: DispatchTime) {
+        var outcome = WireTaskOutcome()
+        outcome.taskID = assignment.taskID
+        outcome.attempt = assignment.attempt
+        outcome.durationUs = (DispatchTime.now().uptimeNanoseconds - startedAt.uptimeNanoseconds) / 1000
+        switch result {
+        case let .success(output):
+            outcome.output = output
+        case let .failure(error):
+            var failure = WireTaskFailure()
+            if let taskError = error as? TaskError {
+                failure.message = taskError.message
+                failure.retryable = taskError.retryable
+            } else {
+                failure.message = "\(error)"
+                failure.retryable = true
+            }
+            outcome.failure = failure
+        }
+        tasksRun.increment()
+        let (client, schedule, wakers) = lock.withLock { () -> (WireClient?, Bool, [CheckedContinuation<Void, Never>]) in
+            running[assignment.taskID] = nil
+            if cancelled.remove(assignment.taskID) != nil {
+                // The coordinator no longer wants this result.
+            } else {
+                unsent.append(outcome)
+            }
+            var wakers: [CheckedContinuation<Void, Never>] = []
+            if running.isEmpty { wakers = idle; idle.removeAll() }
+            let schedule = !flushScheduled && self.client != nil && !unsent.isEmpty
+            if schedule { flushScheduled = true }
+            return (self.client, schedule, wakers)
+        }
+        wakers.forEach { $0.resume() }
+        if schedule, let client {
+            // Results finished in the same event-loop tick leave as one ResultBatch.
+            client.channel.eventLoop.execute { self.flushResults(client) }
+        } else {
+            closeIfDrained()
+        }
+    }
+
+    private func flushResults(_ client: WireClient) {
+        let outcomes = lock.withLock { () -> [WireTaskOutcome] in
+            flushScheduled = false
+            guard self.client === client else { return [] }
+            let batch = unsent
+            unsent.removeAll(keepingCapacity: true)
+            return batch
+        }
+        if !outcomes.isEmpty {
+            var batch = WireResultBatch()
+            batch.outcomes = outcomes
+            client.send(.results(batch))
+        }
+        closeIfDrained()
+    }
+
+    // MARK: Blobs
+
+    /// A blob from the local cache, or fetched once from the coordinator however many
+    /// tasks ask for it at the same time.
+    func blob(_ hash: String) async throws -> Data {
+        if cache.contains(hash) { return try cache.read(hash) }
+        return try await withCheckedThrowingContinuation { continuation in
+            let request: (WireClient, UInt64)? = lock.withLock {
+                if blobWaiters[hash] != nil {
+                    blobWaiters[hash]!.append(continuation)
+                    return nil
+                }
+                guard let client else {
+                    continuation.resume(throwing: TaskError("not connected; blob \(hash) cannot be fetched now"))
+                    return nil
+                }
+                blobWaiters[hash] = [continuation]
+                assemblers[hash] = BlobAssembler(hash: hash)
+                nextBlobRequest += 1
+                blobRequests[nextBlobRequest] = hash
+                return (client, nextBlobRequest)
+            }
+            if let (client, id) = request {
+                var body = WireBlobRequest()
+                body.sha256 = hash
+                client.send(.blobRequest(body), requestID: id)
+            }
+        }
+    }
+
+    private func receive(_ chunk: WireBlobChunk) {
+        let hash = chunk.sha256
+        do {
+            let complete = try lock.withLock { () -> Bool in
+                guard var assembler = assemblers[hash] else { return false }
+                let done = try assembler.append(chunk, into: cache)
+                assemblers[hash] = done ? nil : assembler
+                return done
+            }
+            if complete {
+                lock.withLock { blobRequests = blobRequests.filter { $0.value != hash } }
+                finishBlob(hash, Result { try cache.read(hash) })
+            }
+        } catch {
+            lock.withLock { assemblers[hash] = nil }
+            finishBlob(hash, .failure(error))
+        }
+    }
+
+    private func finishBlob(_ hash: String, _ result: Result<Data, Error>) {
+        let waiters = lock.withLock { blobWaiters.removeValue(forKey: hash) ?? [] }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+}

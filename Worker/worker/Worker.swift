@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOPosix
+import Wire
+import WorkerKit
+
+@main
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run tasks for a Tower coordinator.",
+        discussion: "Connects over mutual TLS, reconnects with backoff, drains on SIGTERM (finishes running tasks, accepts none).")
+
+    @Option(help: "Coordinator HOST:PORT.") var coordinator: String
+    @Option(help: "Worker certificate (PEM), issued with --role worker.") var cert: String
+    @Option(help: "Worker private key (PEM).") var key: String
+    @Option(help: "Cluster CA certificate (PEM).") var ca: String
+    @Option(help: "Name shown to operators (default: the certificate's name).") var name: String?
+    @Option(help: "Tasks run at once (default: cores).") var slots: Int?
+    @Option(name: .customLong("label"), help: "KEY=VALUE advertised to the scheduler (repeatable).") var labels: [String] = []
+    @Option(name: .customLong("cache-dir"), help: "Blob cache (content-addressed).") var cacheDir = "./tower-worker-cache"
+    @Option(name: .customLong("max-frame-bytes")) var maxFrameBytes = WireFraming.defaultMaxFrameBytes
+    @Option(name: .customLong("log-level")) var logLevel: String?
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tower.worker")
+        do {
+            guard let colon = coordinator.lastIndex(of: ":"), let port = Int(coordinator[coordinator.index(after: colon)...]) else {
+                throw ValidationError("--coordinator must be HOST:PORT, got \(coordinator)")
+            }
+            let host = String(coordinator[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            let identity = try TLSIdentity(certificate: cert, key: key, ca: ca)
+            guard identity.role == .worker else {
+                throw IdentityError.unreadable(path: cert, reason: "issued for role \(identity.role?.rawValue ?? "none"); a worker needs `coordinator certs issue NAME --role worker`")
+            }
+            var labelMap: [String: String] = [:]
+            for label in labels {
+                let parts = label.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { throw ValidationError("--label must be KEY=VALUE, got \(label)") }
+                labelMap[String(parts[0])] = String(parts[1])
+            }
+            var config = WorkerConfig(host: host, port: port, identity: identity, name: name ?? identity.name,
+                                      slots: slots ?? ProcessInfo.processInfo.activeProcessorCount,
+                                      cacheDirectory: URL(fileURLWithPath: cacheDir))
+            config.labels = labelMap
+            config.maxFrameBytes = maxFrameBytes
+            let agent = try WorkerAgent(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            var sources: [DispatchSourceSignal] = []
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler { agent.drain() }
+                source.resume()
+                sources.append(source)
+            }
+            try await agent.run()
+            _ = sources
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
