@@ -223,7 +223,11 @@ public struct ClusterCA {
             atPath: tmp.path, contents: Data(text.utf8),
             attributes: [.posixPermissions: isPrivate ? 0o600 : 0o644])
         guard created else { throw IdentityError.unreadable(path: tmp.path, reason: "cannot create file") }
-        _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
+        guard rename(tmp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw IdentityError.unreadable(path: url.path, reason: "cannot write: \(reason)")
+        }
     }
 
     static func readText(_ url: URL) throws -> String {

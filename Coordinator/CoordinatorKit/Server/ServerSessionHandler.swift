@@ -32,7 +32,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        address = context.remoteAddress?.description ?? "?"
+        address = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         logger[metadataKey: "remote"] = "\(address)"
         context.fireChannelActive()
     }
