@@ -157,17 +157,21 @@ final class ServerSessionHandler: ChannelInboundHandler {
     private func serveBlob(context: ChannelHandlerContext, requestID: UInt64, hash: String) {
         let blobs = core.blobs
         let loop = context.eventLoop
+        // Reading a blob from disk stays off the event loop; writing goes back onto it.
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
         DispatchQueue.global().async {
-            do {
-                let chunks = try blobs.chunks(of: hash)
-                loop.execute {
+            let result = Result { try blobs.chunks(of: hash) }
+            loop.execute {
+                let (handler, context) = bound.value
+                switch result {
+                case let .success(chunks):
                     for chunk in chunks {
-                        context.write(self.wrapOutboundOut(WireEnvelope(requestID: requestID, .blobChunk(chunk))), promise: nil)
+                        context.write(handler.wrapOutboundOut(WireEnvelope(requestID: requestID, .blobChunk(chunk))), promise: nil)
                     }
                     context.flush()
+                case let .failure(error):
+                    handler.send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)"))
                 }
-            } catch {
-                loop.execute { self.send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)")) }
             }
         }
     }

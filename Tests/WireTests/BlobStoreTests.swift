@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import Wire
+
+@Suite struct BlobStoreTests {
+    func store() throws -> BlobStore {
+        try BlobStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("tower-blobs-\(UUID().uuidString.prefix(8))"))
+    }
+
+    @Test func blobsAreAddressedBySHA256() throws {
+        let s = try store()
+        let hash = try s.put(Data("hello".utf8))
+        #expect(hash == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        #expect(s.contains(hash))
+        #expect(try s.read(hash) == Data("hello".utf8))
+    }
+
+    @Test func chunksReassembleAndVerify() throws {
+        let source = try store(), target = try store()
+        let data = Data((0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let hash = try source.put(data)
+        let chunks = try source.chunks(of: hash, chunkBytes: 3000)
+        #expect(chunks.count == 4)
+        var assembler = BlobAssembler(hash: hash)
+        var done = false
+        for chunk in chunks { done = try assembler.append(chunk, into: target) }
+        #expect(done)
+        #expect(try target.read(hash) == data)
+    }
+
+    @Test func corruptedChunkIsRejectedAndNothingIsStored() throws {
+        let source = try store(), target = try store()
+        let hash = try source.put(Data(repeating: 9, count: 5000))
+        var chunks = try source.chunks(of: hash, chunkBytes: 2000)
+        chunks[1].data[0] ^= 0xFF
+        var assembler = BlobAssembler(hash: hash)
+        #expect(throws: WireError.self) {
+            for chunk in chunks { _ = try assembler.append(chunk, into: target) }
+        }
+        #expect(!target.contains(hash))
+    }
+
+    @Test func outOfOrderChunkIsRefused() throws {
+        let source = try store(), target = try store()
+        let hash = try source.put(Data(repeating: 1, count: 5000))
+        let chunks = try source.chunks(of: hash, chunkBytes: 2000)
+        var assembler = BlobAssembler(hash: hash)
+        #expect(throws: WireError.self) { _ = try assembler.append(chunks[1], into: target) }
+    }
+}
