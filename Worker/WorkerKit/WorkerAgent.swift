@@ -45,6 +45,8 @@ public final class WorkerAgent: @unchecked Sendable {
     private let lock = NSLock()
     private var client: WireClient?
     private var running: [TaskID: Task<Void, Never>] = [:]
+    /// Leased tasks beyond our slots (the coordinator prefetches), started as slots free up.
+    private var backlog: [WireTaskAssignment] = []
     private var cancelled: Set<TaskID> = []
     private var unsent: [WireTaskOutcome] = []
     private var flushScheduled = false
@@ -143,7 +145,7 @@ public final class WorkerAgent: @unchecked Sendable {
                 try? await Task.sleep(nanoseconds: UInt64(interval) * 1_000_000)
                 guard let self, self.lock.withLock({ self.client === client }) else { return }
                 var beat = WireHeartbeat()
-                beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) }
+                beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) + self.backlog.map(\.taskID) }
                 do {
                     _ = try await client.request(.heartbeat(beat), timeout: .milliseconds(Int64(interval) * 3))
                 } catch {
@@ -168,15 +170,15 @@ public final class WorkerAgent: @unchecked Sendable {
         closeIfDrained()
     }
 
-    private var runningCount: Int { lock.withLock { running.count } }
+    private var runningCount: Int { lock.withLock { running.count + backlog.count } }
 
     private var isDrained: Bool {
-        lock.withLock { draining && running.isEmpty && unsent.isEmpty }
+        lock.withLock { draining && running.isEmpty && backlog.isEmpty && unsent.isEmpty }
     }
 
     private func closeIfDrained() {
         let client = lock.withLock { () -> WireClient? in
-            guard draining, running.isEmpty, unsent.isEmpty, !flushScheduled else { return nil }
+            guard draining, running.isEmpty, backlog.isEmpty, unsent.isEmpty, !flushScheduled else { return nil }
             return self.client
         }
         guard let client else { return }
@@ -190,7 +192,7 @@ public final class WorkerAgent: @unchecked Sendable {
     private func waitUntilIdle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let now = lock.withLock { () -> Bool in
-                if running.isEmpty { return true }
+                if running.isEmpty && backlog.isEmpty { return true }
                 idle.append(continuation)
                 return false
             }
@@ -206,7 +208,9 @@ public final class WorkerAgent: @unchecked Sendable {
             for task in batch.tasks { start(task) }
         case let .cancelTasks(cancel):
             let tasks = lock.withLock { () -> [Task<Void, Never>] in
-                cancel.taskIds.forEach { cancelled.insert($0) }
+                let ids = Set(cancel.taskIds)
+                backlog.removeAll { ids.contains($0.taskID) }
+                ids.forEach { if running[$0] != nil { cancelled.insert($0) } }
                 return cancel.taskIds.compactMap { running[$0] }
             }
             tasks.forEach { $0.cancel() }
@@ -229,24 +233,33 @@ public final class WorkerAgent: @unchecked Sendable {
             report(assignment, .failure(TaskError("worker \(config.name) has no runner for job kind \(assignment.kind)", retryable: true)), startedAt: .now())
             return
         }
-        let context = TaskContext(workerName: config.name, blob: { [weak self] hash in
-            guard let self else { throw WireError.connectionClosed }
-            return try await self.blob(hash)
-        })
         lock.lock()
-        let refuse = draining
+        let refuse = draining && running[assignment.taskID] == nil && !backlog.contains { $0.taskID == assignment.taskID }
         if !refuse {
-            let startedAt = DispatchTime.now()
-            running[assignment.taskID] = Task {
-                let result: Result<Data, Error>
-                do { result = .success(try await runner.run(assignment, context: context)) }
-                catch { result = .failure(error) }
-                self.report(assignment, result, startedAt: startedAt)
+            if running.count < config.slots {
+                launch(assignment, runner: runner)
+            } else {
+                backlog.append(assignment)
             }
         }
         lock.unlock()
         if refuse {
             report(assignment, .failure(TaskError("worker \(config.name) is draining", retryable: true)), startedAt: .now())
+        }
+    }
+
+    /// Starts a runner for `assignment`. Called with the lock held.
+    private func launch(_ assignment: WireTaskAssignment, runner: any TaskRunner) {
+        let context = TaskContext(workerName: config.name, blob: { [weak self] hash in
+            guard let self else { throw WireError.connectionClosed }
+            return try await self.blob(hash)
+        })
+        let startedAt = DispatchTime.now()
+        running[assignment.taskID] = Task {
+            let result: Result<Data, Error>
+            do { result = .success(try await runner.run(assignment, context: context)) }
+            catch { result = .failure(error) }
+            self.report(assignment, result, startedAt: startedAt)
         }
     }
 
@@ -272,13 +285,17 @@ public final class WorkerAgent: @unchecked Sendable {
         tasksRun.increment()
         let (client, schedule, wakers) = lock.withLock { () -> (WireClient?, Bool, [CheckedContinuation<Void, Never>]) in
             running[assignment.taskID] = nil
+            while running.count < config.slots, !backlog.isEmpty {
+                let next = backlog.removeFirst()
+                if let runner = runners[next.kind] { launch(next, runner: runner) }
+            }
             if cancelled.remove(assignment.taskID) != nil {
                 // The coordinator no longer wants this result.
             } else {
                 unsent.append(outcome)
             }
             var wakers: [CheckedContinuation<Void, Never>] = []
-            if running.isEmpty { wakers = idle; idle.removeAll() }
+            if running.isEmpty && backlog.isEmpty { wakers = idle; idle.removeAll() }
             let schedule = !flushScheduled && self.client != nil && !unsent.isEmpty
             if schedule { flushScheduled = true }
             return (self.client, schedule, wakers)

@@ -86,7 +86,7 @@ public final class ClusterCore: @unchecked Sendable {
     /// clock. Call once, before accepting connections.
     public func start() throws {
         let unfinished = try store.unfinishedJobs()
-        var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int))] = []
+        var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int, retries: Int))] = []
         for job in unfinished {
             resumed.append((job, try store.pendingTasks(job: job.id), try store.taskCounts(job: job.id)))
         }
@@ -188,6 +188,7 @@ public final class ClusterCore: @unchecked Sendable {
             var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
             p.done = counts.done
             p.failed = counts.failed
+            p.retries = counts.retries
             p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
             return Self.summary(row, p)
         }
@@ -205,8 +206,8 @@ public final class ClusterCore: @unchecked Sendable {
                     list.jobs.append(Self.summary(active, progress))
                 } else {
                     var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
-                    if row.state == "succeeded" { p.done = row.total }
-                    else { let c = try self.store.taskCounts(job: row.id); p.done = c.done; p.failed = c.failed }
+                    let c = try self.store.taskCounts(job: row.id)
+                    (p.done, p.failed, p.retries) = (c.done, c.failed, c.retries)
                     list.jobs.append(Self.summary(row, p))
                 }
             }

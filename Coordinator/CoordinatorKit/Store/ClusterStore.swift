@@ -173,11 +173,15 @@ public final class ClusterStore: @unchecked Sendable {
         }
     }
 
-    public func taskCounts(job: String) throws -> (done: Int, failed: Int) {
+    /// Finished-task counts of a job; `retries` counts attempts beyond each task's first.
+    public func taskCounts(job: String) throws -> (done: Int, failed: Int, retries: Int) {
         try pool.read { db in
-            let done = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM task WHERE job_id = ? AND state = 'done'", arguments: [job]) ?? 0
-            let failed = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM task WHERE job_id = ? AND state = 'failed'", arguments: [job]) ?? 0
-            return (done, failed)
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(state = 'done'), 0) AS done, COALESCE(SUM(state = 'failed'), 0) AS failed,
+                       COALESCE(SUM(MAX(attempts - 1, 0)), 0) AS retries
+                FROM task WHERE job_id = ?
+                """, arguments: [job])
+            return (row?["done"] ?? 0, row?["failed"] ?? 0, row?["retries"] ?? 0)
         }
     }
 

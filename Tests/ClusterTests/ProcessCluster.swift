@@ -1,0 +1,116 @@
+import Foundation
+import NIOPosix
+import Wire
+@testable import CoordinatorKit
+
+/// A cluster of real processes: the `coordinator` and `worker` executables this package
+/// built, with real certificates, on loopback.
+final class ProcessCluster: @unchecked Sendable {
+    let cluster: LocalCluster
+    let port: Int
+    private(set) var coordinator: Process?
+    private(set) var workers: [String: Process] = [:]
+
+    static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["TOWER_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        // The test bundle lives in the same build directory as the executables.
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("coordinator").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }
+
+    init(workers: [String]) throws {
+        cluster = try LocalCluster.temporary(prefix: "tower-cluster")
+        try cluster.issueCertificates(workers: workers)
+        port = try Self.freePort()
+    }
+
+    static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress!.port!
+        try channel.close().wait()
+        return port
+    }
+
+    func startCoordinator(extra: [String] = []) throws {
+        let args = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", cluster.data.path,
+                    "--cert", cluster.certificate("coordinator"), "--key", cluster.key("coordinator"), "--ca", cluster.ca,
+                    "--metrics-listen", "", "--lease-timeout", "3", "--heartbeat-interval", "0.5"] + extra
+        coordinator = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("coordinator"), args,
+                                             log: cluster.directory.appendingPathComponent("coordinator.log"))
+    }
+
+    func startWorker(_ name: String, slots: Int = 4) throws {
+        workers[name] = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("worker"),
+                                               cluster.workerArguments(name, port: port, slots: slots),
+                                               log: cluster.directory.appendingPathComponent("\(name).log"))
+    }
+
+    func kill9(_ process: Process?) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Connects an operator, retrying while the coordinator starts.
+    func operatorClient() async throws -> OperatorClient {
+        var lastError: Error?
+        for _ in 0..<100 {
+            do {
+                return try await OperatorClient.connect(host: "127.0.0.1", port: port, identity: try cluster.identity("operator"), group: MultiThreadedEventLoopGroup.singleton)
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        throw lastError!
+    }
+
+    func waitForWorkers(_ count: Int, _ op: OperatorClient) async throws {
+        for _ in 0..<200 {
+            if try await op.workers().count >= count { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw WireError.timedOut(what: "\(count) workers to connect")
+    }
+
+    /// Polls until `condition` holds or the bounded wait ends; the wait is a safety net,
+    /// not an assertion about speed.
+    func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        for _ in 0..<1200 {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw WireError.timedOut(what: what)
+    }
+
+    func submitEcho(_ op: OperatorClient, tasks: Int, sleepMs: Int, blobBytes: Int = 0, maxAttempts: Int = 0, failIndex: Int? = nil) async throws -> String {
+        var spec = WireEchoSpec()
+        spec.tasks = UInt32(tasks)
+        spec.payloadBytes = 64
+        spec.sleepMs = UInt32(sleepMs)
+        spec.blobBytes = UInt32(blobBytes)
+        spec.failIndexPlusOne = failIndex.map { UInt32($0 + 1) } ?? 0
+        var job = WireJobSpec()
+        job.kind = JobKind.echo
+        job.spec = try spec.serializedData()
+        job.maxAttempts = UInt32(maxAttempts)
+        return try await op.submit(job).jobID
+    }
+
+    /// Reads the coordinator's SQLite file directly: what is really on disk.
+    func storedResults(_ job: String) throws -> [TaskResultRow] {
+        try ClusterStore(path: cluster.data.appendingPathComponent("tower.sqlite").path).results(job: job)
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOf: cluster.directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+    }
+
+    func stopAll() {
+        for p in workers.values { kill9(p) }
+        kill9(coordinator)
+    }
+}
