@@ -67,6 +67,12 @@ public final class ClusterCore: @unchecked Sendable {
     private let leasedGauge = Gauge(label: "tower_tasks_leased")
     private let workersGauge = Gauge(label: "tower_workers_connected")
     private let taskDuration = Metrics.Timer(label: "tower_task_duration_seconds", preferredDisplayUnit: .seconds)
+    private let roundTrip = Metrics.Timer(label: "tower_task_round_trip_seconds", preferredDisplayUnit: .seconds)
+    /// When each leased task left for its worker, for the round-trip timer.
+    private var assignedAt: [TaskID: UInt64] = [:]
+    /// Called on the core's loop with each task's assignment-to-result time in
+    /// nanoseconds (benchmarks read percentiles from it).
+    public var roundTripObserver: ((UInt64) -> Void)?
 
     public init(loop: EventLoop, store: ClusterStore, blobs: BlobStore, planners: JobPlanners, settings: CoordinatorSettings, logger: Logger) {
         self.loop = loop
@@ -334,6 +340,11 @@ public final class ClusterCore: @unchecked Sendable {
             writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs))
             tasksCompleted.increment()
             taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
+            if let sent = assignedAt.removeValue(forKey: outcome.taskID) {
+                let elapsed = DispatchTime.now().uptimeNanoseconds - sent
+                roundTrip.recordNanoseconds(Int64(elapsed))
+                roundTripObserver?(elapsed)
+            }
             if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
             if let jobEnd { finish(jobEnd) }
         case .duplicate:
@@ -352,6 +363,7 @@ public final class ClusterCore: @unchecked Sendable {
 
     private func handleLost(_ lost: [Scheduler.LostLease]) {
         for item in lost {
+            assignedAt[item.task] = nil
             let error = scheduler.lastError(of: item.task) ?? "lost"
             switch item.outcome {
             case let .requeued(attempts):
@@ -418,6 +430,7 @@ public final class ClusterCore: @unchecked Sendable {
             t.jobID = info.job
             t.index = UInt32(info.index)
             t.attempt = UInt32(a.attempt)
+            assignedAt[a.task] = DispatchTime.now().uptimeNanoseconds
             t.kind = info.kind
             t.input = info.input
             t.blobs = info.blobs

@@ -1,0 +1,258 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import NIOCore
+import NIOExtras
+import NIOPosix
+import NIOSSL
+import Wire
+
+/// Tower framing over TLS 1.3 on loopback, client and server in this process on separate
+/// event loops, next to `openssl speed` on the same machine in the same run.
+struct TLSThroughput: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tls", abstract: "Framed TLS throughput: 1 KiB request/response and a one-way 1 MiB blob stream.")
+    @Option var seconds = 3.0
+    @Option(name: .customLong("stream-mib")) var streamMiB = 4096
+
+    func run() async throws {
+        let cluster = try LocalCluster.temporary(prefix: "tower-tls")
+        defer { try? FileManager.default.removeItem(at: cluster.directory) }
+        try cluster.issueCertificates(workers: ["client"])
+        let serverIdentity = try cluster.identity("coordinator")
+        let clientIdentity = try cluster.identity("client")
+        let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            try? serverGroup.syncShutdownGracefully()
+            try? clientGroup.syncShutdownGracefully()
+        }
+        let server = try await BenchServer.start(identity: serverIdentity, group: serverGroup)
+        var rows: [[String]] = []
+        for inFlight in [1, 16] {
+            let rate = try await PingPong.run(port: server.port, identity: clientIdentity, group: clientGroup, frameBytes: 1024, inFlight: inFlight, seconds: seconds)
+            rows.append(["1 KiB request/response, \(inFlight) in flight", format(rate), "frames/s", format(rate * 2048 / 1e6, 1) + " MB/s both ways"])
+        }
+        let raw = try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB, envelope: false)
+        rows.append(["1 MiB frames one way (raw payload)", format(raw / 1e6), "MB/s", ""])
+        let blob = try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB / 2, envelope: true)
+        rows.append(["1 MiB BlobChunk envelopes one way (protobuf)", format(blob / 1e6), "MB/s", ""])
+        let ceiling = OpenSSLSpeed.aes128gcm16k()
+        if let ceiling {
+            rows.append(["openssl speed -evp aes-128-gcm, 16 KiB blocks", format(ceiling / 1e6), "MB/s", "single-core ceiling"])
+            rows[2][3] = format(100 * raw / ceiling, 1) + "% of ceiling"
+            rows[3][3] = format(100 * blob / ceiling, 1) + "% of ceiling"
+        }
+        try await server.channel.close()
+        printTable("TLS 1.3 over loopback with Tower framing (client and server on one 2-core machine)", ["measure", "value", "unit", "ratio"], rows)
+    }
+}
+
+enum OpenSSLSpeed {
+    /// Bytes per second for 16 KiB blocks, parsed from `openssl speed`'s summary line.
+    static func aes128gcm16k() -> Double? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["openssl", "speed", "-seconds", "2", "-bytes", "16384", "-evp", "aes-128-gcm"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // Last line: "AES-128-GCM  4412345.67k" (thousands of bytes per second).
+        guard let line = text.split(separator: "\n").last(where: { $0.lowercased().hasPrefix("aes-128-gcm") }),
+              let field = line.split(separator: " ").last, field.hasSuffix("k"), let k = Double(field.dropLast()) else { return nil }
+        return k * 1000
+    }
+}
+
+/// Answers each frame: echoes frames up to 64 KiB, and acknowledges a stream of larger
+/// ones with one 8-byte frame carrying the byte count when a zero-length frame ends it.
+final class BenchServer {
+    let channel: Channel
+    var port: Int { channel.localAddress!.port! }
+    init(channel: Channel) { self.channel = channel }
+
+    static func start(identity: TLSIdentity, group: EventLoopGroup) async throws -> BenchServer {
+        let ssl = try identity.makeServerContext()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: ssl))
+                    try sync.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20)))
+                    try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
+                    try sync.addHandler(Handler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return BenchServer(channel: channel)
+    }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        var received = 0
+        var pendingFlush = false
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let frame = unwrapInboundIn(data)
+            if frame.readableBytes == 0 {
+                var ack = context.channel.allocator.buffer(capacity: 8)
+                ack.writeInteger(UInt64(received))
+                received = 0
+                context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
+            } else if frame.readableBytes <= 65536 {
+                context.write(wrapOutboundOut(frame), promise: nil)
+                pendingFlush = true
+            } else if frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1 {
+                // A BlobChunk envelope: decode it as the coordinator would.
+                var payload = frame
+                payload.moveReaderIndex(forwardBy: 1)
+                if let envelope = try? WireEnvelope(frame: payload), case let .blobChunk(chunk) = envelope.body {
+                    received += chunk.data.count
+                }
+            } else {
+                received += frame.readableBytes - 1
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            if pendingFlush { context.flush(); pendingFlush = false }
+        }
+    }
+}
+
+func connectClient(port: Int, identity: TLSIdentity, group: EventLoopGroup, handler: ChannelHandler) async throws -> Channel {
+    let ssl = try identity.makeClientContext()
+    return try await ClientBootstrap(group: group)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let sync = channel.pipeline.syncOperations
+                try sync.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: "localhost"))
+                try sync.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20)))
+                try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
+                try sync.addHandler(handler)
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+}
+
+/// Keeps `inFlight` 1 KiB requests outstanding for a fixed time; returns responses/s.
+final class PingPong: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let payload: ByteBuffer
+    let inFlight: Int
+    let deadline: DispatchTime
+    var completed = 0
+    var outstanding = 0
+    let done: EventLoopPromise<Int>
+
+    init(payload: ByteBuffer, inFlight: Int, deadline: DispatchTime, done: EventLoopPromise<Int>) {
+        self.payload = payload
+        self.inFlight = inFlight
+        self.deadline = deadline
+        self.done = done
+    }
+
+    static func run(port: Int, identity: TLSIdentity, group: EventLoopGroup, frameBytes: Int, inFlight: Int, seconds: Double) async throws -> Double {
+        let loop = group.next()
+        let done = loop.makePromise(of: Int.self)
+        let start = DispatchTime.now()
+        let handler = PingPong(payload: ByteBuffer(repeating: 7, count: frameBytes), inFlight: inFlight,
+                               deadline: start + seconds, done: done)
+        let channel = try await connectClient(port: port, identity: identity, group: loop, handler: handler)
+        try await loop.submit { handler.kick(channel) }.get()
+        let count = try await done.futureResult.get()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        try await channel.close()
+        return Double(count) / elapsed
+    }
+
+    func kick(_ channel: Channel) {
+        for _ in 0..<inFlight { channel.write(payload, promise: nil) }
+        outstanding = inFlight
+        channel.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        completed += 1
+        outstanding -= 1
+        if DispatchTime.now() < deadline {
+            context.write(wrapOutboundOut(payload), promise: nil)
+            outstanding += 1
+        } else if outstanding == 0 {
+            done.succeed(completed)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+}
+
+/// Streams chunks one way as fast as the channel accepts them, then a zero-length frame;
+/// returns bytes/s once the server acknowledges the total.
+final class Stream: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let chunk: ByteBuffer
+    var remaining: Int
+    let done: EventLoopPromise<UInt64>
+
+    init(chunk: ByteBuffer, count: Int, done: EventLoopPromise<UInt64>) {
+        self.chunk = chunk
+        self.remaining = count
+        self.done = done
+    }
+
+    static func run(port: Int, identity: TLSIdentity, group: EventLoopGroup, chunkBytes: Int, totalMiB: Int, envelope: Bool) async throws -> Double {
+        var frame = ByteBuffer()
+        if envelope {
+            // Marker byte 1, then a BlobChunk envelope as a worker would receive it.
+            var chunk = WireBlobChunk()
+            chunk.sha256 = String(repeating: "ab", count: 32)
+            chunk.data = Data(repeating: 5, count: chunkBytes)
+            chunk.totalSize = UInt64(chunkBytes * totalMiB)
+            frame.writeInteger(UInt8(1))
+            var payload = try WireEnvelope(.blobChunk(chunk)).framePayload()
+            frame.writeBuffer(&payload)
+        } else {
+            frame.writeInteger(UInt8(0))
+            frame.writeRepeatingByte(5, count: chunkBytes)
+        }
+        let count = totalMiB * (1 << 20) / chunkBytes
+        let loop = group.next()
+        let done = loop.makePromise(of: UInt64.self)
+        let handler = Stream(chunk: frame, count: count, done: done)
+        let channel = try await connectClient(port: port, identity: identity, group: loop, handler: handler)
+        let start = DispatchTime.now()
+        try await loop.submit { handler.pump(channel) }.get()
+        let bytes = try await done.futureResult.get()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        try await channel.close()
+        guard bytes == UInt64(count * chunkBytes) else { throw ValidationError("server received \(bytes) bytes, expected \(count * chunkBytes)") }
+        return Double(bytes) / elapsed
+    }
+
+    func pump(_ channel: Channel) {
+        while remaining > 0 && channel.isWritable {
+            remaining -= 1
+            channel.write(chunk, promise: nil)
+            if remaining == 0 { channel.write(ByteBuffer(), promise: nil) }
+            channel.flush()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pump(context.channel) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        done.succeed(buffer.readInteger(as: UInt64.self) ?? 0)
+    }
+}

@@ -1,1 +1,0 @@
-print("tower-bench: see Benchmarks/README.md")
