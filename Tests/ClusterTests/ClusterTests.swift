@@ -156,3 +156,33 @@ import Wire
         #expect(text.contains("30 payloads verified"))
     }
 }
+
+@Suite(.serialized) struct HungWorkerTests {
+    /// A worker that stops answering (SIGSTOP: hung, or behind a cut network) loses its
+    /// leases after the lease timeout; its tasks finish elsewhere, and the results it sends
+    /// when it wakes up are ignored as duplicates.
+    @Test func aHungWorkersLeasesExpireAndItsLateResultsAreIgnored() async throws {
+        let c = try ProcessCluster(workers: ["w1", "w2"])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        try c.startWorker("w1", slots: 2)
+        try c.startWorker("w2", slots: 2)
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        try await c.waitForWorkers(2, op)
+        let job = try await c.submitEcho(op, tasks: 40, sleepMs: 400)
+        try await c.waitUntil("w1 running tasks") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
+        let w1 = c.workers["w1"]!
+        kill(w1.processIdentifier, SIGSTOP)
+        let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded)
+        #expect(end.retries > 0)
+        kill(w1.processIdentifier, SIGCONT)
+        try await c.waitUntil("w1 to deliver its late results") {
+            c.log("coordinator").contains("ignored a duplicate result") || c.log("coordinator").contains("ignored a result for a task that is not running")
+        }
+        #expect(c.log("coordinator").contains("silent for a lease period"))
+        let rows = try c.storedResults(job)
+        #expect(rows.count == 40 && rows.allSatisfy { $0.resultCount == 1 })
+    }
+}

@@ -129,9 +129,7 @@ public final class WorkerAgent: @unchecked Sendable {
         }
         logger.info("connected to the coordinator", metadata: ["session": "\(client.welcome.sessionID)", "redelivered": "\(pending.count)"])
         if !pending.isEmpty {
-            var batch = WireResultBatch()
-            batch.outcomes = pending
-            client.send(.results(batch))
+            deliver(pending, over: client)
         }
         if isDraining { client.send(.drain(WireDrain())) }
         startHeartbeats(client)
@@ -318,11 +316,21 @@ public final class WorkerAgent: @unchecked Sendable {
             return batch
         }
         if !outcomes.isEmpty {
-            var batch = WireResultBatch()
-            batch.outcomes = outcomes
-            client.send(.results(batch))
+            deliver(outcomes, over: client)
         }
         closeIfDrained()
+    }
+
+    /// Sends results; if the connection is already closing they are kept for the next one.
+    private func deliver(_ outcomes: [WireTaskOutcome], over client: WireClient) {
+        var batch = WireResultBatch()
+        batch.outcomes = outcomes
+        let promise = client.channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { [weak self] _ in
+            guard let self else { return }
+            self.lock.withLock { self.unsent.insert(contentsOf: outcomes, at: 0) }
+        }
+        client.send(.results(batch), promise: promise)
     }
 
     // MARK: Blobs

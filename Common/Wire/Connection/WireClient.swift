@@ -79,11 +79,13 @@ public final class WireClient: @unchecked Sendable {
     ///
     /// A non-zero `requestID` outside the range `request` uses (e.g. ≥ 2^62) lets the caller
     /// match the answers itself: they arrive through `onMessage`.
-    public func send(_ body: WireEnvelope.Body, requestID: UInt64 = 0) {
+    /// `promise` fails if the message could not be handed to the socket (the connection
+    /// is closing), so the caller can keep it for the next connection.
+    public func send(_ body: WireEnvelope.Body, requestID: UInt64 = 0, promise: EventLoopPromise<Void>? = nil) {
         if channel.eventLoop.inEventLoop {
-            handler.sendUnsolicited(body, requestID: requestID)
+            handler.sendUnsolicited(body, requestID: requestID, promise: promise)
         } else {
-            channel.eventLoop.execute { self.handler.sendUnsolicited(body, requestID: requestID) }
+            channel.eventLoop.execute { self.handler.sendUnsolicited(body, requestID: requestID, promise: promise) }
         }
     }
 
@@ -126,9 +128,12 @@ final class ClientSessionHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: id, body)), promise: nil)
     }
 
-    func sendUnsolicited(_ body: WireEnvelope.Body, requestID: UInt64) {
-        guard let context, closedError == nil else { return }
-        context.write(wrapOutboundOut(WireEnvelope(requestID: requestID, body)), promise: nil)
+    func sendUnsolicited(_ body: WireEnvelope.Body, requestID: UInt64, promise: EventLoopPromise<Void>?) {
+        guard let context, closedError == nil else {
+            promise?.fail(closedError ?? WireError.connectionClosed)
+            return
+        }
+        context.write(wrapOutboundOut(WireEnvelope(requestID: requestID, body)), promise: promise)
         if !flushScheduled {
             flushScheduled = true
             context.eventLoop.execute {

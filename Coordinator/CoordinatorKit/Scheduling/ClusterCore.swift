@@ -14,6 +14,8 @@ final class WorkerSession {
     let connectedAt = Date()
     var tasksDone: UInt64 = 0
     var draining = false
+    /// Uptime in ms of the last message from the worker; a silent session is cut.
+    var lastHeard: UInt64 = 0
 
     init(id: SessionID, name: String, address: String, capabilities: WireCapabilities, channel: Channel) {
         self.id = id
@@ -265,7 +267,9 @@ public final class ClusterCore: @unchecked Sendable {
         nextSession += 1
         let id = "\(name)#\(nextSession)"
         let slots = max(1, Int(capabilities.slots))
-        sessions[id] = WorkerSession(id: id, name: name, address: address, capabilities: capabilities, channel: channel)
+        let session = WorkerSession(id: id, name: name, address: address, capabilities: capabilities, channel: channel)
+        session.lastHeard = nowMs
+        sessions[id] = session
         scheduler.addWorker(id, slots: slots)
         workersGauge.record(sessions.count)
         logger.info("worker joined", metadata: ["session": "\(id)", "address": "\(address)", "slots": "\(slots)", "tools": "\(capabilities.tools.joined(separator: ","))"])
@@ -292,6 +296,7 @@ public final class ClusterCore: @unchecked Sendable {
 
     func renew(_ id: SessionID, running: [TaskID]) {
         loop.preconditionInEventLoop()
+        sessions[id]?.lastHeard = nowMs
         scheduler.renew(id, running: running, now: nowMs)
     }
 
@@ -318,6 +323,7 @@ public final class ClusterCore: @unchecked Sendable {
 
     func record(_ batch: WireResultBatch, from id: SessionID) {
         loop.preconditionInEventLoop()
+        sessions[id]?.lastHeard = nowMs
         for outcome in batch.outcomes {
             switch outcome.result {
             case let .output(output):
@@ -446,7 +452,15 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     private func tick() {
-        let lost = scheduler.expireLeases(now: nowMs)
+        let now = nowMs
+        // A worker silent for a whole lease period is behind a cut network or hung: close
+        // its connection so it stops receiving tasks; it will reconnect when it can.
+        for session in sessions.values where now > session.lastHeard + settings.leaseTimeoutMs {
+            logger.warning("worker silent for a lease period; closing its connection", metadata: ["session": "\(session.id)"])
+            session.lastHeard = now
+            session.channel.close(promise: nil)
+        }
+        let lost = scheduler.expireLeases(now: now)
         if !lost.isEmpty {
             leaseExpiries.increment(by: lost.count)
             handleLost(lost)
