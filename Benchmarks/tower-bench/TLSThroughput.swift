@@ -50,19 +50,47 @@ struct TLSThroughput: AsyncParsableCommand {
 enum OpenSSLSpeed {
     /// Bytes per second for 16 KiB blocks, parsed from `openssl speed`'s summary line.
     static func aes128gcm16k() -> Double? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["openssl", "speed", "-seconds", "2", "-bytes", "16384", "-evp", "aes-128-gcm"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard let text = runWithDefaultSignals(["openssl", "speed", "-seconds", "2", "-bytes", "16384", "-evp", "aes-128-gcm"]) else { return nil }
         // Last line: "AES-128-GCM  4412345.67k" (thousands of bytes per second).
         guard let line = text.split(separator: "\n").last(where: { $0.lowercased().hasPrefix("aes-128-gcm") }),
               let field = line.split(separator: " ").last, field.hasSuffix("k"), let k = Double(field.dropLast()) else { return nil }
         return k * 1000
+    }
+
+    /// Runs a command with an empty signal mask and returns its standard output.
+    /// `openssl speed` times itself with SIGALRM, which this process's threads (NIO,
+    /// Dispatch) block — a child inheriting that mask through Foundation's Process never
+    /// stops. posix_spawn lets us hand the child a clean mask.
+    static func runWithDefaultSignals(_ argv: [String]) -> String? {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return nil }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGALRM)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attr, &cArgs, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        posix_spawnattr_destroy(&attr)
+        close(fds[1])
+        guard rc == 0 else { close(fds[0]); return nil }
+        let output = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true).readDataToEndOfFile()
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return String(decoding: output, as: UTF8.self)
     }
 }
 
@@ -200,6 +228,8 @@ final class Stream: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
     let chunk: ByteBuffer
     var remaining: Int
+    var outstanding = 0
+    let window = 8
     let done: EventLoopPromise<UInt64>
 
     init(chunk: ByteBuffer, count: Int, done: EventLoopPromise<UInt64>) {
@@ -237,10 +267,19 @@ final class Stream: ChannelInboundHandler {
         return Double(bytes) / elapsed
     }
 
+    /// Keeps at most `window` chunks between us and the socket. NIOSSL buffers writes made
+    /// before the handshake without touching the channel's writability, so writability
+    /// alone is not enough back-pressure (4 GiB queued that way overflows a ByteBuffer).
     func pump(_ channel: Channel) {
-        while remaining > 0 && channel.isWritable {
+        while remaining > 0 && outstanding < window && channel.isWritable {
             remaining -= 1
-            channel.write(chunk, promise: nil)
+            outstanding += 1
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { _ in
+                self.outstanding -= 1
+                self.pump(channel)
+            }
+            channel.write(chunk, promise: promise)
             if remaining == 0 { channel.write(ByteBuffer(), promise: nil) }
             channel.flush()
         }

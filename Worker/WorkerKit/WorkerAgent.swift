@@ -231,19 +231,16 @@ public final class WorkerAgent: @unchecked Sendable {
             report(assignment, .failure(TaskError("worker \(config.name) has no runner for job kind \(assignment.kind)", retryable: true)), startedAt: .now())
             return
         }
+        // Tasks that arrive after we announced draining were leased before the coordinator
+        // read the Drain; running them is cheaper than handing them back (which would cost
+        // each an attempt), and the coordinator sends no more after the Drain.
         lock.lock()
-        let refuse = draining && running[assignment.taskID] == nil && !backlog.contains { $0.taskID == assignment.taskID }
-        if !refuse {
-            if running.count < config.slots {
-                launch(assignment, runner: runner)
-            } else {
-                backlog.append(assignment)
-            }
+        if running.count < config.slots {
+            launch(assignment, runner: runner)
+        } else {
+            backlog.append(assignment)
         }
         lock.unlock()
-        if refuse {
-            report(assignment, .failure(TaskError("worker \(config.name) is draining", retryable: true)), startedAt: .now())
-        }
     }
 
     /// Starts a runner for `assignment`. Called with the lock held.

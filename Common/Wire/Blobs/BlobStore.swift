@@ -74,6 +74,50 @@ public final class BlobStore: @unchecked Sendable {
         }
     }
 
+    /// Reads a stored blob chunk by chunk, in order; safe to call `next()` from any thread,
+    /// one call at a time per chunk (calls are serialized internally).
+    public final class ChunkReader: @unchecked Sendable {
+        private let handle: FileHandle
+        private let hash: String
+        private let total: UInt64
+        private let chunkBytes: Int
+        private var offset: UInt64 = 0
+        private var done = false
+        private let lock = NSLock()
+
+        init(url: URL, hash: String, chunkBytes: Int) throws {
+            do { handle = try FileHandle(forReadingFrom: url) }
+            catch { throw WireError.notFound(what: "blob \(hash)") }
+            self.hash = hash
+            self.chunkBytes = chunkBytes
+            total = (try? handle.seekToEnd()) ?? 0
+            try? handle.seek(toOffset: 0)
+        }
+
+        deinit { try? handle.close() }
+
+        /// The next chunk, or nil after the last one was returned.
+        public func next() throws -> WireBlobChunk? {
+            lock.lock()
+            defer { lock.unlock() }
+            guard !done else { return nil }
+            var chunk = WireBlobChunk()
+            chunk.sha256 = hash
+            chunk.offset = offset
+            chunk.totalSize = total
+            chunk.data = try handle.read(upToCount: chunkBytes) ?? Data()
+            offset += UInt64(chunk.data.count)
+            chunk.last = offset >= total || chunk.data.isEmpty
+            done = chunk.last
+            return chunk
+        }
+    }
+
+    public func chunkReader(for hash: String, chunkBytes: Int = WireProtocol.blobChunkBytes) throws -> ChunkReader {
+        guard Self.isValidAddress(hash) else { throw WireError.invalidArgument("\(hash) is not a SHA-256 address") }
+        return try ChunkReader(url: url(for: hash), hash: hash, chunkBytes: chunkBytes)
+    }
+
     /// Splits a stored blob into the chunk frames that carry it.
     public func chunks(of hash: String, chunkBytes: Int = WireProtocol.blobChunkBytes) throws -> [WireBlobChunk] {
         let data = try read(hash)

@@ -154,26 +154,50 @@ final class ServerSessionHandler: ChannelInboundHandler {
         logger.info("peer said hello", metadata: ["version": "\(hello.protocolVersion)", "binary": "\(hello.binaryVersion)"])
     }
 
+    /// Streams a blob from disk in chunks, keeping only a few chunks in flight: a blob
+    /// of any size costs a few MiB of memory, and NIOSSL's buffers never see more than
+    /// that at once.
     private func serveBlob(context: ChannelHandlerContext, requestID: UInt64, hash: String) {
-        let blobs = core.blobs
         let loop = context.eventLoop
-        // Reading a blob from disk stays off the event loop; writing goes back onto it.
         let bound = NIOLoopBound((self, context), eventLoop: loop)
-        DispatchQueue.global().async {
-            let result = Result { try blobs.chunks(of: hash) }
-            loop.execute {
-                let (handler, context) = bound.value
-                switch result {
-                case let .success(chunks):
-                    for chunk in chunks {
-                        context.write(handler.wrapOutboundOut(WireEnvelope(requestID: requestID, .blobChunk(chunk))), promise: nil)
+        let reader: BlobStore.ChunkReader
+        do {
+            reader = try core.blobs.chunkReader(for: hash)
+        } catch {
+            send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)"))
+            return
+        }
+        let window = 4
+        // One serial queue per transfer keeps chunks in order from disk to socket.
+        let disk = DispatchQueue(label: "tower.blob-send")
+        var inFlight = 0
+        var finished = false
+        func pump() {
+            while !finished && inFlight < window {
+                inFlight += 1
+                // Disk reads stay off the event loop; writes go back onto it.
+                disk.async {
+                    let next = Result { try reader.next() }
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        switch next {
+                        case let .success(chunk?):
+                            if chunk.last { finished = true }
+                            context.writeAndFlush(handler.wrapOutboundOut(WireEnvelope(requestID: requestID, .blobChunk(chunk)))).whenComplete { result in
+                                inFlight -= 1
+                                if case .success = result, !finished { pump() }
+                            }
+                        case .success(nil):
+                            inFlight -= 1
+                        case let .failure(error):
+                            finished = true
+                            handler.send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)"))
+                        }
                     }
-                    context.flush()
-                case let .failure(error):
-                    handler.send(context: context, requestID: requestID, error: error as? WireError ?? .notFound(what: "blob \(hash)"))
                 }
             }
         }
+        pump()
     }
 
     private func reply(context: ChannelHandlerContext, requestID: UInt64, _ future: EventLoopFuture<WireEnvelope.Body>) {
