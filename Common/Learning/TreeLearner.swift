@@ -1,0 +1,332 @@
+import Foundation
+
+/// Gradient and hessian sums and the row count of one histogram bin.
+struct HistogramBin {
+    var g: Double
+    var h: Double
+    var c: Double
+}
+
+/// The best split found for one leaf.
+struct SplitCandidate {
+    var gain: Double = -.infinity
+    var feature: Int = -1
+    var thresholdBin: Int = 0
+    var defaultLeft = false
+    var leftG = 0.0, leftH = 0.0, leftC = 0.0
+    var isValid: Bool { feature >= 0 }
+}
+
+struct TreeLearnerSettings {
+    var numLeaves: Int
+    var maxDepth: Int
+    var minDataInLeaf: Int
+    var minSumHessianInLeaf: Double
+    var lambdaL2: Double
+    var minGainToSplit: Double
+    var learningRate: Double
+    var threads: Int
+}
+
+/// Grows one regression tree leaf-wise on binned data from per-row gradients and
+/// hessians (the second-order boosting step of LightGBM / XGBoost).
+///
+/// How it stays fast: rows of each leaf are a contiguous range of one index array
+/// (re-partitioned in place at every split); gradients are gathered into leaf order
+/// once per histogram so the inner loop reads them sequentially; only the smaller child's
+/// histogram is built, the larger one is the parent's minus the smaller's; histogram
+/// building is spread over features across threads with a fixed assignment, so results
+/// do not depend on scheduling.
+final class HistogramTreeLearner {
+    let data: BinnedMatrix
+    let binnings: [FeatureBinning]
+    let settings: TreeLearnerSettings
+    let offsets: [Int]
+    let totalBins: Int
+    private let indices: UnsafeMutablePointer<Int32>
+    private let scratch: UnsafeMutablePointer<Int32>
+    private let orderedG: UnsafeMutablePointer<Float>
+    private let orderedH: UnsafeMutablePointer<Float>
+    private let histograms: UnsafeMutablePointer<HistogramBin>
+
+    /// After `grow`: each leaf's rows are `rowIndices[leafBegin[l] ..< leafBegin[l] + leafRowCount[l]]`.
+    private(set) var leafBegin: [Int] = []
+    private(set) var leafRowCount: [Int] = []
+    var rowIndices: UnsafePointer<Int32> { UnsafePointer(indices) }
+
+    init(data: BinnedMatrix, binnings: [FeatureBinning], settings: TreeLearnerSettings) {
+        self.data = data
+        self.binnings = binnings
+        self.settings = settings
+        var offsets: [Int] = []
+        var total = 0
+        for b in binnings { offsets.append(total); total += b.totalBinCount }
+        self.offsets = offsets
+        self.totalBins = total
+        let n = max(1, data.rowCount)
+        indices = .allocate(capacity: n)
+        scratch = .allocate(capacity: n)
+        orderedG = .allocate(capacity: n)
+        orderedH = .allocate(capacity: n)
+        let slots = max(2, settings.numLeaves)
+        histograms = .allocate(capacity: slots * max(1, total))
+        histograms.initialize(repeating: HistogramBin(g: 0, h: 0, c: 0), count: slots * max(1, total))
+    }
+
+    deinit {
+        indices.deallocate(); scratch.deallocate(); orderedG.deallocate(); orderedH.deallocate()
+        histograms.deallocate()
+    }
+
+    private struct Leaf {
+        var begin: Int
+        var count: Int
+        var g: Double
+        var h: Double
+        var depth: Int
+        var slot: Int = -1
+        var best = SplitCandidate()
+        /// Internal node whose child this leaf is (-1 for the root) and on which side.
+        var parent: Int = -1
+        var isLeft = false
+    }
+
+    /// Grows a tree on `bag` (all rows when nil) using only `features`.
+    func grow(gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>, bag: [Int32]?,
+              features: [Int]) -> RegressionTree {
+        let s = settings
+        let rootCount: Int
+        if let bag {
+            rootCount = bag.count
+            bag.withUnsafeBufferPointer { indices.update(from: $0.baseAddress!, count: bag.count) }
+        } else {
+            rootCount = data.rowCount
+            for i in 0..<rootCount { indices[i] = Int32(i) }
+        }
+        var g = 0.0, h = 0.0
+        for k in 0..<rootCount {
+            let i = Int(indices[k])
+            g += Double(gradients[i]); h += Double(hessians[i])
+        }
+        var tree = RegressionTree()
+        var leaves = [Leaf(begin: 0, count: rootCount, g: g, h: h, depth: 0)]
+        var nextSlot = 0
+        if canSplit(leaves[0]) {
+            leaves[0].slot = nextSlot; nextSlot += 1
+            buildHistogram(slot: leaves[0].slot, begin: 0, count: rootCount, identity: bag == nil,
+                           gradients: gradients, hessians: hessians, features: features)
+            leaves[0].best = findBestSplit(slot: leaves[0].slot, g: g, h: h, c: Double(rootCount), features: features)
+        }
+
+        while leaves.count < s.numLeaves {
+            var chosen = -1
+            var bestGain = -Double.infinity
+            for (i, leaf) in leaves.enumerated() where leaf.best.isValid && leaf.best.gain > bestGain {
+                chosen = i; bestGain = leaf.best.gain
+            }
+            if chosen < 0 { break }
+            let parent = leaves[chosen]
+            let split = parent.best
+            let leftCount = partition(begin: parent.begin, count: parent.count, split: split)
+            let node = tree.nodeCount
+            let rightLeaf = leaves.count
+            tree.splitFeature.append(Int32(split.feature))
+            tree.thresholdBin.append(UInt8(split.thresholdBin))
+            tree.threshold.append(binnings[split.feature].upperBounds[split.thresholdBin])
+            tree.defaultLeft.append(split.defaultLeft)
+            tree.leftChild.append(~Int32(chosen))
+            tree.rightChild.append(~Int32(rightLeaf))
+            tree.splitGain.append(Float(split.gain))
+            tree.nodeCover.append(Double(parent.count))
+            if parent.parent >= 0 {
+                if parent.isLeft { tree.leftChild[parent.parent] = Int32(node) } else { tree.rightChild[parent.parent] = Int32(node) }
+            }
+            var left = Leaf(begin: parent.begin, count: leftCount, g: split.leftG, h: split.leftH,
+                            depth: parent.depth + 1, parent: node, isLeft: true)
+            var right = Leaf(begin: parent.begin + leftCount, count: parent.count - leftCount,
+                             g: parent.g - split.leftG, h: parent.h - split.leftH,
+                             depth: parent.depth + 1, parent: node, isLeft: false)
+            let leftCan = canSplit(left), rightCan = canSplit(right)
+            if leftCan || rightCan {
+                let smallerIsLeft = left.count <= right.count
+                let newSlot = nextSlot
+                nextSlot += 1
+                if smallerIsLeft {
+                    left.slot = newSlot
+                    buildHistogram(slot: newSlot, begin: left.begin, count: left.count, identity: false,
+                                   gradients: gradients, hessians: hessians, features: features)
+                    if rightCan { subtract(from: parent.slot, smaller: newSlot, features: features); right.slot = parent.slot }
+                } else {
+                    right.slot = newSlot
+                    buildHistogram(slot: newSlot, begin: right.begin, count: right.count, identity: false,
+                                   gradients: gradients, hessians: hessians, features: features)
+                    if leftCan { subtract(from: parent.slot, smaller: newSlot, features: features); left.slot = parent.slot }
+                }
+                if leftCan {
+                    left.best = findBestSplit(slot: left.slot, g: left.g, h: left.h, c: Double(left.count), features: features)
+                }
+                if rightCan {
+                    right.best = findBestSplit(slot: right.slot, g: right.g, h: right.h, c: Double(right.count), features: features)
+                }
+            }
+            leaves[chosen] = left
+            leaves.append(right)
+        }
+
+        tree.leafValue = leaves.map { leaf in
+            let denominator = leaf.h + s.lambdaL2
+            return denominator > 0 ? -leaf.g / denominator * s.learningRate : 0
+        }
+        tree.leafCover = leaves.map { Double($0.count) }
+        leafBegin = leaves.map(\.begin)
+        leafRowCount = leaves.map(\.count)
+        return tree
+    }
+
+    private func canSplit(_ leaf: Leaf) -> Bool {
+        leaf.count >= 2 * max(1, settings.minDataInLeaf)
+            && (settings.maxDepth <= 0 || leaf.depth < settings.maxDepth)
+            && leaf.h >= 2 * settings.minSumHessianInLeaf
+    }
+
+    private func buildHistogram(slot: Int, begin: Int, count: Int, identity: Bool,
+                                gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>, features: [Int]) {
+        let hist = histograms + slot * totalBins
+        let idx = indices + begin
+        let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
+        if !identity {
+            for k in 0..<count {
+                let i = Int(idx[k])
+                orderedG[k] = gradients[i]
+                orderedH[k] = hessians[i]
+            }
+        }
+        let threads = count * features.count >= 1 << 16 ? settings.threads : 1
+        let data = self.data
+        let offsets = self.offsets
+        let binnings = self.binnings
+        parallelFor(features.count, threads: threads) { j in
+            let f = features[j]
+            let hb = hist + offsets[f]
+            hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
+            let col = UnsafePointer(data.column(f))
+            if identity {
+                for k in 0..<count {
+                    let b = Int(col[k])
+                    hb[b].g += Double(gradients[k]); hb[b].h += Double(hessians[k]); hb[b].c += 1
+                }
+            } else {
+                var k = 0
+                // Two rows per step: independent loads overlap; bins may collide, so
+                // updates stay sequential.
+                while k + 1 < count {
+                    let b0 = Int(col[Int(idx[k])]), b1 = Int(col[Int(idx[k + 1])])
+                    hb[b0].g += Double(og[k]); hb[b0].h += Double(oh[k]); hb[b0].c += 1
+                    hb[b1].g += Double(og[k + 1]); hb[b1].h += Double(oh[k + 1]); hb[b1].c += 1
+                    k += 2
+                }
+                if k < count {
+                    let b = Int(col[Int(idx[k])])
+                    hb[b].g += Double(og[k]); hb[b].h += Double(oh[k]); hb[b].c += 1
+                }
+            }
+        }
+    }
+
+    private func subtract(from parentSlot: Int, smaller: Int, features: [Int]) {
+        let p = histograms + parentSlot * totalBins
+        let s = histograms + smaller * totalBins
+        for f in features {
+            let o = offsets[f]
+            for b in 0..<binnings[f].totalBinCount {
+                p[o + b].g -= s[o + b].g
+                p[o + b].h -= s[o + b].h
+                p[o + b].c -= s[o + b].c
+            }
+        }
+    }
+
+    /// Scans every feature's bins for the split with the largest gain
+    /// G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), trying NaN rows on either side. Ties keep
+    /// the first candidate in (feature, threshold) order, so the result is deterministic.
+    private func findBestSplit(slot: Int, g: Double, h: Double, c: Double, features: [Int]) -> SplitCandidate {
+        let s = settings
+        let lambda = s.lambdaL2
+        let minData = Double(max(1, s.minDataInLeaf))
+        let minHess = s.minSumHessianInLeaf
+        let parentScore = g * g / (h + lambda)
+        let hist = histograms + slot * totalBins
+        var best = SplitCandidate()
+        for f in features {
+            let binning = binnings[f]
+            let nb = binning.valueBinCount
+            let hb = hist + offsets[f]
+            let nan = hb[nb]
+            if nb < 2 && nan.c == 0 { continue }
+            var lg = 0.0, lh = 0.0, lc = 0.0
+            for t in 0..<nb {
+                lg += hb[t].g; lh += hb[t].h; lc += hb[t].c
+                if t == nb - 1 && nan.c == 0 { break }
+                // NaN rows go right.
+                let rc = c - lc
+                if rc < minData { break }
+                if lc >= minData && lh >= minHess && h - lh >= minHess {
+                    let rg = g - lg, rh = h - lh
+                    let gain = lg * lg / (lh + lambda) + rg * rg / (rh + lambda) - parentScore
+                    if gain > best.gain {
+                        best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: false,
+                                              leftG: lg, leftH: lh, leftC: lc)
+                    }
+                }
+                // NaN rows go left (not at the last bin, where that would leave nothing right).
+                if nan.c > 0 && t < nb - 1 {
+                    let g2 = lg + nan.g, h2 = lh + nan.h, c2 = lc + nan.c
+                    if c2 >= minData && c - c2 >= minData && h2 >= minHess && h - h2 >= minHess {
+                        let rg = g - g2, rh = h - h2
+                        let gain = g2 * g2 / (h2 + lambda) + rg * rg / (rh + lambda) - parentScore
+                        if gain > best.gain {
+                            best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: true,
+                                                  leftG: g2, leftH: h2, leftC: c2)
+                        }
+                    }
+                }
+            }
+        }
+        if best.gain <= max(0, s.minGainToSplit) { return SplitCandidate() }
+        return best
+    }
+
+    /// Stable in-place partition of a leaf's rows; returns the number going left.
+    private func partition(begin: Int, count: Int, split: SplitCandidate) -> Int {
+        let col = UnsafePointer(data.column(split.feature))
+        let nanBin = UInt8(binnings[split.feature].nanBin)
+        let t = UInt8(split.thresholdBin)
+        let defaultLeft = split.defaultLeft
+        var l = begin, r = 0
+        for k in begin..<(begin + count) {
+            let i = indices[k]
+            let b = col[Int(i)]
+            let goLeft = b == nanBin ? defaultLeft : b <= t
+            if goLeft { indices[l] = i; l += 1 } else { scratch[r] = i; r += 1 }
+        }
+        (indices + l).update(from: scratch, count: r)
+        return l - begin
+    }
+}
+
+extension RegressionTree {
+    /// Leaf reached by row `r` of binned data (training-time traversal; agrees with the
+    /// Float traversal by the binning guarantee).
+    @inline(__always)
+    func leaf(binned data: BinnedMatrix, row r: Int, nanBins: [Int]) -> Int {
+        var node = root
+        while node >= 0 {
+            let i = Int(node)
+            let f = Int(splitFeature[i])
+            let b = Int(data.column(f)[r])
+            let goLeft = b == nanBins[f] ? defaultLeft[i] : b <= Int(thresholdBin[i])
+            node = goLeft ? leftChild[i] : rightChild[i]
+        }
+        return Int(~node)
+    }
+}
