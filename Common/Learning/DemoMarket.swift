@@ -143,7 +143,10 @@ public struct DemoMarket: Sendable {
             let listing = listings[li]
             let logit = Self.hiddenPreference(user: user, listing: listing, school: trueSchool[li],
                                               subway: trueSubway[li], drifted: late) + propensity[u]
-            let pClick = sigmoid(logit - 3.2)
+            // Some clicks are curiosity whatever the fit (the 0.5 % floor); without it
+            // whole regions of the market would be deterministic negatives, which real
+            // click logs never are.
+            let pClick = 0.005 + 0.995 * sigmoid(logit - 4.0)
             let pContract = sigmoid(logit - 3.0) * 0.12
             let r = rng.uniform()
             // A contract implies the click before it, so it is carved out of the click mass.

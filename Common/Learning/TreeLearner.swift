@@ -255,6 +255,12 @@ final class HistogramTreeLearner {
         let minData = Double(max(1, s.minDataInLeaf))
         let minHess = s.minSumHessianInLeaf
         let parentScore = g * g / (h + lambda)
+        // A child must hold min_data_in_leaf rows both by count and by hessian weight
+        // (hessian × rows-per-unit-hessian of this leaf). Rows the model is already sure
+        // of carry almost no hessian; a leaf made of them alone would get a huge value
+        // −G/H and wreck calibration. LightGBM has the same effective rule because it
+        // estimates counts from hessians.
+        let minChildHessian = max(minHess, minData * h / max(c, 1))
         let hist = histograms + slot * totalBins
         var best = SplitCandidate()
         for f in features {
@@ -270,7 +276,7 @@ final class HistogramTreeLearner {
                 // NaN rows go right.
                 let rc = c - lc
                 if rc < minData { break }
-                if lc >= minData && lh >= minHess && h - lh >= minHess {
+                if lc >= minData && lh >= minChildHessian && h - lh >= minChildHessian {
                     let rg = g - lg, rh = h - lh
                     let gain = lg * lg / (lh + lambda) + rg * rg / (rh + lambda) - parentScore
                     if gain > best.gain {
@@ -281,7 +287,7 @@ final class HistogramTreeLearner {
                 // NaN rows go left (not at the last bin, where that would leave nothing right).
                 if nan.c > 0 && t < nb - 1 {
                     let g2 = lg + nan.g, h2 = lh + nan.h, c2 = lc + nan.c
-                    if c2 >= minData && c - c2 >= minData && h2 >= minHess && h - h2 >= minHess {
+                    if c2 >= minData && c - c2 >= minData && h2 >= minChildHessian && h - h2 >= minChildHessian {
                         let rg = g - g2, rh = h - h2
                         let gain = g2 * g2 / (h2 + lambda) + rg * rg / (rh + lambda) - parentScore
                         if gain > best.gain {
