@@ -56,7 +56,7 @@ public struct LogisticModel: Classifier {
         var s = intercept
         for j in 0..<coefficients.count {
             let v = Double(row[j])
-            if !v.isNaN { s += coefficients[j] * (v - means[j]) / scales[j] }
+            if !v.isNaN { s += coefficients[j] * ((v - means[j]) / scales[j]) }
         }
         return s
     }
@@ -64,10 +64,11 @@ public struct LogisticModel: Classifier {
     public func predictRaw(_ data: Dataset) throws -> [Double] {
         let d = try data.aligned(to: schema)
         var out = [Double](repeating: intercept, count: d.rowCount)
-        for j in 0..<coefficients.count where coefficients[j] != 0 {
-            let w = coefficients[j] / scales[j], m = means[j]
+        // Same expression and summation order as the single-row path, so both agree bit for bit.
+        for j in 0..<coefficients.count {
+            let w = coefficients[j], m = means[j], sd = scales[j]
             let col = d.columns[j]
-            for i in 0..<d.rowCount where !col[i].isNaN { out[i] += w * (Double(col[i]) - m) }
+            for i in 0..<d.rowCount where !col[i].isNaN { out[i] += w * ((Double(col[i]) - m) / sd) }
         }
         return out
     }
