@@ -340,10 +340,12 @@ public enum GBDTTrainer {
             // Rows in the bag sit in the learner's leaf ranges; the rest are routed.
             scores.withUnsafeMutableBufferPointer { s in
                 let idx = learner.rowIndices
-                for leaf in 0..<tree.leafCount {
+                let out = s.baseAddress!
+                let begins = learner.leafBegin, counts = learner.leafRowCount
+                parallelFor(tree.leafCount, threads: threads) { leaf in
                     let v = tree.leafValue[leaf]
-                    let b = learner.leafBegin[leaf]
-                    for k in b..<(b + learner.leafRowCount[leaf]) { s[Int(idx[k])] += v }
+                    let b = begins[leaf]
+                    for k in b..<(b + counts[leaf]) { out[Int(idx[k])] += v }
                 }
                 if bag != nil {
                     for i in 0..<n where !inBag[i] { s[i] += tree.leafValue[tree.leaf(binned: matrix, row: i, nanBins: nanBins)] }

@@ -45,6 +45,7 @@ final class HistogramTreeLearner {
     let totalBins: Int
     private let indices: UnsafeMutablePointer<Int32>
     private let scratch: UnsafeMutablePointer<Int32>
+    private let scratch2: UnsafeMutablePointer<Int32>
     private let orderedG: UnsafeMutablePointer<Float>
     private let orderedH: UnsafeMutablePointer<Float>
     private let histograms: UnsafeMutablePointer<HistogramBin>
@@ -66,6 +67,7 @@ final class HistogramTreeLearner {
         let n = max(1, data.rowCount)
         indices = .allocate(capacity: n)
         scratch = .allocate(capacity: n)
+        scratch2 = .allocate(capacity: n)
         orderedG = .allocate(capacity: n)
         orderedH = .allocate(capacity: n)
         let slots = max(2, settings.numLeaves)
@@ -74,7 +76,7 @@ final class HistogramTreeLearner {
     }
 
     deinit {
-        indices.deallocate(); scratch.deallocate(); orderedG.deallocate(); orderedH.deallocate()
+        indices.deallocate(); scratch.deallocate(); scratch2.deallocate(); orderedG.deallocate(); orderedH.deallocate()
         histograms.deallocate()
     }
 
@@ -192,41 +194,88 @@ final class HistogramTreeLearner {
     private func buildHistogram(slot: Int, begin: Int, count: Int, identity: Bool,
                                 gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>, features: [Int]) {
         let hist = histograms + slot * totalBins
-        let idx = indices + begin
+        let idx = UnsafePointer(indices + begin)
         let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
-        if !identity {
+        // Gather once into leaf order, so the per-feature passes read gradients sequentially.
+        if identity {
+            orderedG.update(from: gradients, count: count)
+            orderedH.update(from: hessians, count: count)
+        } else {
             for k in 0..<count {
                 let i = Int(idx[k])
                 orderedG[k] = gradients[i]
                 orderedH[k] = hessians[i]
             }
         }
-        let threads = count * features.count >= 1 << 16 ? settings.threads : 1
+        let threads = count * features.count >= 1 << 13 ? settings.threads : 1
+        let groups = Self.featureGroups(features, threads: threads)
         let data = self.data
         let offsets = self.offsets
         let binnings = self.binnings
-        parallelFor(features.count, threads: threads) { j in
-            let f = features[j]
-            let hb = hist + offsets[f]
-            hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
-            let col = UnsafePointer(data.column(f))
-            if identity {
+        parallelFor(groups.count, threads: threads) { gi in
+            let group = groups[gi]
+            var cols: [UnsafePointer<UInt8>] = []
+            var hists: [UnsafeMutablePointer<HistogramBin>] = []
+            for f in group {
+                let hb = hist + offsets[f]
+                hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
+                hists.append(hb)
+                cols.append(UnsafePointer(data.column(f)))
+            }
+            Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+        }
+    }
+
+    /// Features split into groups of up to four that are accumulated in one pass over
+    /// the rows: the row index and gradients are loaded once per group, and the four
+    /// histograms are independent, so their read-modify-write chains overlap. The group
+    /// count is a multiple of the thread count so threads get equal work.
+    static func featureGroups(_ features: [Int], threads: Int) -> [[Int]] {
+        let n = features.count
+        if n == 0 { return [] }
+        var groupCount = (n + 3) / 4
+        if threads > 1 { groupCount = min(n, ((groupCount + threads - 1) / threads) * threads) }
+        var groups: [[Int]] = []
+        var start = 0
+        for g in 0..<groupCount {
+            let size = n / groupCount + (g < n % groupCount ? 1 : 0)
+            groups.append(Array(features[start..<(start + size)]))
+            start += size
+        }
+        return groups
+    }
+
+    @inline(__always)
+    static func accumulate(cols: [UnsafePointer<UInt8>], hists: [UnsafeMutablePointer<HistogramBin>],
+                           idx: UnsafePointer<Int32>, og: UnsafePointer<Float>, oh: UnsafePointer<Float>, count: Int) {
+        switch cols.count {
+        case 4:
+            let c0 = cols[0], c1 = cols[1], c2 = cols[2], c3 = cols[3]
+            let h0 = hists[0], h1 = hists[1], h2 = hists[2], h3 = hists[3]
+            for k in 0..<count {
+                let i = Int(idx[k])
+                let g = Double(og[k]), h = Double(oh[k])
+                let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i]), b3 = Int(c3[i])
+                h0[b0].g += g; h0[b0].h += h; h0[b0].c += 1
+                h1[b1].g += g; h1[b1].h += h; h1[b1].c += 1
+                h2[b2].g += g; h2[b2].h += h; h2[b2].c += 1
+                h3[b3].g += g; h3[b3].h += h; h3[b3].c += 1
+            }
+        case 3:
+            let c0 = cols[0], c1 = cols[1], c2 = cols[2]
+            let h0 = hists[0], h1 = hists[1], h2 = hists[2]
+            for k in 0..<count {
+                let i = Int(idx[k])
+                let g = Double(og[k]), h = Double(oh[k])
+                let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i])
+                h0[b0].g += g; h0[b0].h += h; h0[b0].c += 1
+                h1[b1].g += g; h1[b1].h += h; h1[b1].c += 1
+                h2[b2].g += g; h2[b2].h += h; h2[b2].c += 1
+            }
+        default:
+            for (c, hb) in zip(cols, hists) {
                 for k in 0..<count {
-                    let b = Int(col[k])
-                    hb[b].g += Double(gradients[k]); hb[b].h += Double(hessians[k]); hb[b].c += 1
-                }
-            } else {
-                var k = 0
-                // Two rows per step: independent loads overlap; bins may collide, so
-                // updates stay sequential.
-                while k + 1 < count {
-                    let b0 = Int(col[Int(idx[k])]), b1 = Int(col[Int(idx[k + 1])])
-                    hb[b0].g += Double(og[k]); hb[b0].h += Double(oh[k]); hb[b0].c += 1
-                    hb[b1].g += Double(og[k + 1]); hb[b1].h += Double(oh[k + 1]); hb[b1].c += 1
-                    k += 2
-                }
-                if k < count {
-                    let b = Int(col[Int(idx[k])])
+                    let b = Int(c[Int(idx[k])])
                     hb[b].g += Double(og[k]); hb[b].h += Double(oh[k]); hb[b].c += 1
                 }
             }
@@ -302,21 +351,50 @@ final class HistogramTreeLearner {
         return best
     }
 
-    /// Stable in-place partition of a leaf's rows; returns the number going left.
+    /// Stable in-place partition of a leaf's rows; returns the number going left. Large
+    /// leaves are partitioned in fixed-size chunks in parallel (each chunk splits into
+    /// two scratch areas, then chunks are copied to offsets from prefix sums); a stable
+    /// partition is unique, so the result does not depend on the thread count.
     private func partition(begin: Int, count: Int, split: SplitCandidate) -> Int {
         let col = UnsafePointer(data.column(split.feature))
         let nanBin = UInt8(binnings[split.feature].nanBin)
         let t = UInt8(split.thresholdBin)
         let defaultLeft = split.defaultLeft
-        var l = begin, r = 0
-        for k in begin..<(begin + count) {
-            let i = indices[k]
-            let b = col[Int(i)]
-            let goLeft = b == nanBin ? defaultLeft : b <= t
-            if goLeft { indices[l] = i; l += 1 } else { scratch[r] = i; r += 1 }
+        let chunk = 16_384
+        let chunks = (count + chunk - 1) / chunk
+        let indices = self.indices, leftScratch = self.scratch, rightScratch = self.scratch2
+        var leftCounts = [Int](repeating: 0, count: max(1, chunks))
+        let threads = chunks > 1 ? settings.threads : 1
+        leftCounts.withUnsafeMutableBufferPointer { lc in
+            let counts = lc.baseAddress!
+            parallelFor(chunks, threads: threads) { c in
+                let lo = begin + c * chunk, hi = min(begin + count, lo + chunk)
+                var l = lo, r = lo
+                for k in lo..<hi {
+                    let i = indices[k]
+                    let b = col[Int(i)]
+                    if b == nanBin ? defaultLeft : b <= t { leftScratch[l] = i; l += 1 } else { rightScratch[r] = i; r += 1 }
+                }
+                counts[c] = l - lo
+            }
         }
-        (indices + l).update(from: scratch, count: r)
-        return l - begin
+        let totalLeft = leftCounts.reduce(0, +)
+        var leftOffsets = [Int](repeating: 0, count: max(1, chunks)), rightOffsets = leftOffsets
+        var lAcc = begin, rAcc = begin + totalLeft
+        for c in 0..<chunks {
+            leftOffsets[c] = lAcc
+            rightOffsets[c] = rAcc
+            let size = min(chunk, count - c * chunk)
+            lAcc += leftCounts[c]
+            rAcc += size - leftCounts[c]
+        }
+        parallelFor(chunks, threads: threads) { c in
+            let lo = begin + c * chunk, size = min(chunk, count - c * chunk)
+            let nl = leftCounts[c]
+            (indices + leftOffsets[c]).update(from: leftScratch + lo, count: nl)
+            (indices + rightOffsets[c]).update(from: rightScratch + lo, count: size - nl)
+        }
+        return totalLeft
     }
 }
 
