@@ -164,12 +164,19 @@ final class HistogramTreeLearner {
                                    gradients: gradients, hessians: hessians, features: features)
                     if leftCan { subtract(from: parent.slot, smaller: newSlot, features: features); left.slot = parent.slot }
                 }
-                if leftCan {
-                    left.best = findBestSplit(slot: left.slot, g: left.g, h: left.h, c: Double(left.count), features: features)
+                // The two children's split searches are independent: run them side by side.
+                var found = [SplitCandidate](repeating: SplitCandidate(), count: 2)
+                let children = [left, right], can = [leftCan, rightCan]
+                found.withUnsafeMutableBufferPointer { out in
+                    let o = out.baseAddress!
+                    parallelFor(2, threads: leftCan && rightCan ? s.threads : 1) { side in
+                        guard can[side] else { return }
+                        let leaf = children[side]
+                        o[side] = self.findBestSplit(slot: leaf.slot, g: leaf.g, h: leaf.h, c: Double(leaf.count), features: features)
+                    }
                 }
-                if rightCan {
-                    right.best = findBestSplit(slot: right.slot, g: right.g, h: right.h, c: Double(right.count), features: features)
-                }
+                left.best = found[0]
+                right.best = found[1]
             }
             leaves[chosen] = left
             leaves.append(right)
