@@ -61,66 +61,87 @@ public enum TreeSHAP {
 
     static func add(_ tree: RegressionTree, row: [Float], into phi: inout [Double]) {
         if tree.nodeCount == 0 { return }
-        var path: [PathElement] = []
-        path.reserveCapacity(tree.maxDepth + 2)
-        recurse(tree, row, node: tree.root, path: path, zeroFraction: 1, oneFraction: 1, feature: -1, phi: &phi)
-    }
-
-    private static func cover(_ tree: RegressionTree, _ node: Int32) -> Double {
-        node >= 0 ? tree.nodeCover[Int(node)] : tree.leafCover[Int(~node)]
-    }
-
-    private static func recurse(_ tree: RegressionTree, _ row: [Float], node: Int32, path: [PathElement],
-                                zeroFraction: Double, oneFraction: Double, feature: Int, phi: inout [Double]) {
-        var path = path
-        extend(&path, zeroFraction: zeroFraction, oneFraction: oneFraction, feature: feature)
-        if node < 0 {
-            let value = tree.leafValue[Int(~node)]
-            // Element 0 is the root's placeholder, not a feature.
-            for i in 1..<path.count {
-                let w = unwoundSum(path, i)
-                let e = path[i]
-                phi[e.feature] += w * (e.oneFraction - e.zeroFraction) * value
+        // One path segment per recursion level, each long enough for the deepest path;
+        // a child copies its parent's segment into the next one instead of allocating.
+        let width = tree.maxDepth + 2
+        let buffer = UnsafeMutablePointer<PathElement>.allocate(capacity: width * (width + 1))
+        defer { buffer.deallocate() }
+        row.withUnsafeBufferPointer { x in
+            phi.withUnsafeMutableBufferPointer { out in
+                var walker = Walker(tree: tree, row: x, phi: out.baseAddress!, buffer: buffer, width: width)
+                walker.recurse(node: tree.root, level: 0, parentLength: 0, zeroFraction: 1, oneFraction: 1, feature: -1)
             }
-            return
         }
-        let i = Int(node)
-        let f = Int(tree.splitFeature[i])
-        let v = row[f]
-        let goesLeft = v.isNaN ? tree.defaultLeft[i] : v <= tree.threshold[i]
-        let hot = goesLeft ? tree.leftChild[i] : tree.rightChild[i]
-        let cold = goesLeft ? tree.rightChild[i] : tree.leftChild[i]
-        var incomingZero = 1.0, incomingOne = 1.0
-        // A feature split on twice along the path is one player: undo its earlier
-        // extension and carry its fractions forward.
-        if let k = path.indices.dropFirst().first(where: { path[$0].feature == f }) {
-            incomingZero = path[k].zeroFraction
-            incomingOne = path[k].oneFraction
-            unwind(&path, k)
+    }
+
+    private struct Walker {
+        let tree: RegressionTree
+        let row: UnsafeBufferPointer<Float>
+        let phi: UnsafeMutablePointer<Double>
+        let buffer: UnsafeMutablePointer<PathElement>
+        let width: Int
+
+        func cover(_ node: Int32) -> Double {
+            node >= 0 ? tree.nodeCover[Int(node)] : tree.leafCover[Int(~node)]
         }
-        let parentCover = cover(tree, node)
-        recurse(tree, row, node: hot, path: path, zeroFraction: incomingZero * cover(tree, hot) / parentCover,
-                oneFraction: incomingOne, feature: f, phi: &phi)
-        recurse(tree, row, node: cold, path: path, zeroFraction: incomingZero * cover(tree, cold) / parentCover,
-                oneFraction: 0, feature: f, phi: &phi)
+
+        mutating func recurse(node: Int32, level: Int, parentLength: Int, zeroFraction: Double, oneFraction: Double,
+                              feature: Int) {
+            let path = buffer + level * width
+            if level > 0 { path.update(from: buffer + (level - 1) * width, count: parentLength) }
+            var length = parentLength
+            extend(path, &length, zeroFraction: zeroFraction, oneFraction: oneFraction, feature: feature)
+            if node < 0 {
+                let value = tree.leafValue[Int(~node)]
+                // Element 0 is the root's placeholder, not a feature.
+                for i in 1..<length {
+                    let w = unwoundSum(path, length, i)
+                    let e = path[i]
+                    phi[e.feature] += w * (e.oneFraction - e.zeroFraction) * value
+                }
+                return
+            }
+            let i = Int(node)
+            let f = Int(tree.splitFeature[i])
+            let v = row[f]
+            let goesLeft = v.isNaN ? tree.defaultLeft[i] : v <= tree.threshold[i]
+            let hot = goesLeft ? tree.leftChild[i] : tree.rightChild[i]
+            let cold = goesLeft ? tree.rightChild[i] : tree.leftChild[i]
+            var incomingZero = 1.0, incomingOne = 1.0
+            // A feature split on twice along the path is one player: undo its earlier
+            // extension and carry its fractions forward.
+            var k = 1
+            while k < length && path[k].feature != f { k += 1 }
+            if k < length {
+                incomingZero = path[k].zeroFraction
+                incomingOne = path[k].oneFraction
+                unwind(path, &length, k)
+            }
+            let parentCover = cover(node)
+            recurse(node: hot, level: level + 1, parentLength: length,
+                    zeroFraction: incomingZero * cover(hot) / parentCover, oneFraction: incomingOne, feature: f)
+            recurse(node: cold, level: level + 1, parentLength: length,
+                    zeroFraction: incomingZero * cover(cold) / parentCover, oneFraction: 0, feature: f)
+        }
     }
 
     /// Adds a feature to the path, updating the weights of all subset sizes.
-    static func extend(_ path: inout [PathElement], zeroFraction: Double, oneFraction: Double, feature: Int) {
-        let l = path.count
-        path.append(PathElement(feature: feature, zeroFraction: zeroFraction, oneFraction: oneFraction,
-                                weight: l == 0 ? 1 : 0))
+    static func extend(_ path: UnsafeMutablePointer<PathElement>, _ length: inout Int, zeroFraction: Double,
+                       oneFraction: Double, feature: Int) {
+        let l = length
+        path[l] = PathElement(feature: feature, zeroFraction: zeroFraction, oneFraction: oneFraction, weight: l == 0 ? 1 : 0)
         var i = l - 1
         while i >= 0 {
             path[i + 1].weight += oneFraction * path[i].weight * Double(i + 1) / Double(l + 1)
             path[i].weight = zeroFraction * path[i].weight * Double(l - i) / Double(l + 1)
             i -= 1
         }
+        length = l + 1
     }
 
     /// Removes element `index` from the path, inverting `extend`.
-    static func unwind(_ path: inout [PathElement], _ index: Int) {
-        let l = path.count
+    static func unwind(_ path: UnsafeMutablePointer<PathElement>, _ length: inout Int, _ index: Int) {
+        let l = length
         let one = path[index].oneFraction, zero = path[index].zeroFraction
         var next = path[l - 1].weight
         var j = l - 2
@@ -139,12 +160,12 @@ public enum TreeSHAP {
             path[k].zeroFraction = path[k + 1].zeroFraction
             path[k].oneFraction = path[k + 1].oneFraction
         }
-        path.removeLast()
+        length = l - 1
     }
 
     /// Total weight the path would have after `unwind(path, index)`, without changing it.
-    static func unwoundSum(_ path: [PathElement], _ index: Int) -> Double {
-        let l = path.count
+    static func unwoundSum(_ path: UnsafeMutablePointer<PathElement>, _ length: Int, _ index: Int) -> Double {
+        let l = length
         let one = path[index].oneFraction, zero = path[index].zeroFraction
         var total = 0.0
         var next = path[l - 1].weight

@@ -94,3 +94,11 @@ if CommandLine.arguments.contains("--debug") {
     print("max |score|", batch.map { abs($0) }.max()!, "max |leaf|", model.trees.flatMap { $0.leafValue }.map { abs($0) }.max()!)
     print("debug curve loss", model.curve.validLogLoss.last!, "metrics loss", Metrics.logLoss(probabilities: probs, labels: split.test.labels), "batch-vs-row", maxDiff)
 }
+if CommandLine.arguments.contains("--shap") {
+    var p = BoostingParameters()
+    p.numIterations = trees
+    let model = try GBDTTrainer.train(split.train, parameters: p, recordCurve: false)
+    let rows = split.test.subset(Array(0..<1000))
+    let t = try seconds { _ = try TreeSHAP.contributions(model, data: rows) }
+    print(String(format: "shap: %.0f rows/s", 1000 / t))
+}
