@@ -211,6 +211,7 @@ public struct GradientBoostedModel: Classifier {
 
     func predictRaw(columns: [[Float]], rowCount n: Int, threads: Int) -> [Double] {
         var scores = [Double](repeating: initialScore, count: n)
+        if n == 0 { return scores }
         let threadCount = threads > 0 ? threads : availableCores
         let forest = self.forest
         withColumnPointers(columns) { cols in

@@ -38,6 +38,7 @@ public enum TreeSHAP {
     public static func contributions(_ model: GradientBoostedModel, data: Dataset) throws -> [[Double]] {
         let d = try data.aligned(to: model.schema)
         var out = [[Double]](repeating: [], count: d.rowCount)
+        if d.rowCount == 0 { return out }
         let threads = model.parameters.threads > 0 ? model.parameters.threads : availableCores
         out.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!

@@ -55,3 +55,20 @@ import Testing
         }
     }
 }
+
+@Suite struct EdgeCaseTests {
+    @Test func emptyDataScoresToEmpty() throws {
+        let (model, data) = try TreeSHAPTests.model(trees: 3)
+        let empty = data.subset([])
+        #expect(try model.predictRaw(empty).isEmpty)
+        #expect(try TreeSHAP.contributions(model, data: empty).isEmpty)
+        #expect(try LogisticTrainer.train(data).predictRaw(empty).isEmpty)
+    }
+
+    @Test func scoringDataWithoutAModelFeatureFails() throws {
+        let (model, data) = try TreeSHAPTests.model(trees: 2)
+        let fewer = Dataset(schema: FeatureSchema(Array(data.schema.features.dropLast())),
+                            columns: Array(data.columns.dropLast()), labels: data.labels)
+        #expect(throws: DataError.schemaMismatch(missing: ["f4"])) { try model.predictRaw(fewer) }
+    }
+}
