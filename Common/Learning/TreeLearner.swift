@@ -115,9 +115,10 @@ final class HistogramTreeLearner {
         var nextSlot = 0
         if canSplit(leaves[0]) {
             leaves[0].slot = nextSlot; nextSlot += 1
-            buildHistogram(slot: leaves[0].slot, begin: 0, count: rootCount, identity: bag == nil,
-                           gradients: gradients, hessians: hessians, features: features)
-            leaves[0].best = findBestSplit(slot: leaves[0].slot, g: g, h: h, c: Double(rootCount), features: features)
+            leaves[0].best = buildAndSearch(buildSlot: 0, begin: 0, count: rootCount, identity: bag == nil,
+                                            subtractFrom: nil,
+                                            searches: [SearchRequest(slot: 0, g: g, h: h, c: Double(rootCount))],
+                                            gradients: gradients, hessians: hessians, features: features)[0]
         }
 
         while leaves.count < s.numLeaves {
@@ -150,31 +151,22 @@ final class HistogramTreeLearner {
                              depth: parent.depth + 1, parent: node, isLeft: false)
             let leftCan = canSplit(left), rightCan = canSplit(right)
             if leftCan || rightCan {
+                // Build the smaller child's histogram, derive the larger one as parent minus
+                // smaller, and search both for their best split — all in one parallel pass
+                // over feature groups.
                 let smallerIsLeft = left.count <= right.count
                 let newSlot = nextSlot
                 nextSlot += 1
-                if smallerIsLeft {
-                    left.slot = newSlot
-                    buildHistogram(slot: newSlot, begin: left.begin, count: left.count, identity: false,
-                                   gradients: gradients, hessians: hessians, features: features)
-                    if rightCan { subtract(from: parent.slot, smaller: newSlot, features: features); right.slot = parent.slot }
-                } else {
-                    right.slot = newSlot
-                    buildHistogram(slot: newSlot, begin: right.begin, count: right.count, identity: false,
-                                   gradients: gradients, hessians: hessians, features: features)
-                    if leftCan { subtract(from: parent.slot, smaller: newSlot, features: features); left.slot = parent.slot }
-                }
-                // The two children's split searches are independent: run them side by side.
-                var found = [SplitCandidate](repeating: SplitCandidate(), count: 2)
-                let children = [left, right], can = [leftCan, rightCan]
-                found.withUnsafeMutableBufferPointer { out in
-                    let o = out.baseAddress!
-                    parallelFor(2, threads: leftCan && rightCan ? s.threads : 1) { side in
-                        guard can[side] else { return }
-                        let leaf = children[side]
-                        o[side] = self.findBestSplit(slot: leaf.slot, g: leaf.g, h: leaf.h, c: Double(leaf.count), features: features)
-                    }
-                }
+                let smaller = smallerIsLeft ? left : right
+                let largerCan = smallerIsLeft ? rightCan : leftCan
+                if smallerIsLeft { left.slot = newSlot; if rightCan { right.slot = parent.slot } }
+                else { right.slot = newSlot; if leftCan { left.slot = parent.slot } }
+                let found = buildAndSearch(
+                    buildSlot: newSlot, begin: smaller.begin, count: smaller.count, identity: false,
+                    subtractFrom: largerCan ? parent.slot : nil,
+                    searches: [leftCan ? SearchRequest(slot: left.slot, g: left.g, h: left.h, c: Double(left.count)) : nil,
+                               rightCan ? SearchRequest(slot: right.slot, g: right.g, h: right.h, c: Double(right.count)) : nil],
+                    gradients: gradients, hessians: hessians, features: features)
                 left.best = found[0]
                 right.best = found[1]
             }
@@ -198,9 +190,24 @@ final class HistogramTreeLearner {
             && leaf.h >= 2 * settings.minSumHessianInLeaf
     }
 
-    private func buildHistogram(slot: Int, begin: Int, count: Int, identity: Bool,
-                                gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>, features: [Int]) {
-        let hist = histograms + slot * totalBins
+    struct SearchRequest {
+        var slot: Int
+        var g: Double
+        var h: Double
+        var c: Double
+    }
+
+    /// Builds the histogram of rows `begin..<begin+count` into `buildSlot`, optionally
+    /// subtracts it from `subtractFrom` (turning the parent's histogram into the larger
+    /// sibling's), then finds the best split for each request — all per feature group in
+    /// one parallel region, since every step only touches that group's features. The
+    /// per-feature winners are reduced in feature order, so the result equals a serial
+    /// scan regardless of the thread count.
+    private func buildAndSearch(buildSlot: Int, begin: Int, count: Int, identity: Bool, subtractFrom parentSlot: Int?,
+                                searches: [SearchRequest?], gradients: UnsafePointer<Float>,
+                                hessians: UnsafePointer<Float>, features: [Int]) -> [SplitCandidate] {
+        let hist = histograms + buildSlot * totalBins
+        let parentHist = parentSlot.map { histograms + $0 * totalBins }
         let idx = UnsafePointer(indices + begin)
         let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
         // Gather once into leaf order, so the per-feature passes read gradients sequentially.
@@ -214,22 +221,52 @@ final class HistogramTreeLearner {
                 orderedH[k] = hessians[i]
             }
         }
-        let threads = count * features.count >= 1 << 13 ? settings.threads : 1
-        let groups = Self.featureGroups(features, threads: threads)
+        let featureCount = features.count
+        let threads = count * featureCount >= 1 << 15 ? settings.threads : 1
+        let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
         let data = self.data
         let offsets = self.offsets
         let binnings = self.binnings
-        parallelFor(groups.count, threads: threads) { gi in
-            let group = groups[gi]
-            var cols: [UnsafePointer<UInt8>] = []
-            var hists: [UnsafeMutablePointer<HistogramBin>] = []
-            for f in group {
-                let hb = hist + offsets[f]
-                hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
-                hists.append(hb)
-                cols.append(UnsafePointer(data.column(f)))
+        var candidates = [SplitCandidate](repeating: SplitCandidate(), count: searches.count * featureCount)
+        candidates.withUnsafeMutableBufferPointer { out in
+            let cand = out.baseAddress!
+            parallelFor(groups.count, threads: threads) { gi in
+                let group = groups[gi]
+                var cols: [UnsafePointer<UInt8>] = []
+                var hists: [UnsafeMutablePointer<HistogramBin>] = []
+                for j in group {
+                    let f = features[j]
+                    let hb = hist + offsets[f]
+                    hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
+                    hists.append(hb)
+                    cols.append(UnsafePointer(data.column(f)))
+                }
+                Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+                if let parentHist {
+                    for j in group {
+                        let f = features[j]
+                        let p = parentHist + offsets[f], c = hist + offsets[f]
+                        for b in 0..<binnings[f].totalBinCount {
+                            p[b].g -= c[b].g; p[b].h -= c[b].h; p[b].c -= c[b].c
+                        }
+                    }
+                }
+                for (si, request) in searches.enumerated() {
+                    guard let request else { continue }
+                    for j in group {
+                        cand[si * featureCount + j] = self.bestSplit(feature: features[j], slot: request.slot,
+                                                                     g: request.g, h: request.h, c: request.c)
+                    }
+                }
             }
-            Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+        }
+        return searches.indices.map { si in
+            var best = SplitCandidate()
+            for j in 0..<featureCount {
+                let c = candidates[si * featureCount + j]
+                if c.isValid && c.gain > best.gain { best = c }
+            }
+            return best.gain > max(0, settings.minGainToSplit) ? best : SplitCandidate()
         }
     }
 
@@ -289,23 +326,10 @@ final class HistogramTreeLearner {
         }
     }
 
-    private func subtract(from parentSlot: Int, smaller: Int, features: [Int]) {
-        let p = histograms + parentSlot * totalBins
-        let s = histograms + smaller * totalBins
-        for f in features {
-            let o = offsets[f]
-            for b in 0..<binnings[f].totalBinCount {
-                p[o + b].g -= s[o + b].g
-                p[o + b].h -= s[o + b].h
-                p[o + b].c -= s[o + b].c
-            }
-        }
-    }
-
-    /// Scans every feature's bins for the split with the largest gain
+    /// Best threshold of one feature for a leaf whose histogram is in `slot`: maximises
     /// G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), trying NaN rows on either side. Ties keep
-    /// the first candidate in (feature, threshold) order, so the result is deterministic.
-    private func findBestSplit(slot: Int, g: Double, h: Double, c: Double, features: [Int]) -> SplitCandidate {
+    /// the first threshold, so the result is deterministic.
+    private func bestSplit(feature f: Int, slot: Int, g: Double, h: Double, c: Double) -> SplitCandidate {
         let s = settings
         let lambda = s.lambdaL2
         let minData = Double(max(1, s.minDataInLeaf))
@@ -317,44 +341,40 @@ final class HistogramTreeLearner {
         // −G/H and wreck calibration. LightGBM has the same effective rule because it
         // estimates counts from hessians.
         let minChildHessian = max(minHess, minData * h / max(c, 1))
-        let hist = histograms + slot * totalBins
         var best = SplitCandidate()
-        for f in features {
-            let binning = binnings[f]
-            let nb = binning.valueBinCount
-            let hb = hist + offsets[f]
-            let nan = hb[nb]
-            if nb < 2 && nan.c == 0 { continue }
-            var lg = 0.0, lh = 0.0, lc = 0.0
-            for t in 0..<nb {
-                lg += hb[t].g; lh += hb[t].h; lc += hb[t].c
-                if t == nb - 1 && nan.c == 0 { break }
-                // NaN rows go right.
-                let rc = c - lc
-                if rc < minData { break }
-                if lc >= minData && lh >= minChildHessian && h - lh >= minChildHessian {
-                    let rg = g - lg, rh = h - lh
-                    let gain = lg * lg / (lh + lambda) + rg * rg / (rh + lambda) - parentScore
-                    if gain > best.gain {
-                        best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: false,
-                                              leftG: lg, leftH: lh, leftC: lc)
-                    }
+        let binning = binnings[f]
+        let nb = binning.valueBinCount
+        let hb = histograms + slot * totalBins + offsets[f]
+        let nan = hb[nb]
+        if nb < 2 && nan.c == 0 { return best }
+        var lg = 0.0, lh = 0.0, lc = 0.0
+        for t in 0..<nb {
+            lg += hb[t].g; lh += hb[t].h; lc += hb[t].c
+            if t == nb - 1 && nan.c == 0 { break }
+            // NaN rows go right.
+            let rc = c - lc
+            if rc < minData { break }
+            if lc >= minData && lh >= minChildHessian && h - lh >= minChildHessian {
+                let rg = g - lg, rh = h - lh
+                let gain = lg * lg / (lh + lambda) + rg * rg / (rh + lambda) - parentScore
+                if gain > best.gain {
+                    best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: false,
+                                          leftG: lg, leftH: lh, leftC: lc)
                 }
-                // NaN rows go left (not at the last bin, where that would leave nothing right).
-                if nan.c > 0 && t < nb - 1 {
-                    let g2 = lg + nan.g, h2 = lh + nan.h, c2 = lc + nan.c
-                    if c2 >= minData && c - c2 >= minData && h2 >= minChildHessian && h - h2 >= minChildHessian {
-                        let rg = g - g2, rh = h - h2
-                        let gain = g2 * g2 / (h2 + lambda) + rg * rg / (rh + lambda) - parentScore
-                        if gain > best.gain {
-                            best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: true,
-                                                  leftG: g2, leftH: h2, leftC: c2)
-                        }
+            }
+            // NaN rows go left (not at the last bin, where that would leave nothing right).
+            if nan.c > 0 && t < nb - 1 {
+                let g2 = lg + nan.g, h2 = lh + nan.h, c2 = lc + nan.c
+                if c2 >= minData && c - c2 >= minData && h2 >= minChildHessian && h - h2 >= minChildHessian {
+                    let rg = g - g2, rh = h - h2
+                    let gain = g2 * g2 / (h2 + lambda) + rg * rg / (rh + lambda) - parentScore
+                    if gain > best.gain {
+                        best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: true,
+                                              leftG: g2, leftH: h2, leftC: c2)
                     }
                 }
             }
         }
-        if best.gain <= max(0, s.minGainToSplit) { return SplitCandidate() }
         return best
     }
 

@@ -21,6 +21,13 @@ func peakRSSMegabytes() -> Double {
     return .nan
 }
 
+/// User + system CPU seconds of this process so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     try body()
@@ -63,13 +70,15 @@ for threads in threadCounts {
     p.maxBin = 255
     p.threads = threads
     var model: GradientBoostedModel!
+    let cpuBefore = cpuSeconds()
     let trainTime = try seconds { model = try GBDTTrainer.train(split.train, parameters: p, recordCurve: false) }
+    let trainCPU = cpuSeconds() - cpuBefore
     let report = try model.evaluate(split.test, k: 10)
     var scores: [Double] = []
     let predictTime = try seconds { scores = try model.predictRaw(tiled) }
     precondition(scores.count == predictRows)
-    print(String(format: "RESULT impl=tower threads=%d train_s=%.3f auc=%.5f logloss=%.5f p10=%.5f ndcg10=%.5f predict_rows_per_s=%.0f peak_rss_mb=%.1f",
-                 threads, trainTime, report.auc, report.logLoss, report.ranking?.precision ?? .nan,
+    print(String(format: "RESULT impl=tower threads=%d train_s=%.3f train_cpu_s=%.3f auc=%.5f logloss=%.5f p10=%.5f ndcg10=%.5f predict_rows_per_s=%.0f peak_rss_mb=%.1f",
+                 threads, trainTime, trainCPU, report.auc, report.logLoss, report.ranking?.precision ?? .nan,
                  report.ranking?.ndcg ?? .nan, Double(predictRows) / predictTime, peakRSSMegabytes()))
 }
 
