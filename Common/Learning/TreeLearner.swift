@@ -397,10 +397,18 @@ final class HistogramTreeLearner {
             parallelFor(chunks, threads: threads) { c in
                 let lo = begin + c * chunk, hi = min(begin + count, lo + chunk)
                 var l = lo, r = lo
+                // Branch-free: the side is data-dependent and unpredictable, so both
+                // scratch areas are written and only the matching cursor advances.
+                // (nanBin is above every value bin, so `b <= t` already excludes NaN.)
                 for k in lo..<hi {
                     let i = indices[k]
                     let b = col[Int(i)]
-                    if b == nanBin ? defaultLeft : b <= t { leftScratch[l] = i; l += 1 } else { rightScratch[r] = i; r += 1 }
+                    let goLeft = (b <= t) || (defaultLeft && b == nanBin)
+                    leftScratch[l] = i
+                    rightScratch[r] = i
+                    let step = goLeft ? 1 : 0
+                    l += step
+                    r += 1 - step
                 }
                 counts[c] = l - lo
             }
