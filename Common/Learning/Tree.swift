@@ -94,36 +94,48 @@ struct PackedForest: Sendable {
     }
 
     /// Adds each tree's output to `scores` for rows `rows` of column-major features.
-    /// Rows are processed in blocks, tree by tree, so a tree's nodes stay in cache while
-    /// it scores the block.
+    /// Rows are processed in blocks: a block is first copied into a small row-major
+    /// buffer (so a node's feature value is one load away, not two), then scored tree by
+    /// tree, so each tree's nodes stay in cache while it scores the block.
     func accumulate(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>,
                     scores: UnsafeMutablePointer<Double>) {
+        let featureCount = columns.count
+        let block = 64
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: block * max(1, featureCount))
+        defer { buffer.deallocate() }
         nodes.withUnsafeBufferPointer { nodeBuf in
             leaves.withUnsafeBufferPointer { leafBuf in
-                let nodesP = nodeBuf.baseAddress!
-                let leavesP = leafBuf.baseAddress!
-                let cols = columns.baseAddress!
-                let block = 64
+                guard let nodesP = nodeBuf.baseAddress, let leavesP = leafBuf.baseAddress else {
+                    // No internal nodes at all: every tree is a single leaf.
+                    for root in roots { for r in rows { scores[r] += leafBuf[Int(~root)] } }
+                    return
+                }
                 var start = rows.lowerBound
                 while start < rows.upperBound {
                     let end = min(start + block, rows.upperBound)
+                    let count = end - start
+                    for f in 0..<featureCount {
+                        let col = columns[f] + start
+                        for k in 0..<count { buffer[k * featureCount + f] = col[k] }
+                    }
                     for root in roots {
                         if root < 0 {
                             let v = leavesP[Int(~root)]
                             for r in start..<end { scores[r] += v }
                             continue
                         }
-                        for r in start..<end {
+                        for k in 0..<count {
+                            let x = buffer + k * featureCount
                             var node = root
                             repeat {
                                 let n = nodesP[Int(node)]
                                 let f = n.feature
-                                let v = cols[Int(f >= 0 ? f : ~f)][r]
+                                let v = x[Int(f >= 0 ? f : ~f)]
                                 // NaN fails `<=`, so it goes right unless the sign says left.
                                 let goLeft = v <= n.threshold || (f < 0 && v.isNaN)
                                 node = goLeft ? n.left : n.right
                             } while node >= 0
-                            scores[r] += leavesP[Int(~node)]
+                            scores[start + k] += leavesP[Int(~node)]
                         }
                     }
                     start = end

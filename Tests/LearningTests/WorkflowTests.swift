@@ -72,3 +72,19 @@ import Testing
         #expect(throws: DataError.schemaMismatch(missing: ["f4"])) { try model.predictRaw(fewer) }
     }
 }
+
+@Suite struct PredictionTests {
+    @Test func batchScoringMatchesPerRowIncludingStumpsAndMissingValues() throws {
+        let data = Fixtures.mixedData(rows: 700)  // 700 rows: full 64-row blocks plus a remainder
+        var p = BoostingParameters()
+        p.numIterations = 8
+        let model = try GBDTTrainer.train(data, parameters: p)
+        let batch = try model.predictRaw(data)
+        for r in 0..<data.rowCount { #expect(batch[r] == model.predictRaw(row: data.row(r))) }
+        // A model whose trees cannot split (min_data_in_leaf above the row count) is all stumps.
+        p.minDataInLeaf = 10_000
+        let stumps = try GBDTTrainer.train(data, parameters: p)
+        #expect(stumps.trees.allSatisfy { $0.nodeCount == 0 })
+        #expect(try stumps.predictRaw(data.subset([0, 1])) == [stumps.predictRaw(row: data.row(0)), stumps.predictRaw(row: data.row(1))])
+    }
+}
