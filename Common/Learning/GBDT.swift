@@ -253,6 +253,11 @@ func withColumnPointers<R>(_ columns: [[Float]], _ body: (UnsafeBufferPointer<Un
 
 /// Trains gradient-boosted trees with the binary log-loss objective.
 ///
+/// Categorical features are binned by their integer codes like numeric ones (a split
+/// is "code ≤ k"); with few categories each code has its own bin, so trees can still
+/// isolate any category in a few splits. One-vs-rest categorical splits are not
+/// implemented.
+///
 /// Deterministic: the same data, parameters and seed give the same trees on any
 /// number of threads (bagging and feature sampling use the seeded generator; parallel
 /// work is assigned to threads by a fixed rule and reduced in a fixed order).
