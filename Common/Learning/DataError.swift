@@ -9,6 +9,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
     case wrongColumnCount(file: String, line: Int, expected: Int, found: Int)
     case nonNumericValue(file: String, line: Int, column: Int, columnName: String, value: String)
     case invalidLabel(file: String, line: Int, column: Int, value: String)
+    case invalidValue(file: String, line: Int, column: Int, columnName: String, value: String, expected: String)
     case missingColumn(file: String, column: String, available: [String])
     case duplicateColumn(file: String, column: String)
     case unknownReference(file: String, line: Int, column: String, value: String)
@@ -28,6 +29,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(file):\(line): column \(column) ('\(name)') has non-numeric value '\(value)'. Fix the value, leave it empty or write NA for missing, or declare the column categorical (--categorical \(name))."
         case let .invalidLabel(file, line, column, value):
             return "\(file):\(line): label in column \(column) is '\(value)'; labels must be 0 or 1 (or true/false)."
+        case let .invalidValue(file, line, column, name, value, expected):
+            return "\(file):\(line): column \(column) ('\(name)') has value '\(value)'; expected \(expected)."
         case let .missingColumn(file, column, available):
             return "\(file): no column named '\(column)'. Columns in the header: \(available.joined(separator: ", "))."
         case let .duplicateColumn(file, column):

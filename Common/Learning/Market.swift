@@ -184,8 +184,8 @@ public struct Market: Sendable {
             }
             let text = it.string(row: r, column: eventColumn)
             guard let event = InteractionEvent(rawValue: text) else {
-                throw DataError.nonNumericValue(file: it.file, line: line, column: eventColumn + 1, columnName: "event",
-                                                value: text)
+                throw DataError.invalidValue(file: it.file, line: line, column: eventColumn + 1, columnName: "event",
+                                             value: text, expected: "impression, click or contract")
             }
             interactions.append(MarketInteraction(userID: iu[r], listingID: il[r], day: day[r], event: event))
         }

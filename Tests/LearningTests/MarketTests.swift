@@ -101,3 +101,28 @@ import Testing
         #expect(share > 0.65 && share < 0.75)
     }
 }
+
+@Suite struct MarketFileErrorTests {
+    @Test func unknownEventIsReportedWithLineAndExpectedValues() throws {
+        let dir = Fixtures.temporaryDirectory()
+        try DemoMarket(.init(users: 5, listings: 5, interactions: 10, seed: 1)).generate().write(to: dir)
+        let file = dir.appendingPathComponent("interactions.csv")
+        var lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[2] = lines[2].replacingOccurrences(of: "impression", with: "view").replacingOccurrences(of: "click", with: "view")
+            .replacingOccurrences(of: "contract", with: "view")
+        try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        #expect(throws: DataError.invalidValue(file: file.path, line: 3, column: 4, columnName: "event", value: "view",
+                                               expected: "impression, click or contract")) {
+            try Market.load(from: dir)
+        }
+    }
+
+    @Test func missingFileIsUnreadable() {
+        #expect {
+            try Market.load(from: URL(fileURLWithPath: "/nonexistent-market"))
+        } throws: { error in
+            if case .unreadable = error as? DataError { return true }
+            return false
+        }
+    }
+}
