@@ -211,14 +211,17 @@ final class HistogramTreeLearner {
         let idx = UnsafePointer(indices + begin)
         let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
         // Gather once into leaf order, so the per-feature passes read gradients sequentially.
-        if identity {
-            orderedG.update(from: gradients, count: count)
-            orderedH.update(from: hessians, count: count)
-        } else {
-            for k in 0..<count {
-                let i = Int(idx[k])
-                orderedG[k] = gradients[i]
-                orderedH[k] = hessians[i]
+        let orderedG = self.orderedG, orderedH = self.orderedH
+        parallelChunks(count, threads: settings.threads, minChunk: 32_768) { range in
+            if identity {
+                (orderedG + range.lowerBound).update(from: gradients + range.lowerBound, count: range.count)
+                (orderedH + range.lowerBound).update(from: hessians + range.lowerBound, count: range.count)
+            } else {
+                for k in range {
+                    let i = Int(idx[k])
+                    orderedG[k] = gradients[i]
+                    orderedH[k] = hessians[i]
+                }
             }
         }
         let featureCount = features.count
@@ -387,7 +390,7 @@ final class HistogramTreeLearner {
         let nanBin = UInt8(binnings[split.feature].nanBin)
         let t = UInt8(split.thresholdBin)
         let defaultLeft = split.defaultLeft
-        let chunk = 16_384
+        let chunk = 8_192
         let chunks = (count + chunk - 1) / chunk
         let indices = self.indices, leftScratch = self.scratch, rightScratch = self.scratch2
         var leftCounts = [Int](repeating: 0, count: max(1, chunks))
