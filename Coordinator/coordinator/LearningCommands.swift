@@ -118,7 +118,7 @@ struct Train: ParsableCommand {
         let parameters = try BoostingParameters(parsing: params)
         let prepared = try LearningWorkflow.prepare(data.source)
         print("train \(prepared.train.rowCount) rows, valid \(prepared.valid?.rowCount ?? 0), test \(prepared.test?.rowCount ?? 0); \(prepared.train.featureCount) features")
-        let commit = gitCommit ?? currentGitCommit()
+        let commit = gitCommit ?? LearningCLI.gitCommit()
         let outcome = try LearningWorkflow.train(prepared, kind: model, parameters: parameters, gitCommit: commit,
                                                  progressEvery: progressEvery) { print($0) }
         let url = URL(fileURLWithPath: out)
@@ -181,19 +181,21 @@ struct Evaluate: ParsableCommand {
     }
 }
 
-/// The commit to record in a model: $TOWER_GIT_COMMIT, else `git rev-parse HEAD` in the
-/// working directory, else "unknown".
-func currentGitCommit() -> String {
-    if let env = ProcessInfo.processInfo.environment["TOWER_GIT_COMMIT"], !env.isEmpty { return env }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["git", "rev-parse", "HEAD"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return "unknown" }
-    process.waitUntilExit()
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
-    return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+enum LearningCLI {
+    /// The commit to record in a model: $TOWER_GIT_COMMIT, else `git rev-parse HEAD` in the
+    /// working directory, else "unknown".
+    static func gitCommit() -> String {
+        if let env = ProcessInfo.processInfo.environment["TOWER_GIT_COMMIT"], !env.isEmpty { return env }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return "unknown" }
+        process.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+    }
 }
