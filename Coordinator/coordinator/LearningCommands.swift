@@ -25,6 +25,9 @@ struct LearningDataOptions: ParsableArguments {
     @Option(name: .customLong("test-csv"), help: "Separate test CSV with the same columns as --csv.")
     var testCSV: String?
 
+    @Option(help: "Comma-separated columns of --csv to ignore (identifiers, timestamps, free text).")
+    var ignore: String?
+
     func validate() throws {
         if (directory == nil) == (csv == nil) {
             throw ValidationError("Give exactly one of --data DIR (market directory) or --csv FILE.")
@@ -34,9 +37,12 @@ struct LearningDataOptions: ParsableArguments {
 
     var source: TrainingSource {
         if let directory { return .market(directory: URL(fileURLWithPath: directory)) }
-        let categories = (categorical ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        func list(_ text: String?) -> [String] {
+            (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         return .csv(train: URL(fileURLWithPath: csv!), test: testCSV.map { URL(fileURLWithPath: $0) },
-                    options: TabularCSVOptions(labelColumn: label, groupColumn: group, categoricalColumns: categories))
+                    options: TabularCSVOptions(labelColumn: label, groupColumn: group, categoricalColumns: list(categorical),
+                                               ignoredColumns: list(ignore)))
     }
 }
 
