@@ -146,7 +146,7 @@ public struct DemoMarket: Sendable {
             // Some clicks are curiosity whatever the fit (the 0.5 % floor); without it
             // whole regions of the market would be deterministic negatives, which real
             // click logs never are.
-            let pClick = 0.005 + 0.995 * sigmoid(logit - 4.0)
+            let pClick = 0.005 + 0.995 * sigmoid(logit - 4.3)
             let pContract = sigmoid(logit - 3.0) * 0.12
             let r = rng.uniform()
             // A contract implies the click before it, so it is carved out of the click mass.
