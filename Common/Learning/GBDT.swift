@@ -203,10 +203,15 @@ public struct GradientBoostedModel: Classifier {
         return s
     }
 
-    /// Batch scoring, parallel over row blocks.
-    public func predictRaw(_ data: Dataset) throws -> [Double] {
+    /// Batch scoring, parallel over row blocks on all cores.
+    public func predictRaw(_ data: Dataset) throws -> [Double] { try predictRaw(data, threads: 0) }
+
+    /// Batch scoring on `threads` threads (0: all cores). The training thread count is
+    /// deliberately not reused: a model trained in a one-thread HPO trial still scores
+    /// on every core of the gateway.
+    public func predictRaw(_ data: Dataset, threads: Int) throws -> [Double] {
         let d = try data.aligned(to: schema)
-        return predictRaw(columns: d.columns, rowCount: d.rowCount, threads: parameters.threads)
+        return predictRaw(columns: d.columns, rowCount: d.rowCount, threads: threads)
     }
 
     func predictRaw(columns: [[Float]], rowCount n: Int, threads: Int) -> [Double] {

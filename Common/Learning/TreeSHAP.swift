@@ -39,7 +39,7 @@ public enum TreeSHAP {
         let d = try data.aligned(to: model.schema)
         var out = [[Double]](repeating: [], count: d.rowCount)
         if d.rowCount == 0 { return out }
-        let threads = model.parameters.threads > 0 ? model.parameters.threads : availableCores
+        let threads = availableCores
         out.withUnsafeMutableBufferPointer { buf in
             let base = buf.baseAddress!
             parallelChunks(d.rowCount, threads: threads, minChunk: 64) { range in

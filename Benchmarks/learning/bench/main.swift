@@ -79,7 +79,7 @@ for threads in threadCounts {
     let trainCPU = cpuSeconds() - cpuBefore
     let report = try model.evaluate(split.test, k: 10)
     var scores: [Double] = []
-    let predictTime = try seconds { scores = try model.predictRaw(tiled) }
+    let predictTime = try seconds { scores = try model.predictRaw(tiled, threads: threads) }
     precondition(scores.count == predictRows)
     print(String(format: "RESULT impl=tower threads=%d train_s=%.3f train_cpu_s=%.3f auc=%.5f logloss=%.5f p10=%.5f ndcg10=%.5f predict_rows_per_s=%.0f peak_rss_mb=%.1f",
                  threads, trainTime, trainCPU, report.auc, report.logLoss, report.ranking?.precision ?? .nan,
