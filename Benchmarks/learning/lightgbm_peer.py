@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""LightGBM peer for Tower's learning benchmark.
+
+Reads the train/test CSVs written by `learning-bench`, trains LightGBM with the same
+parameters (200 trees, 31 leaves, learning rate 0.1, max_bin 255, binary log-loss) with
+1 and 2 threads, and prints `RESULT key=value ...` lines in the same format as the Swift
+bench. Installs nothing: run it from an environment that has lightgbm and numpy
+(run.sh creates one).
+
+P@10 and NDCG@10 are computed exactly as Tower computes them: per group (user), rows
+sorted by descending score (ties by row order), precision over min(10, group size),
+averaged over groups with at least one positive.
+"""
+import argparse
+import math
+import resource
+import time
+
+import numpy as np
+import lightgbm as lgb
+from sklearn.metrics import roc_auc_score, log_loss
+
+
+def load(path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    data = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=np.float64,
+                         missing_values="", filling_values=np.nan)
+    cols = {name: i for i, name in enumerate(header)}
+    features = [n for n in header if n not in ("label", "group", "day")]
+    X = np.ascontiguousarray(data[:, [cols[n] for n in features]].astype(np.float32))
+    y = data[:, cols["label"]]
+    groups = data[:, cols["group"]].astype(np.int64)
+    return X, y, groups, features
+
+
+def ranking(scores, labels, groups, k=10):
+    order = np.lexsort((np.arange(len(scores)), -scores, groups))
+    p_sum = n_sum = 0.0
+    evaluated = 0
+    start = 0
+    g = groups[order]
+    while start < len(order):
+        end = start
+        while end < len(order) and g[end] == g[start]:
+            end += 1
+        rows = order[start:end]
+        positives = int(labels[rows].sum())
+        if positives > 0:
+            top = min(k, len(rows))
+            hits = 0
+            dcg = 0.0
+            for rank in range(top):
+                if labels[rows[rank]] > 0.5:
+                    hits += 1
+                    dcg += 1 / math.log2(rank + 2)
+            ideal = sum(1 / math.log2(r + 2) for r in range(min(top, positives)))
+            p_sum += hits / top
+            n_sum += dcg / ideal
+            evaluated += 1
+        start = end
+    return p_sum / evaluated, n_sum / evaluated
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="Benchmarks/results")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--trees", type=int, default=200)
+    ap.add_argument("--predict-rows", type=int, default=1_000_000)
+    args = ap.parse_args()
+
+    Xtr, ytr, _, names = load(f"{args.data}/train.csv")
+    Xte, yte, gte, _ = load(f"{args.data}/test.csv")
+    reps = (args.predict_rows + len(Xte) - 1) // len(Xte)
+    Xbig = np.ascontiguousarray(np.tile(Xte, (reps, 1))[: args.predict_rows])
+    print(f"lightgbm {lgb.__version__}: train {Xtr.shape}, test {Xte.shape}")
+
+    for threads in [int(t) for t in args.threads.split(",")]:
+        params = dict(objective="binary", num_leaves=31, learning_rate=0.1, max_bin=255,
+                      min_data_in_leaf=20, min_sum_hessian_in_leaf=1e-3, lambda_l2=0.0,
+                      feature_fraction=1.0, bagging_fraction=1.0, bagging_freq=0,
+                      num_threads=threads, seed=0, deterministic=True, verbose=-1)
+        start = time.perf_counter()
+        # Dataset construction (binning) is part of training, as in Tower's timing.
+        train = lgb.Dataset(Xtr, label=ytr, feature_name=names, free_raw_data=False)
+        booster = lgb.train(params, train, num_boost_round=args.trees)
+        train_s = time.perf_counter() - start
+        p = booster.predict(Xte, num_threads=threads)
+        auc = roc_auc_score(yte, p)
+        ll = log_loss(yte, p)
+        p10, ndcg10 = ranking(p, yte, gte)
+        start = time.perf_counter()
+        big = booster.predict(Xbig, num_threads=threads)
+        predict_s = time.perf_counter() - start
+        assert len(big) == len(Xbig)
+        print(f"RESULT impl=lightgbm threads={threads} train_s={train_s:.3f} auc={auc:.5f} logloss={ll:.5f} "
+              f"p10={p10:.5f} ndcg10={ndcg10:.5f} predict_rows_per_s={len(Xbig) / predict_s:.0f} "
+              f"peak_rss_mb={peak_rss_mb():.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+import Foundation
+
+/// Quantile bins of one feature, learned from training data.
+///
+/// Guarantees: value bins are `0..<valueBinCount` with `bin(v) ≤ t ⇔ v ≤ upperBounds[t]`
+/// for every non-NaN v (this is what lets a split found on bins be applied to raw
+/// Float values at prediction time with identical results); NaN has its own bin,
+/// `nanBin == valueBinCount`; there are at most 255 value bins so every bin fits a UInt8.
+public struct FeatureBinning: Sendable, Equatable {
+    /// Ascending; the last bound is +∞.
+    public let upperBounds: [Float]
+
+    public init(upperBounds: [Float]) {
+        precondition(!upperBounds.isEmpty && upperBounds.count <= 255, "1…255 value bins")
+        self.upperBounds = upperBounds
+    }
+
+    public var valueBinCount: Int { upperBounds.count }
+    public var nanBin: Int { upperBounds.count }
+    /// Value bins plus the NaN bin.
+    public var totalBinCount: Int { upperBounds.count + 1 }
+
+    @inline(__always)
+    public func bin(_ v: Float) -> UInt8 {
+        if v.isNaN { return UInt8(truncatingIfNeeded: upperBounds.count) }
+        return upperBounds.withUnsafeBufferPointer { b in
+            var lo = 0, hi = b.count - 1
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if v <= b[mid] { hi = mid } else { lo = mid + 1 }
+            }
+            return UInt8(truncatingIfNeeded: lo)
+        }
+    }
+
+    /// Bins from a sample of values: one bin per distinct value when there are at most
+    /// `maxBin`, otherwise greedy equal-frequency bins whose bounds sit halfway between
+    /// neighbouring distinct values (a value that alone fills a bin gets its own bin).
+    public static func fit(_ values: [Float], maxBin: Int) -> FeatureBinning {
+        let maxBin = min(255, max(2, maxBin))
+        var sorted = values.filter { !$0.isNaN }
+        if sorted.isEmpty { return FeatureBinning(upperBounds: [.infinity]) }
+        sorted.sort()
+        var distinct: [Float] = []
+        var counts: [Int] = []
+        for v in sorted {
+            if let last = distinct.last, last == v { counts[counts.count - 1] += 1 } else { distinct.append(v); counts.append(1) }
+        }
+        func between(_ a: Float, _ b: Float) -> Float {
+            let mid = a + (b - a) / 2
+            return (mid >= b || mid < a) ? a : mid
+        }
+        var bounds: [Float] = []
+        if distinct.count <= maxBin {
+            for i in 0..<(distinct.count - 1) { bounds.append(between(distinct[i], distinct[i + 1])) }
+        } else {
+            var remaining = sorted.count
+            var binsLeft = maxBin
+            var target = Double(remaining) / Double(binsLeft)
+            var acc = 0
+            for i in 0..<(distinct.count - 1) {
+                acc += counts[i]
+                let nextIsHeavy = Double(counts[i + 1]) >= target
+                if Double(acc) >= target || nextIsHeavy {
+                    bounds.append(between(distinct[i], distinct[i + 1]))
+                    remaining -= acc
+                    acc = 0
+                    binsLeft -= 1
+                    if binsLeft <= 1 { break }
+                    target = Double(remaining) / Double(binsLeft)
+                }
+            }
+        }
+        bounds.append(.infinity)
+        return FeatureBinning(upperBounds: bounds)
+    }
+}
+
+/// A data set's features as bin indices, one contiguous UInt8 column per feature
+/// (column-major), which is the layout histogram building streams through.
+final class BinnedMatrix: @unchecked Sendable {
+    let rowCount: Int
+    let featureCount: Int
+    /// featureCount × rowCount, column-major. Immutable after init (hence Sendable).
+    let bins: UnsafeMutablePointer<UInt8>
+
+    init(_ data: Dataset, binnings: [FeatureBinning]) {
+        rowCount = data.rowCount
+        featureCount = binnings.count
+        bins = .allocate(capacity: max(1, rowCount * featureCount))
+        let n = rowCount
+        let base = bins
+        parallelFor(featureCount, threads: availableCores) { f in
+            let b = binnings[f]
+            let out = base + f * n
+            data.columns[f].withUnsafeBufferPointer { col in
+                for r in 0..<n { out[r] = b.bin(col[r]) }
+            }
+        }
+    }
+
+    deinit { bins.deallocate() }
+
+    @inline(__always) func column(_ f: Int) -> UnsafeMutablePointer<UInt8> { bins + f * rowCount }
+}
+
+enum Binner {
+    /// Rows used to learn bin bounds, like LightGBM's bin_construct_sample_cnt: enough
+    /// for stable quantiles, bounded cost on large data.
+    static let sampleLimit = 200_000
+
+    static func fit(_ data: Dataset, maxBin: Int, seed: UInt64) -> [FeatureBinning] {
+        var chosenRows: [Int]? = nil
+        if data.rowCount > sampleLimit {
+            var rng = Xoshiro256(seed: seed &+ 0xB1_5EED)
+            var chosen = [Bool](repeating: false, count: data.rowCount)
+            var picked = 0
+            while picked < sampleLimit {
+                let i = rng.index(below: data.rowCount)
+                if !chosen[i] { chosen[i] = true; picked += 1 }
+            }
+            chosenRows = chosen.indices.filter { chosen[$0] }
+        }
+        let sample = chosenRows
+        var result = [FeatureBinning](repeating: FeatureBinning(upperBounds: [.infinity]), count: data.featureCount)
+        result.withUnsafeMutableBufferPointer { out in
+            let outBase = out.baseAddress!
+            parallelFor(data.featureCount, threads: availableCores) { f in
+                let col = data.columns[f]
+                let values = sample.map { s in s.map { col[$0] } } ?? col
+                (outBase + f).pointee = FeatureBinning.fit(values, maxBin: maxBin)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+
+/// Evaluation metrics for binary scores. Scores may be probabilities or raw margins
+/// wherever only their order matters (AUC, ranking metrics).
+public enum Metrics {
+    /// Area under the ROC curve via the Mann–Whitney statistic with average ranks, so
+    /// tied scores count one half — exact, not an approximation by thresholds. NaN when
+    /// there are no positives or no negatives.
+    public static func auc(scores: [Double], labels: [Float]) -> Double {
+        precondition(scores.count == labels.count, "one score per label")
+        let n = scores.count
+        var order = Array(0..<n)
+        order.sort { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        var positives = 0.0
+        var rankSumPositives = 0.0
+        var i = 0
+        while i < n {
+            var j = i
+            while j + 1 < n && scores[order[j + 1]] == scores[order[i]] { j += 1 }
+            // Ranks i+1 … j+1 share their average.
+            let averageRank = Double(i + j + 2) / 2
+            for k in i...j where labels[order[k]] > 0.5 {
+                positives += 1
+                rankSumPositives += averageRank
+            }
+            i = j + 1
+        }
+        let negatives = Double(n) - positives
+        guard positives > 0 && negatives > 0 else { return .nan }
+        return (rankSumPositives - positives * (positives + 1) / 2) / (positives * negatives)
+    }
+
+    /// Mean negative log-likelihood of probabilities, clipped to [1e-15, 1 − 1e-15] so a
+    /// confident mistake costs a large but finite amount.
+    public static func logLoss(probabilities p: [Double], labels: [Float]) -> Double {
+        precondition(p.count == labels.count, "one probability per label")
+        guard !p.isEmpty else { return .nan }
+        var s = 0.0
+        for i in 0..<p.count {
+            let q = min(max(p[i], 1e-15), 1 - 1e-15)
+            s -= labels[i] > 0.5 ? log(q) : log(1 - q)
+        }
+        return s / Double(p.count)
+    }
+
+    /// Mean squared error of probabilities against 0/1 labels.
+    public static func brier(probabilities p: [Double], labels: [Float]) -> Double {
+        precondition(p.count == labels.count, "one probability per label")
+        guard !p.isEmpty else { return .nan }
+        var s = 0.0
+        for i in 0..<p.count { let d = p[i] - Double(labels[i]); s += d * d }
+        return s / Double(p.count)
+    }
+
+    /// Per-group ranking quality at cut-off K.
+    public struct Ranking: Sendable, Equatable {
+        public var k: Int
+        /// Hits in the top K over min(K, group size), so a user shown fewer than K
+        /// listings is not penalised for the listings nobody showed them.
+        public var precision: Double
+        /// Hits in the top K over the group's positives.
+        public var recall: Double
+        /// DCG@K / ideal DCG@K with binary gains and log2(rank + 1) discounts.
+        public var ndcg: Double
+        /// Groups with at least one positive: the only ones averaged.
+        public var groupsEvaluated: Int
+    }
+
+    /// Precision@K, Recall@K and NDCG@K computed within each group (user) over its
+    /// candidate rows sorted by descending score, then averaged over groups with at least
+    /// one positive. Tied scores are ordered by row position, which keeps the result
+    /// deterministic.
+    public static func ranking(scores: [Double], labels: [Float], groups: [Int], k: Int) -> Ranking {
+        precondition(scores.count == labels.count && labels.count == groups.count, "equal lengths")
+        precondition(k > 0, "K must be positive")
+        var rowsByGroup: [Int: [Int]] = [:]
+        for (i, g) in groups.enumerated() { rowsByGroup[g, default: []].append(i) }
+        var p = 0.0, r = 0.0, nd = 0.0
+        var evaluated = 0
+        for key in rowsByGroup.keys.sorted() {
+            var rows = rowsByGroup[key]!
+            let positives = rows.reduce(0) { $0 + (labels[$1] > 0.5 ? 1 : 0) }
+            if positives == 0 { continue }
+            rows.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+            let top = min(k, rows.count)
+            var hits = 0
+            var dcg = 0.0
+            for rank in 0..<top where labels[rows[rank]] > 0.5 {
+                hits += 1
+                dcg += 1 / log2(Double(rank) + 2)
+            }
+            var ideal = 0.0
+            for rank in 0..<min(top, positives) { ideal += 1 / log2(Double(rank) + 2) }
+            p += Double(hits) / Double(top)
+            r += Double(hits) / Double(positives)
+            nd += dcg / ideal
+            evaluated += 1
+        }
+        guard evaluated > 0 else { return Ranking(k: k, precision: .nan, recall: .nan, ndcg: .nan, groupsEvaluated: 0) }
+        let e = Double(evaluated)
+        return Ranking(k: k, precision: p / e, recall: r / e, ndcg: nd / e, groupsEvaluated: evaluated)
+    }
+}
+
+/// The standard report of a binary classifier on labelled data.
+public struct EvaluationReport: Sendable, Equatable {
+    public var rows: Int
+    public var positiveRate: Double
+    public var auc: Double
+    public var logLoss: Double
+    public var brier: Double
+    /// Present when the data has groups.
+    public var ranking: Metrics.Ranking?
+
+    public init(probabilities: [Double], labels: [Float], groups: [Int]?, k: Int = 10) {
+        rows = labels.count
+        positiveRate = labels.isEmpty ? 0 : labels.reduce(0.0) { $0 + Double($1) } / Double(labels.count)
+        auc = Metrics.auc(scores: probabilities, labels: labels)
+        logLoss = Metrics.logLoss(probabilities: probabilities, labels: labels)
+        brier = Metrics.brier(probabilities: probabilities, labels: labels)
+        ranking = groups.map { Metrics.ranking(scores: probabilities, labels: labels, groups: $0, k: k) }
+    }
+
+    /// Metric name → value, as stored in model files and run records.
+    public var dictionary: [String: Double] {
+        var d = ["auc": auc, "logloss": logLoss, "brier": brier, "rows": Double(rows), "positive_rate": positiveRate]
+        if let r = ranking {
+            d["precision@\(r.k)"] = r.precision
+            d["recall@\(r.k)"] = r.recall
+            d["ndcg@\(r.k)"] = r.ndcg
+        }
+        return d
+    }
+
+    public var summary: String {
+        func f(_ v: Double) -> String { v.isNaN ? "n/a" : String(format: "%.4f", v) }
+        var s = "rows \(rows)  positives \(String(format: "%.2f%%", positiveRate * 100))  AUC \(f(auc))  log-loss \(f(logLoss))  Brier \(f(brier))"
+        if let r = ranking {
+            s += "  P@\(r.k) \(f(r.precision))  R@\(r.k) \(f(r.recall))  NDCG@\(r.k) \(f(r.ndcg))  (\(r.groupsEvaluated) users with a positive)"
+        }
+        return s
+    }
+}

@@ -1,0 +1,207 @@
+// Data-scientist commands of `coordinator`: demo-data, train, evaluate.
+// Thin shells over Learning's LearningWorkflow, so everything here is also available to
+// workers and tests without the CLI.
+import ArgumentParser
+import Foundation
+import Learning
+
+/// Options naming the data: a market directory or a labelled CSV.
+struct LearningDataOptions: ParsableArguments {
+    @Option(name: .customLong("data"), help: "Market directory with users.csv, listings.csv, interactions.csv (from demo-data).")
+    var directory: String?
+
+    @Option(help: "Any labelled CSV with a header row (instead of --data).")
+    var csv: String?
+
+    @Option(help: "Label column of --csv (values 0/1).")
+    var label: String = "label"
+
+    @Option(help: "Group column of --csv (e.g. user id) for per-group ranking metrics.")
+    var group: String?
+
+    @Option(help: "Comma-separated columns of --csv to treat as categorical.")
+    var categorical: String?
+
+    @Option(name: .customLong("test-csv"), help: "Separate test CSV with the same columns as --csv.")
+    var testCSV: String?
+
+    @Option(help: "Comma-separated columns of --csv to ignore (identifiers, timestamps, free text).")
+    var ignore: String?
+
+    func validate() throws {
+        if (directory == nil) == (csv == nil) {
+            throw ValidationError("Give exactly one of --data DIR (market directory) or --csv FILE.")
+        }
+        if testCSV != nil && csv == nil { throw ValidationError("--test-csv needs --csv.") }
+    }
+
+    var source: TrainingSource {
+        if let directory { return .market(directory: URL(fileURLWithPath: directory)) }
+        func list(_ text: String?) -> [String] {
+            (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        return .csv(train: URL(fileURLWithPath: csv!), test: testCSV.map { URL(fileURLWithPath: $0) },
+                    options: TabularCSVOptions(labelColumn: label, groupColumn: group, categoricalColumns: list(categorical),
+                                               ignoredColumns: list(ignore)))
+    }
+}
+
+struct DemoData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-data",
+        abstract: "Write a deterministic synthetic real-estate market (users, listings, interactions) as CSV.")
+
+    @Option(help: "Output directory (created if missing).")
+    var out: String
+
+    @Option(help: "Number of users.")
+    var users: Int = 2_000
+
+    @Option(help: "Number of listings.")
+    var listings: Int = 5_000
+
+    @Option(help: "Number of shown user × listing pairs over 180 days.")
+    var interactions: Int = 100_000
+
+    @Option(help: "Random seed; the same seed writes the same files.")
+    var seed: UInt64 = 42
+
+    @Option(name: .customLong("drift-after-day"), help: "Shift users, listings and preferences after this day (0–179).")
+    var driftAfterDay: Int?
+
+    func validate() throws {
+        guard users > 0, listings > 0, interactions > 0 else {
+            throw ValidationError("--users, --listings and --interactions must be positive.")
+        }
+        if let d = driftAfterDay, !(0..<180).contains(d) { throw ValidationError("--drift-after-day must be within 0–179.") }
+    }
+
+    func run() throws {
+        let config = DemoMarket.Configuration(users: users, listings: listings, interactions: interactions, seed: seed,
+                                              driftAfterDay: driftAfterDay)
+        let market = DemoMarket(config).generate()
+        let dir = URL(fileURLWithPath: out)
+        try market.write(to: dir)
+        let positives = market.interactions.filter { $0.event != .impression }.count
+        let contracts = market.interactions.filter { $0.event == .contract }.count
+        print("wrote \(dir.path): \(market.users.count) users, \(market.listings.count) listings, \(market.interactions.count) interactions")
+        print(String(format: "positives (click or contract): %.2f%%, contracts: %d", 100 * Double(positives) / Double(max(1, market.interactions.count)), contracts))
+        print("next: coordinator train --data \(dir.path) --out model.tower")
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a gradient-boosted tree (or logistic) model and write a .tower model file.",
+        discussion: """
+        Market data (--data) is split by time: 70 % train, 10 % validation, 20 % test.
+        A CSV (--csv) trains on its rows (last 10 % validate); --test-csv adds a test set.
+        Parameters use LightGBM names, e.g. --params num_iterations=200,num_leaves=31,learning_rate=0.1
+        """)
+
+    @OptionGroup var data: LearningDataOptions
+
+    @Option(help: "Comma-separated key=value training parameters (LightGBM names).")
+    var params: String = ""
+
+    @Option(help: "Model kind: gbdt or logistic.")
+    var model: String = "gbdt"
+
+    @Option(help: "Where to write the model file.")
+    var out: String
+
+    @Option(name: .customLong("progress-every"), help: "Print progress every N iterations (0 = quiet).")
+    var progressEvery: Int = 10
+
+    @Option(help: "Directory for learning-curve, SHAP-summary and score-histogram SVGs.")
+    var plots: String?
+
+    @Option(name: .customLong("git-commit"), help: "Commit recorded in the model (default: TOWER_GIT_COMMIT or `git rev-parse HEAD`).")
+    var gitCommit: String?
+
+    func run() throws {
+        let parameters = try BoostingParameters(parsing: params)
+        let prepared = try LearningWorkflow.prepare(data.source)
+        print("train \(prepared.train.rowCount) rows, valid \(prepared.valid?.rowCount ?? 0), test \(prepared.test?.rowCount ?? 0); \(prepared.train.featureCount) features")
+        let commit = gitCommit ?? LearningCLI.gitCommit()
+        let outcome = try LearningWorkflow.train(prepared, kind: model, parameters: parameters, gitCommit: commit,
+                                                 progressEvery: progressEvery) { print($0) }
+        let url = URL(fileURLWithPath: out)
+        try ModelFile.save(outcome.model, to: url)
+        if let r = outcome.validReport { print("valid: \(r.summary)") }
+        if let r = outcome.testReport { print("test:  \(r.summary)") }
+        if let plots {
+            let files = try LearningWorkflow.writePlots(outcome.model, data: prepared.test ?? prepared.valid,
+                                                        to: URL(fileURLWithPath: plots))
+            print("plots: \(files.map(\.lastPathComponent).joined(separator: ", ")) in \(plots)")
+        }
+        print(String(format: "wrote %@ (%@, commit %@) in %.1fs", url.path, outcome.model.kindName, commit, outcome.seconds))
+        print("next: coordinator evaluate --model \(url.path) \(data.directory.map { "--data \($0)" } ?? "--csv FILE")")
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Score labelled data with a model file and print AUC, log-loss, P@10 and NDCG@10.")
+
+    @Option(help: "Model file written by `coordinator train`.")
+    var model: String
+
+    @OptionGroup var data: LearningDataOptions
+
+    @Flag(help: "With --data, evaluate on every interaction instead of the test window.")
+    var all = false
+
+    @Option(help: "Cut-off K of the ranking metrics.")
+    var k: Int = 10
+
+    @Option(help: "Print the top reasons for this many test rows (tree models only).")
+    var reasons: Int = 0
+
+    func run() throws {
+        let loaded = try ModelFile.load(from: URL(fileURLWithPath: model))
+        let classifier = loaded.classifier
+        let dataset = try LearningWorkflow.evaluationData(data.source, schema: classifier.schema, wholeMarket: all)
+        guard dataset.hasLabels else {
+            throw ValidationError("The data has no label column '\(data.label)'; give --label COLUMN.")
+        }
+        let report = try classifier.evaluate(dataset, k: k)
+        func f(_ v: Double?) -> String { v.map { $0.isNaN ? "n/a" : String(format: "%.4f", $0) } ?? "n/a (no --group)" }
+        print("model     \(model) (\(loaded.kindName))")
+        print("rows      \(report.rows) (\(String(format: "%.2f", report.positiveRate * 100))% positive)")
+        print("AUC       \(f(report.auc))")
+        print("log-loss  \(f(report.logLoss))")
+        print("Brier     \(f(report.brier))")
+        print("P@\(k)      \(f(report.ranking?.precision))")
+        print("NDCG@\(k)   \(f(report.ranking?.ndcg))")
+        if reasons > 0, case let .gradientBoosted(m) = loaded {
+            let aligned = try dataset.aligned(to: m.schema)
+            for r in 0..<min(reasons, aligned.rowCount) {
+                let row = aligned.row(r)
+                let why = TopReasons.reasons(m, row: row).map(\.phrase).joined(separator: "; ")
+                print(String(format: "row %d  p=%.3f  %@", r, m.predictProbability(row: row), why.isEmpty ? "(no positive reasons)" : why))
+            }
+        }
+    }
+}
+
+enum LearningCLI {
+    /// The commit to record in a model: $TOWER_GIT_COMMIT, else `git rev-parse HEAD` in the
+    /// working directory, else "unknown".
+    static func gitCommit() -> String {
+        if let env = ProcessInfo.processInfo.environment["TOWER_GIT_COMMIT"], !env.isEmpty { return env }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return "unknown" }
+        process.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+    }
+}
