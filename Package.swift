@@ -133,6 +133,12 @@ let package = Package(
             swiftSettings: nioTargetSettings
         ),
 
+        .executableTarget(
+            name: "learning-bench",
+            dependencies: ["Learning"],
+            path: "Benchmarks/learning/bench"
+        ),
+
         // MARK: Tests
         .testTarget(
             name: "WireTests",

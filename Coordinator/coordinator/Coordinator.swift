@@ -42,4 +42,4 @@ func fail(_ error: Error) -> ExitCode {
 }
 
 /// The data scientist's commands (train, evaluate, demo-data) from the Learning library.
-let learningCommands: [any ParsableCommand.Type] = []
+let learningCommands: [any ParsableCommand.Type] = [DemoData.self, Train.self, Evaluate.self]
