@@ -115,6 +115,7 @@ public final class ClusterStore: @unchecked Sendable {
                 );
                 """)
         }
+        TrackingStore.register(&migrator)
         return migrator
     }
 

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import CoordinatorKit
+
+@Suite struct TrackingStoreTests {
+    func stores() throws -> (ClusterStore, TrackingStore, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-track-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("t.sqlite").path
+        let cluster = try ClusterStore(path: path)
+        return (cluster, TrackingStore(cluster), path)
+    }
+
+    @Test func runsKeepParamsCurvesTagsAndArtifacts() throws {
+        let (_, t, _) = try stores()
+        try t.startRun("r1", experiment: "search", jobID: "j", taskIndex: 0, params: ["num_leaves": "31"], tags: ["seed": "7"])
+        try t.logMetrics("r1", [("valid_auc", 1, 0.70), ("valid_auc", 2, 0.75), ("valid_auc", 3, 0.78)])
+        try t.logMetrics("r1", [("valid_auc", 3, 0.79)])  // a retried step replaces, never duplicates
+        try t.addArtifact("r1", name: "model", sha256: String(repeating: "a", count: 64), size: 10)
+        try t.finishRun("r1", status: "finished")
+        try t.startRun("r2", experiment: "search", params: ["num_leaves": "8"], tags: [:])
+        try t.logMetrics("r2", [("valid_auc", 1, 0.81)])
+        try t.finishRun("r2", status: "finished")
+        #expect(try t.curve("r1", metric: "valid_auc").map(\.value) == [0.70, 0.75, 0.79])
+        let runs = try t.runs(experiment: "search", sortBy: "valid_auc")
+        #expect(runs.map(\.id) == ["r2", "r1"])
+        #expect(runs[1].params == ["num_leaves": "31"])
+        #expect(runs[1].tags["seed"] == "7")
+        #expect(runs[1].metrics["valid_auc"] == 0.79)
+        #expect(runs[1].artifacts["model"]?.count == 64)
+        #expect(throws: RegistryError.unknownRun("nope")) { try t.finishRun("nope", status: "failed") }
+    }
+
+    @Test func versionsCountUpAndPromotionMovesTheAliasWithARecord() throws {
+        let (_, t, _) = try stores()
+        let v1 = try t.registerVersion(model: "match", runID: "r1", sha256: "x", metrics: ["auc": 0.8])
+        let v2 = try t.registerVersion(model: "match", runID: "r2", sha256: "y", metrics: ["auc": 0.82])
+        #expect((v1, v2) == (1, 2))
+        try t.decide(model: "match", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: ["first"], numbers: ["auc": 0.8], actor: "policy")
+        try t.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: false, action: "auto", reasons: ["not better"], numbers: [:], actor: "policy")
+        #expect(try t.alias("match", "champion") == 1)
+        try t.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: true, action: "manual", reasons: ["operator"], numbers: [:], actor: "alice")
+        #expect(try t.alias("match", "champion") == 2)
+        let decisions = try t.decisions(model: "match")
+        #expect(decisions.map(\.promoted) == [true, false, true])
+        #expect(decisions[1].reasons == ["not better"])
+        #expect(decisions[2].previousVersion == 1)
+    }
+
+    @Test func twoPromotionsRacingForOneAliasCannotBothWin() async throws {
+        let (_, t, _) = try stores()
+        for _ in 1...3 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
+        try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        // Both decided against version 1; only one may move the alias.
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for v in [2, 3] {
+                group.addTask {
+                    (try? t.decide(model: "m", alias: "champion", version: v, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 1)
+        let winner = try #require(try t.alias("m", "champion"))
+        #expect([2, 3].contains(winner))
+    }
+
+    @Test func rollbackRestoresThePreviousChampionAndSurvivesRestart() throws {
+        let (_, t, path) = try stores()
+        for _ in 1...2 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
+        #expect(throws: RegistryError.nothingToRollBack(model: "m", alias: "champion")) { try t.rollback(model: "m", actor: "a", reason: "x") }
+        try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        try t.decide(model: "m", alias: "champion", version: 2, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        let record = try t.rollback(model: "m", actor: "alice", reason: "bad clicks")
+        #expect(record.version == 1 && record.action == "rollback")
+        // Reopen the same file: the registry and the audit trail are still there.
+        let reopened = TrackingStore(try ClusterStore(path: path))
+        #expect(try reopened.alias("m", "champion") == 1)
+        #expect(try reopened.decisions(model: "m").count == 3)
+        #expect(try ClusterStore(path: path).auditLog().contains { $0.subject == "m@champion" && $0.detail.contains("bad clicks") })
+        #expect(throws: RegistryError.unknownVersion(model: "m", version: 9)) {
+            try reopened.decide(model: "m", alias: "champion", version: 9, expected: 1, promoted: true, action: "manual", reasons: [], numbers: [:], actor: "a")
+        }
+    }
+}
