@@ -36,7 +36,7 @@ enum LogSetup {
 /// Prints an error the way a person can act on it, and exits non-zero.
 func fail(_ error: Error) -> ExitCode {
     let message: String
-    if let e = error as? CustomStringConvertible { message = e.description } else { message = "\(error)" }
+    message = String(describing: error)
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     return ExitCode(1)
 }

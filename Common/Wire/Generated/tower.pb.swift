@@ -289,6 +289,14 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .drain(newValue)}
   }
 
+  public var progress: WireProgressBatch {
+    get {
+      if case .progress(let v)? = body {return v}
+      return WireProgressBatch()
+    }
+    set {body = .progress(newValue)}
+  }
+
   /// Content-addressed blobs, either direction
   public var blobRequest: WireBlobRequest {
     get {
@@ -395,6 +403,79 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .taskResults(newValue)}
   }
 
+  /// Operator → coordinator: tracking and registry
+  public var listRuns: WireListRuns {
+    get {
+      if case .listRuns(let v)? = body {return v}
+      return WireListRuns()
+    }
+    set {body = .listRuns(newValue)}
+  }
+
+  public var runList: WireRunList {
+    get {
+      if case .runList(let v)? = body {return v}
+      return WireRunList()
+    }
+    set {body = .runList(newValue)}
+  }
+
+  public var listModels: WireListModels {
+    get {
+      if case .listModels(let v)? = body {return v}
+      return WireListModels()
+    }
+    set {body = .listModels(newValue)}
+  }
+
+  public var modelList: WireModelList {
+    get {
+      if case .modelList(let v)? = body {return v}
+      return WireModelList()
+    }
+    set {body = .modelList(newValue)}
+  }
+
+  public var getModel: WireGetModel {
+    get {
+      if case .getModel(let v)? = body {return v}
+      return WireGetModel()
+    }
+    set {body = .getModel(newValue)}
+  }
+
+  public var modelDetail: WireModelDetail {
+    get {
+      if case .modelDetail(let v)? = body {return v}
+      return WireModelDetail()
+    }
+    set {body = .modelDetail(newValue)}
+  }
+
+  public var promote: WirePromote {
+    get {
+      if case .promote(let v)? = body {return v}
+      return WirePromote()
+    }
+    set {body = .promote(newValue)}
+  }
+
+  public var rollback: WireRollback {
+    get {
+      if case .rollback(let v)? = body {return v}
+      return WireRollback()
+    }
+    set {body = .rollback(newValue)}
+  }
+
+  public var promotionResult: WirePromotionResult {
+    get {
+      if case .promotionResult(let v)? = body {return v}
+      return WirePromotionResult()
+    }
+    set {body = .promotionResult(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -408,6 +489,7 @@ public nonisolated struct WireEnvelope: Sendable {
     case results(WireResultBatch)
     case cancelTasks(WireCancelTasks)
     case drain(WireDrain)
+    case progress(WireProgressBatch)
     /// Content-addressed blobs, either direction
     case blobRequest(WireBlobRequest)
     case blobChunk(WireBlobChunk)
@@ -423,6 +505,16 @@ public nonisolated struct WireEnvelope: Sendable {
     case cancelJob(WireCancelJob)
     case getTaskResults(WireGetTaskResults)
     case taskResults(WireTaskResultList)
+    /// Operator → coordinator: tracking and registry
+    case listRuns(WireListRuns)
+    case runList(WireRunList)
+    case listModels(WireListModels)
+    case modelList(WireModelList)
+    case getModel(WireGetModel)
+    case modelDetail(WireModelDetail)
+    case promote(WirePromote)
+    case rollback(WireRollback)
+    case promotionResult(WirePromotionResult)
 
   }
 
@@ -653,6 +745,41 @@ public nonisolated struct WireCancelTasks: Sendable {
   public var taskIds: [UInt64] = []
 
   public var reason: String = String()
+
+  /// True: stop as soon as possible but report the result so far (early stopping);
+  /// false: abandon the task, its result is not wanted.
+  public var stopEarly: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Intermediate metrics of running tasks (e.g. a trial's validation AUC per iteration).
+public nonisolated struct WireTaskProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var taskID: UInt64 = 0
+
+  public var attempt: UInt32 = 0
+
+  public var step: UInt32 = 0
+
+  public var metrics: Dictionary<String,Double> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireProgressBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var progress: [WireTaskProgress] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1018,6 +1145,340 @@ public nonisolated struct WireEchoSummary: Sendable {
   public init() {}
 }
 
+public nonisolated struct WireHPOSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Experiment the runs are recorded under, and the registered model the winner becomes
+  /// a version of.
+  public var experiment: String = String()
+
+  public var modelName: String = String()
+
+  /// Search space and limits (YAML or JSON), see Deploy/search-space.yaml.
+  public var space: String = String()
+
+  /// The training data as a DatasetArchive (market CSV files); stored as a blob.
+  public var dataset: Data = Data()
+
+  /// Promotion policy overrides (YAML); empty = the coordinator's policy.
+  public var promotion: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireTrialInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var trial: UInt32 = 0
+
+  public var datasetSha256: String = String()
+
+  public var modelKind: String = String()
+
+  public var params: Dictionary<String,String> = [:]
+
+  /// Report validation metrics every this many iterations (ASHA rungs are multiples).
+  public var reportEvery: UInt32 = 0
+
+  public var metric: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireTrialOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var metrics: Dictionary<String,Double> = [:]
+
+  public var iterations: UInt32 = 0
+
+  public var stoppedEarly: Bool = false
+
+  public var modelFile: Data = Data()
+
+  public var learningCurveSvg: Data = Data()
+
+  public var shapSummarySvg: Data = Data()
+
+  public var seconds: Double = 0
+
+  public var worker: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireHPOSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var trials: UInt32 = 0
+
+  public var stoppedEarly: UInt32 = 0
+
+  public var failed: UInt32 = 0
+
+  public var bestRun: String = String()
+
+  public var bestMetrics: Dictionary<String,Double> = [:]
+
+  public var modelName: String = String()
+
+  public var version: UInt32 = 0
+
+  public var promoted: Bool = false
+
+  public var reasons: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireListRuns: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiment: String = String()
+
+  public var sortBy: String = String()
+
+  public var ascending: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRunInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var experiment: String = String()
+
+  public var status: String = String()
+
+  public var params: Dictionary<String,String> = [:]
+
+  public var metrics: Dictionary<String,Double> = [:]
+
+  public var tags: Dictionary<String,String> = [:]
+
+  public var artifacts: Dictionary<String,String> = [:]
+
+  public var error: String = String()
+
+  public var startedAtMs: Int64 = 0
+
+  public var finishedAtMs: Int64 = 0
+
+  /// Per step, for the metric named in ListRuns.sort_by (the learning curve).
+  public var curveSteps: [UInt32] = []
+
+  public var curveValues: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRunList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runs: [WireRunInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireListModels: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireModelSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var versions: UInt32 = 0
+
+  public var aliases: Dictionary<String,UInt32> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireModelList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var models: [WireModelSummary] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireGetModel: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireModelVersionInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: UInt32 = 0
+
+  public var runID: String = String()
+
+  public var sha256: String = String()
+
+  public var metrics: Dictionary<String,Double> = [:]
+
+  public var createdAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDecisionInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var version: UInt32 = 0
+
+  public var previousVersion: UInt32 = 0
+
+  public var promoted: Bool = false
+
+  public var action: String = String()
+
+  public var reasons: [String] = []
+
+  public var actor: String = String()
+
+  public var atMs: Int64 = 0
+
+  public var numbers: Dictionary<String,Double> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireModelDetail: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var aliases: Dictionary<String,UInt32> = [:]
+
+  public var versions: [WireModelVersionInfo] = []
+
+  public var decisions: [WireDecisionInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePromote: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var version: UInt32 = 0
+
+  public var reason: String = String()
+
+  public var alias: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRollback: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var reason: String = String()
+
+  public var alias: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePromotionResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var decision: WireDecisionInfo {
+    get {_decision ?? WireDecisionInfo()}
+    set {_decision = newValue}
+  }
+  /// Returns true if `decision` has been explicitly set.
+  public var hasDecision: Bool {self._decision != nil}
+  /// Clears the value of `decision`. Subsequent reads from it will return its default value.
+  public mutating func clearDecision() {self._decision = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _decision: WireDecisionInfo? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -1036,7 +1497,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{4}\u{7}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1160,6 +1621,19 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .drain(v)
+        }
+      }()
+      case 24: try {
+        var v: WireProgressBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .progress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .progress(v)
         }
       }()
       case 30: try {
@@ -1331,6 +1805,123 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .taskResults(v)
         }
       }()
+      case 60: try {
+        var v: WireListRuns?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listRuns(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listRuns(v)
+        }
+      }()
+      case 61: try {
+        var v: WireRunList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .runList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .runList(v)
+        }
+      }()
+      case 62: try {
+        var v: WireListModels?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listModels(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listModels(v)
+        }
+      }()
+      case 63: try {
+        var v: WireModelList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 64: try {
+        var v: WireGetModel?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getModel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getModel(v)
+        }
+      }()
+      case 65: try {
+        var v: WireModelDetail?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelDetail(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelDetail(v)
+        }
+      }()
+      case 66: try {
+        var v: WirePromote?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .promote(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .promote(v)
+        }
+      }()
+      case 67: try {
+        var v: WireRollback?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rollback(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rollback(v)
+        }
+      }()
+      case 68: try {
+        var v: WirePromotionResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .promotionResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .promotionResult(v)
+        }
+      }()
       default: break
       }
     }
@@ -1380,6 +1971,10 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .drain?: try {
       guard case .drain(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .progress?: try {
+      guard case .progress(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
     case .blobRequest?: try {
       guard case .blobRequest(let v)? = self.body else { preconditionFailure() }
@@ -1432,6 +2027,42 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .taskResults?: try {
       guard case .taskResults(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .listRuns?: try {
+      guard case .listRuns(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
+    }()
+    case .runList?: try {
+      guard case .runList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
+    }()
+    case .listModels?: try {
+      guard case .listModels(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+    }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
+    }()
+    case .getModel?: try {
+      guard case .getModel(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
+    }()
+    case .modelDetail?: try {
+      guard case .modelDetail(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
+    }()
+    case .promote?: try {
+      guard case .promote(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
+    }()
+    case .rollback?: try {
+      guard case .rollback(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
+    }()
+    case .promotionResult?: try {
+      guard case .promotionResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
     }()
     case nil: break
     }
@@ -1923,7 +2554,7 @@ nonisolated extension WireResultBatch: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireCancelTasks: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CancelTasks"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_ids\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_ids\0\u{1}reason\0\u{3}stop_early\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1933,6 +2564,7 @@ nonisolated extension WireCancelTasks: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedUInt64Field(value: &self.taskIds) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.stopEarly) }()
       default: break
       }
     }
@@ -1945,12 +2577,91 @@ nonisolated extension WireCancelTasks: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
     }
+    if self.stopEarly != false {
+      try visitor.visitSingularBoolField(value: self.stopEarly, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireCancelTasks, rhs: WireCancelTasks) -> Bool {
     if lhs.taskIds != rhs.taskIds {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.stopEarly != rhs.stopEarly {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTaskProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TaskProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}attempt\0\u{1}step\0\u{1}metrics\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.taskID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.taskID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.taskID, fieldNumber: 1)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 2)
+    }
+    if self.step != 0 {
+      try visitor.visitSingularUInt32Field(value: self.step, fieldNumber: 3)
+    }
+    if !self.metrics.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.metrics, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTaskProgress, rhs: WireTaskProgress) -> Bool {
+    if lhs.taskID != rhs.taskID {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.step != rhs.step {return false}
+    if lhs.metrics != rhs.metrics {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireProgressBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ProgressBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}progress\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.progress) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.progress.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.progress, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireProgressBatch, rhs: WireProgressBatch) -> Bool {
+    if lhs.progress != rhs.progress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2782,6 +3493,799 @@ nonisolated extension WireEchoSummary: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.tasks != rhs.tasks {return false}
     if lhs.payloadBytes != rhs.payloadBytes {return false}
     if lhs.tasksPerWorker != rhs.tasksPerWorker {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HPOSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}model_name\0\u{1}space\0\u{1}dataset\0\u{1}promotion\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.space) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.dataset) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.promotion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experiment.isEmpty {
+      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 1)
+    }
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 2)
+    }
+    if !self.space.isEmpty {
+      try visitor.visitSingularStringField(value: self.space, fieldNumber: 3)
+    }
+    if !self.dataset.isEmpty {
+      try visitor.visitSingularBytesField(value: self.dataset, fieldNumber: 4)
+    }
+    if !self.promotion.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotion, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireHPOSpec, rhs: WireHPOSpec) -> Bool {
+    if lhs.experiment != rhs.experiment {return false}
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.space != rhs.space {return false}
+    if lhs.dataset != rhs.dataset {return false}
+    if lhs.promotion != rhs.promotion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTrialInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrialInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trial\0\u{3}dataset_sha256\0\u{3}model_kind\0\u{1}params\0\u{3}report_every\0\u{1}metric\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.trial) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.datasetSha256) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.modelKind) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.reportEvery) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.trial != 0 {
+      try visitor.visitSingularUInt32Field(value: self.trial, fieldNumber: 1)
+    }
+    if !self.datasetSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.datasetSha256, fieldNumber: 2)
+    }
+    if !self.modelKind.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelKind, fieldNumber: 3)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 4)
+    }
+    if self.reportEvery != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reportEvery, fieldNumber: 5)
+    }
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTrialInput, rhs: WireTrialInput) -> Bool {
+    if lhs.trial != rhs.trial {return false}
+    if lhs.datasetSha256 != rhs.datasetSha256 {return false}
+    if lhs.modelKind != rhs.modelKind {return false}
+    if lhs.params != rhs.params {return false}
+    if lhs.reportEvery != rhs.reportEvery {return false}
+    if lhs.metric != rhs.metric {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTrialOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrialOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metrics\0\u{1}iterations\0\u{3}stopped_early\0\u{3}model_file\0\u{3}learning_curve_svg\0\u{3}shap_summary_svg\0\u{1}seconds\0\u{1}worker\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.iterations) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.stoppedEarly) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.modelFile) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.learningCurveSvg) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.shapSummarySvg) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.metrics.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.metrics, fieldNumber: 1)
+    }
+    if self.iterations != 0 {
+      try visitor.visitSingularUInt32Field(value: self.iterations, fieldNumber: 2)
+    }
+    if self.stoppedEarly != false {
+      try visitor.visitSingularBoolField(value: self.stoppedEarly, fieldNumber: 3)
+    }
+    if !self.modelFile.isEmpty {
+      try visitor.visitSingularBytesField(value: self.modelFile, fieldNumber: 4)
+    }
+    if !self.learningCurveSvg.isEmpty {
+      try visitor.visitSingularBytesField(value: self.learningCurveSvg, fieldNumber: 5)
+    }
+    if !self.shapSummarySvg.isEmpty {
+      try visitor.visitSingularBytesField(value: self.shapSummarySvg, fieldNumber: 6)
+    }
+    if self.seconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.seconds, fieldNumber: 7)
+    }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTrialOutput, rhs: WireTrialOutput) -> Bool {
+    if lhs.metrics != rhs.metrics {return false}
+    if lhs.iterations != rhs.iterations {return false}
+    if lhs.stoppedEarly != rhs.stoppedEarly {return false}
+    if lhs.modelFile != rhs.modelFile {return false}
+    if lhs.learningCurveSvg != rhs.learningCurveSvg {return false}
+    if lhs.shapSummarySvg != rhs.shapSummarySvg {return false}
+    if lhs.seconds != rhs.seconds {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireHPOSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HPOSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trials\0\u{3}stopped_early\0\u{1}failed\0\u{3}best_run\0\u{3}best_metrics\0\u{3}model_name\0\u{1}version\0\u{1}promoted\0\u{1}reasons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.trials) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.stoppedEarly) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.failed) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.bestRun) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.bestMetrics) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.promoted) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.trials != 0 {
+      try visitor.visitSingularUInt32Field(value: self.trials, fieldNumber: 1)
+    }
+    if self.stoppedEarly != 0 {
+      try visitor.visitSingularUInt32Field(value: self.stoppedEarly, fieldNumber: 2)
+    }
+    if self.failed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.failed, fieldNumber: 3)
+    }
+    if !self.bestRun.isEmpty {
+      try visitor.visitSingularStringField(value: self.bestRun, fieldNumber: 4)
+    }
+    if !self.bestMetrics.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.bestMetrics, fieldNumber: 5)
+    }
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 6)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 7)
+    }
+    if self.promoted != false {
+      try visitor.visitSingularBoolField(value: self.promoted, fieldNumber: 8)
+    }
+    if !self.reasons.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireHPOSummary, rhs: WireHPOSummary) -> Bool {
+    if lhs.trials != rhs.trials {return false}
+    if lhs.stoppedEarly != rhs.stoppedEarly {return false}
+    if lhs.failed != rhs.failed {return false}
+    if lhs.bestRun != rhs.bestRun {return false}
+    if lhs.bestMetrics != rhs.bestMetrics {return false}
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.promoted != rhs.promoted {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListRuns: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRuns"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}sort_by\0\u{1}ascending\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sortBy) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.ascending) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experiment.isEmpty {
+      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 1)
+    }
+    if !self.sortBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.sortBy, fieldNumber: 2)
+    }
+    if self.ascending != false {
+      try visitor.visitSingularBoolField(value: self.ascending, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListRuns, rhs: WireListRuns) -> Bool {
+    if lhs.experiment != rhs.experiment {return false}
+    if lhs.sortBy != rhs.sortBy {return false}
+    if lhs.ascending != rhs.ascending {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRunInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RunInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}experiment\0\u{1}status\0\u{1}params\0\u{1}metrics\0\u{1}tags\0\u{1}artifacts\0\u{1}error\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{3}curve_steps\0\u{3}curve_values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
+      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.tags) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.artifacts) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMs) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtMs) }()
+      case 11: try { try decoder.decodeRepeatedUInt32Field(value: &self.curveSteps) }()
+      case 12: try { try decoder.decodeRepeatedDoubleField(value: &self.curveValues) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.experiment.isEmpty {
+      try visitor.visitSingularStringField(value: self.experiment, fieldNumber: 2)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 3)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 4)
+    }
+    if !self.metrics.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.metrics, fieldNumber: 5)
+    }
+    if !self.tags.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.tags, fieldNumber: 6)
+    }
+    if !self.artifacts.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.artifacts, fieldNumber: 7)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 8)
+    }
+    if self.startedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtMs, fieldNumber: 9)
+    }
+    if self.finishedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.finishedAtMs, fieldNumber: 10)
+    }
+    if !self.curveSteps.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.curveSteps, fieldNumber: 11)
+    }
+    if !self.curveValues.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.curveValues, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRunInfo, rhs: WireRunInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.experiment != rhs.experiment {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.params != rhs.params {return false}
+    if lhs.metrics != rhs.metrics {return false}
+    if lhs.tags != rhs.tags {return false}
+    if lhs.artifacts != rhs.artifacts {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.startedAtMs != rhs.startedAtMs {return false}
+    if lhs.finishedAtMs != rhs.finishedAtMs {return false}
+    if lhs.curveSteps != rhs.curveSteps {return false}
+    if lhs.curveValues != rhs.curveValues {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRunList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RunList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}runs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.runs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRunList, rhs: WireRunList) -> Bool {
+    if lhs.runs != rhs.runs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListModels: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListModels"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListModels, rhs: WireListModels) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireModelSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}versions\0\u{1}aliases\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.versions) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.aliases) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.versions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.versions, fieldNumber: 2)
+    }
+    if !self.aliases.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: self.aliases, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireModelSummary, rhs: WireModelSummary) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.versions != rhs.versions {return false}
+    if lhs.aliases != rhs.aliases {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireModelList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.models) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.models.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.models, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireModelList, rhs: WireModelList) -> Bool {
+    if lhs.models != rhs.models {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireGetModel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetModel"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireGetModel, rhs: WireGetModel) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireModelVersionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelVersionInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}run_id\0\u{1}sha256\0\u{1}metrics\0\u{3}created_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 1)
+    }
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 3)
+    }
+    if !self.metrics.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.metrics, fieldNumber: 4)
+    }
+    if self.createdAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireModelVersionInfo, rhs: WireModelVersionInfo) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.metrics != rhs.metrics {return false}
+    if lhs.createdAtMs != rhs.createdAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDecisionInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecisionInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}previous_version\0\u{1}promoted\0\u{1}action\0\u{1}reasons\0\u{1}actor\0\u{3}at_ms\0\u{1}numbers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.previousVersion) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.promoted) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.actor) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.numbers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 1)
+    }
+    if self.previousVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.previousVersion, fieldNumber: 2)
+    }
+    if self.promoted != false {
+      try visitor.visitSingularBoolField(value: self.promoted, fieldNumber: 3)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 4)
+    }
+    if !self.reasons.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 5)
+    }
+    if !self.actor.isEmpty {
+      try visitor.visitSingularStringField(value: self.actor, fieldNumber: 6)
+    }
+    if self.atMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atMs, fieldNumber: 7)
+    }
+    if !self.numbers.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.numbers, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDecisionInfo, rhs: WireDecisionInfo) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.previousVersion != rhs.previousVersion {return false}
+    if lhs.promoted != rhs.promoted {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.actor != rhs.actor {return false}
+    if lhs.atMs != rhs.atMs {return false}
+    if lhs.numbers != rhs.numbers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireModelDetail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelDetail"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}aliases\0\u{1}versions\0\u{1}decisions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.aliases) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.versions) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.decisions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.aliases.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: self.aliases, fieldNumber: 2)
+    }
+    if !self.versions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.versions, fieldNumber: 3)
+    }
+    if !self.decisions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.decisions, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireModelDetail, rhs: WireModelDetail) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.aliases != rhs.aliases {return false}
+    if lhs.versions != rhs.versions {return false}
+    if lhs.decisions != rhs.decisions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePromote: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Promote"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}reason\0\u{1}alias\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.alias) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    if !self.alias.isEmpty {
+      try visitor.visitSingularStringField(value: self.alias, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePromote, rhs: WirePromote) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.alias != rhs.alias {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRollback: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Rollback"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}reason\0\u{1}alias\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.alias) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.alias.isEmpty {
+      try visitor.visitSingularStringField(value: self.alias, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRollback, rhs: WireRollback) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.alias != rhs.alias {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePromotionResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PromotionResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}decision\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._decision) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._decision {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePromotionResult, rhs: WirePromotionResult) -> Bool {
+    if lhs._decision != rhs._decision {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -35,13 +35,17 @@ public enum Permissions {
         switch body {
         case .hello, .heartbeat, .error, .ack, .blobRequest:
             return true
-        case .results, .drain, .blobChunk:
+        case .results, .drain, .blobChunk, .progress:
             return role == .worker
-        case .submitJob, .cancelJob:
+        case .submitJob, .cancelJob, .promote, .rollback:
             return role == .operator
-        case .listJobs, .getJob, .listWorkers, .getTaskResults:
+        case .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
+            return role == .operator
+        case .listModels, .getModel:
+            // The gateway reads models to serve the champion.
             return role == .operator || role == .gateway
-        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults:
+        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
+             .runList, .modelList, .modelDetail, .promotionResult:
             // Only the coordinator sends these.
             return false
         }
@@ -72,6 +76,16 @@ public enum Permissions {
         case .cancelJob: return "CancelJob"
         case .getTaskResults: return "GetTaskResults"
         case .taskResults: return "TaskResultList"
+        case .progress: return "ProgressBatch"
+        case .listRuns: return "ListRuns"
+        case .runList: return "RunList"
+        case .listModels: return "ListModels"
+        case .modelList: return "ModelList"
+        case .getModel: return "GetModel"
+        case .modelDetail: return "ModelDetail"
+        case .promote: return "Promote"
+        case .rollback: return "Rollback"
+        case .promotionResult: return "PromotionResult"
         }
     }
 }

@@ -10,6 +10,35 @@ public protocol JobPlanner: Sendable {
     func plan(spec: Data, blobs: BlobStore) throws -> [PlannedTask]
     /// The kind-specific summary stored with the finished job.
     func summarize(spec: Data, results: [TaskResultRow]) throws -> Data
+    /// Adaptive kinds return a controller that sees progress and results while the job
+    /// runs; `existing` holds the results stored so far (non-empty when a restarted
+    /// coordinator resumes the job).
+    func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)?
+}
+
+extension JobPlanner {
+    public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? { nil }
+}
+
+/// What a job controller may use of the coordinator.
+public struct JobContext: Sendable {
+    public let blobs: BlobStore
+    public let tracking: TrackingStore
+    public let dataDirectory: URL
+}
+
+/// Per-job logic of an adaptive kind, beyond splitting into tasks. Called on the
+/// coordinator's core event loop (keep it quick); ``finish(results:)`` runs off the loop.
+public protocol JobController: AnyObject {
+    /// A running task's progress. Return false to stop it early (its result so far is kept).
+    func progress(index: Int, step: Int, metrics: [String: Double]) -> Bool
+    /// A task's result; returns tasks to add to the job.
+    func completed(index: Int, output: Data) -> [PlannedTask]
+    /// A task failed for good; returns tasks to add (e.g. another trial).
+    func failed(index: Int, error: String) -> [PlannedTask]
+    /// Once every task has ended: the job's summary (heavy work such as evaluating and
+    /// promoting the winner belongs here).
+    func finish(results: [TaskResultRow]) throws -> Data
 }
 
 /// The planners of every job kind this coordinator runs.

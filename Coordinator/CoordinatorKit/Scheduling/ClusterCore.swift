@@ -50,6 +50,9 @@ public final class ClusterCore: @unchecked Sendable {
     let settings: CoordinatorSettings
     let logger: Logger
     private let writer: ResultWriter
+    public let tracking: TrackingStore
+    public let registry: RegistryService
+    private var controllers: [String: any JobController] = [:]
 
     private var scheduler: Scheduler
     private var sessions: [SessionID: WorkerSession] = [:]
@@ -84,6 +87,8 @@ public final class ClusterCore: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.scheduler = Scheduler(leaseTimeoutMs: settings.leaseTimeoutMs, prefetchPerSlot: settings.prefetchPerSlot)
+        self.tracking = TrackingStore(store)
+        self.registry = RegistryService(tracking: tracking, loop: loop)
         let log = logger
         self.writer = ResultWriter(store: store) { error in
             log.error("writing results to the store failed", metadata: ["error": "\(error)"])
@@ -94,13 +99,14 @@ public final class ClusterCore: @unchecked Sendable {
     /// clock. Call once, before accepting connections.
     public func start() throws {
         let unfinished = try store.unfinishedJobs()
-        var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int, retries: Int))] = []
+        var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int, retries: Int), (any JobController)?)] = []
         for job in unfinished {
-            resumed.append((job, try store.pendingTasks(job: job.id), try store.taskCounts(job: job.id)))
+            let controller = try planners.planner(for: job.kind).controller(for: job, existing: try store.results(job: job.id), context: jobContext)
+            resumed.append((job, try store.pendingTasks(job: job.id), try store.taskCounts(job: job.id), controller))
         }
         try loop.submit {
-            for (job, pending, counts) in resumed {
-                self.admit(job, pending: pending, done: counts.done, failed: counts.failed)
+            for (job, pending, counts, controller) in resumed {
+                self.admit(job, pending: pending, done: counts.done, failed: counts.failed, controller: controller)
                 self.logger.info("resumed job", metadata: ["job": "\(job.id)", "pending": "\(pending.count)", "done": "\(counts.done)"])
             }
             self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -119,6 +125,10 @@ public final class ClusterCore: @unchecked Sendable {
 
     var nowMs: UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
+    var jobContext: JobContext {
+        JobContext(blobs: blobs, tracking: tracking, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
+    }
+
     // MARK: Jobs
 
     /// Plans a job off the event loop, stores it with its tasks, then queues them.
@@ -133,11 +143,12 @@ public final class ClusterCore: @unchecked Sendable {
                                  spec: spec.spec, state: "queued", total: planned.count, maxAttempts: attempts,
                                  createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: peer.name)
                 let ids = try self.store.insertJob(job, tasks: planned)
+                let controller = try planner.controller(for: job, existing: [], context: self.jobContext)
                 let pending = zip(ids, planned).enumerated().map { index, pair in
                     PendingTaskRow(id: pair.0, jobID: job.id, index: index, input: pair.1.input, blobs: pair.1.blobs, attempts: 0)
                 }
                 self.loop.execute {
-                    self.admit(job, pending: pending, done: 0, failed: 0)
+                    self.admit(job, pending: pending, done: 0, failed: 0, controller: controller)
                     self.jobsSubmitted.increment()
                     self.logger.info("job submitted", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "tasks": "\(ids.count)", "by": "\(peer.name)"])
                     var accepted = WireJobAccepted()
@@ -157,16 +168,15 @@ public final class ClusterCore: @unchecked Sendable {
         return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }
 
-    private func admit(_ job: JobRow, pending: [PendingTaskRow], done: Int, failed: Int) {
+    private func admit(_ job: JobRow, pending: [PendingTaskRow], done: Int, failed: Int, controller: (any JobController)?) {
         loop.preconditionInEventLoop()
         activeJobs[job.id] = job
+        controllers[job.id] = controller
         for task in pending {
             taskInfo[task.id] = TaskInfo(job: job.id, index: task.index, kind: job.kind, input: task.input, blobs: task.blobs)
         }
         scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed)
-        if pending.isEmpty, let progress = scheduler.progress(of: job.id) {
-            finish(Scheduler.JobEnd(job: job.id, progress: progress))
-        }
+        if pending.isEmpty { finishIfEnded(job.id) }
         scheduleAssign()
     }
 
@@ -338,6 +348,7 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     private func recordDone(_ outcome: WireTaskOutcome, output: Data, from id: SessionID) {
+        let info = taskInfo[outcome.taskID]
         switch scheduler.complete(outcome.taskID, from: id) {
         case let .recorded(jobEnd, revoke):
             let attempts = scheduler.attempts(of: outcome.taskID)
@@ -352,7 +363,10 @@ public final class ClusterCore: @unchecked Sendable {
                 roundTripObserver?(elapsed)
             }
             if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
-            if let jobEnd { finish(jobEnd) }
+            if let info, let controller = controllers[info.job] {
+                addTasks(info.job, controller.completed(index: info.index, output: output))
+            }
+            if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
         case .duplicate:
             duplicateResults.increment()
             logger.info("ignored a duplicate result", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
@@ -360,6 +374,42 @@ public final class ClusterCore: @unchecked Sendable {
             duplicateResults.increment()
             logger.info("ignored a result for a task that is not running", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
         }
+    }
+
+    /// Adds tasks an adaptive job asked for: stored first, then queued.
+    private func addTasks(_ job: String, _ planned: [PlannedTask]) {
+        guard !planned.isEmpty, let row = activeJobs[job] else { return }
+        do {
+            let ids = try store.appendTasks(job: job, tasks: planned)
+            for (pair, task) in zip(ids, planned) {
+                taskInfo[pair.id] = TaskInfo(job: job, index: pair.index, kind: row.kind, input: task.input, blobs: task.blobs)
+            }
+            scheduler.addTasks(job, ids.map(\.id))
+            scheduleAssign()
+        } catch {
+            logger.error("could not add tasks to a job", metadata: ["job": "\(job)", "error": "\(error)"])
+        }
+    }
+
+    private func finishIfEnded(_ job: String) {
+        if let progress = scheduler.progress(of: job), progress.isFinished {
+            finish(Scheduler.JobEnd(job: job, progress: progress))
+        }
+    }
+
+    /// Progress of running tasks, for adaptive jobs (e.g. ASHA early stopping).
+    func recordProgress(_ batch: WireProgressBatch, from id: SessionID) {
+        loop.preconditionInEventLoop()
+        sessions[id]?.lastHeard = nowMs
+        var stop: [(SessionID, TaskID)] = []
+        for p in batch.progress {
+            guard let info = taskInfo[p.taskID], let controller = controllers[info.job],
+                  scheduler.lease(of: p.taskID)?.session == id else { continue }
+            if !controller.progress(index: info.index, step: Int(p.step), metrics: p.metrics) {
+                stop.append((id, p.taskID))
+            }
+        }
+        if !stop.isEmpty { revoke(stop, reason: "stopped early by the job's scheduler", stopEarly: true) }
     }
 
     private func recordFailure(_ task: TaskID, _ failure: WireTaskFailure, from id: SessionID) {
@@ -380,7 +430,11 @@ public final class ClusterCore: @unchecked Sendable {
                 tasksFailed.increment()
                 writer.enqueue(.failed(task: item.task, attempts: attempts, error: error))
                 logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
-                if let jobEnd { finish(jobEnd) }
+                let info = taskInfo[item.task]
+                if let info, let controller = controllers[info.job] {
+                    addTasks(info.job, controller.failed(index: info.index, error: error))
+                }
+                if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
             case .ignored:
                 break
             }
@@ -390,25 +444,48 @@ public final class ClusterCore: @unchecked Sendable {
     private func finish(_ end: Scheduler.JobEnd) {
         guard let job = activeJobs.removeValue(forKey: end.job) else { return }
         let p = end.progress
-        let state = p.failed > 0 ? "failed" : (p.cancelled > 0 ? "cancelled" : "succeeded")
+        let controller = controllers.removeValue(forKey: job.id)
+        // An adaptive job (hpo) fails only if none of its tasks succeeded: a failed
+        // trial is part of a search.
+        let failed = controller == nil ? p.failed > 0 : p.done == 0
+        let state = failed ? "failed" : (p.cancelled > 0 ? "cancelled" : "succeeded")
+        for (id, info) in taskInfo where info.job == job.id { taskInfo[id] = nil }
+        scheduler.forget(job: job.id)
+        logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
+        if let controller {
+            // Heavy end-of-job work (evaluating and promoting a winner) runs off the loop;
+            // the job reads as running until its summary is stored.
+            let writer = self.writer, store = self.store, logger = self.logger
+            DispatchQueue.global().async {
+                writer.flush()
+                let summary: Data
+                do { summary = try controller.finish(results: try store.results(job: job.id)) }
+                catch {
+                    logger.error("job summary failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                    writer.enqueue(.finished(job: job.id, state: "failed", error: "\(error)", summarize: nil))
+                    return
+                }
+                let error = state != "succeeded" ? (p.firstError ?? "no task succeeded") : p.firstError
+                writer.enqueue(.finished(job: job.id, state: state, error: error, summarize: { _ in summary }))
+            }
+            return
+        }
         var summarize: (@Sendable ([TaskResultRow]) throws -> Data)?
         if let planner = try? planners.planner(for: job.kind) {
             let spec = job.spec
             summarize = { rows in try planner.summarize(spec: spec, results: rows) }
         }
         writer.enqueue(.finished(job: job.id, state: state, error: p.firstError, summarize: summarize))
-        for (id, info) in taskInfo where info.job == job.id { taskInfo[id] = nil }
-        scheduler.forget(job: job.id)
-        logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
     }
 
-    private func revoke(_ pairs: [(SessionID, TaskID)], reason: String) {
+    private func revoke(_ pairs: [(SessionID, TaskID)], reason: String, stopEarly: Bool = false) {
         var bySession: [SessionID: [TaskID]] = [:]
         for (session, task) in pairs { bySession[session, default: []].append(task) }
         for (session, tasks) in bySession {
             var cancel = WireCancelTasks()
             cancel.taskIds = tasks
             cancel.reason = reason
+            cancel.stopEarly = stopEarly
             sessions[session]?.send(.cancelTasks(cancel))
         }
     }

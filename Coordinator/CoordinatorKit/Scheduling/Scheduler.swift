@@ -119,6 +119,20 @@ public struct Scheduler {
         }
     }
 
+    /// Adds tasks to a job that has not ended (adaptive kinds such as hpo grow as results
+    /// arrive). Returns false if the job is unknown or already finished.
+    @discardableResult
+    public mutating func addTasks(_ job: String, _ pending: [TaskID]) -> Bool {
+        guard var progress = jobs[job], !progress.isFinished else { return false }
+        progress.total += pending.count
+        jobs[job] = progress
+        for id in pending {
+            tasks[id] = Task(job: job, state: .queued, attempts: 0)
+            queue.append(id)
+        }
+        return true
+    }
+
     public func progress(of job: String) -> JobProgress? { jobs[job] }
     public func state(of task: TaskID) -> TaskState? { tasks[task]?.state }
     public func lease(of task: TaskID) -> Lease? { tasks[task]?.lease }

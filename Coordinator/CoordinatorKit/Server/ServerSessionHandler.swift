@@ -109,9 +109,24 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.cancel(job: cancel.jobID, by: peer).map { .job($0) })
         case let .getTaskResults(get):
             reply(context: context, requestID: rid, core.taskResults(job: get.jobID).map { .taskResults($0) })
+        case let .progress(batch):
+            guard let session else { return }
+            let core = self.core
+            core.loop.execute { core.recordProgress(batch, from: session) }
+        case let .listRuns(request):
+            reply(context: context, requestID: rid, core.registry.runs(request).map { .runList($0) })
+        case .listModels:
+            reply(context: context, requestID: rid, core.registry.models().map { .modelList($0) })
+        case let .getModel(request):
+            reply(context: context, requestID: rid, core.registry.model(request.name).map { .modelDetail($0) })
+        case let .promote(request):
+            reply(context: context, requestID: rid, core.registry.promote(request, by: peer).map { .promotionResult($0) })
+        case let .rollback(request):
+            reply(context: context, requestID: rid, core.registry.rollback(request, by: peer).map { .promotionResult($0) })
         case .ack, .error:
             break
-        case .blobChunk, .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults:
+        case .blobChunk, .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
+             .runList, .modelList, .modelDetail, .promotionResult:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
         }
     }
@@ -206,7 +221,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
             case let .success(body):
                 context.writeAndFlush(self.wrapOutboundOut(WireEnvelope(requestID: requestID, body)), promise: nil)
             case let .failure(error):
-                let wire = error as? WireError ?? .remote(code: .internal, message: "\(error)")
+                let wire = error as? WireError ?? (error as? RegistryError)?.wire ?? .remote(code: .invalidArgument, message: "\(error)")
                 self.send(context: context, requestID: requestID, error: wire)
             }
         }

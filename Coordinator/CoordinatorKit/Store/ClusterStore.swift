@@ -143,6 +143,22 @@ public final class ClusterStore: @unchecked Sendable {
         }
     }
 
+    /// Appends tasks to an existing job (indices continue after its last task) and
+    /// raises its total; returns the new task ids with their indices.
+    public func appendTasks(job: String, tasks: [PlannedTask]) throws -> [(id: TaskID, index: Int)] {
+        try pool.write { db in
+            let start = (try Int.fetchOne(db, sql: "SELECT MAX(idx) FROM task WHERE job_id = ?", arguments: [job]) ?? -1) + 1
+            let insert = try db.makeStatement(sql: "INSERT INTO task (job_id, idx, input, blobs) VALUES (?, ?, ?, ?)")
+            var ids: [(TaskID, Int)] = []
+            for (offset, task) in tasks.enumerated() {
+                try insert.execute(arguments: [job, start + offset, task.input, task.blobs.joined(separator: ",")])
+                ids.append((TaskID(db.lastInsertedRowID), start + offset))
+            }
+            try db.execute(sql: "UPDATE job SET total = total + ? WHERE id = ?", arguments: [tasks.count, job])
+            return ids
+        }
+    }
+
     public func job(_ id: String) throws -> JobRow? {
         try pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.jobRow)
