@@ -2,7 +2,7 @@
 // LightGBM (Benchmarks/learning/lightgbm_peer.py reads the CSVs written here).
 //
 // usage: learning-bench [--interactions N] [--out DIR] [--threads 1,2] [--trees 200] [--seed S]
-//                       [--predict-rows N] [--curve] [--shap]
+//                       [--predict-rows N] [--curve] [--shap] [--bins]
 // Prints one `RESULT key=value ...` line per thread count; run.sh parses them.
 import Foundation
 import Learning
@@ -116,4 +116,10 @@ if CommandLine.arguments.contains("--shap") {
     let rows = split.test.subset(Array(0..<1000))
     let t = try seconds { _ = try TreeSHAP.contributions(model, data: rows) }
     print(String(format: "shap: %.0f rows/s", 1000 / t))
+}
+if CommandLine.arguments.contains("--bins") {
+    var p = BoostingParameters()
+    p.numIterations = 1
+    let model = try GBDTTrainer.train(split.train, parameters: p, recordCurve: false)
+    print(zip(model.schema.names, model.binnings).map { "\($0):\($1.totalBinCount)" }.joined(separator: " "))
 }
