@@ -149,12 +149,14 @@ public typealias IterationCallback = (_ iteration: Int, _ trainLoss: Double, _ v
 /// Why training could not start.
 public enum TrainingError: Error, Equatable, CustomStringConvertible, Sendable {
     case noLabels
+    case validationWithoutLabels
     case singleClass(positiveRate: Double)
     case schemaMismatch(missing: [String])
 
     public var description: String {
         switch self {
         case .noLabels: return "the training data has no labels; give a label column."
+        case .validationWithoutLabels: return "the validation data has no labels; give it the label column or train without validation."
         case let .singleClass(rate):
             return "the training labels are all \(rate > 0.5 ? "1" : "0"); a classifier needs both classes. Use a longer time window or check the label column."
         case let .schemaMismatch(missing):
@@ -278,10 +280,12 @@ public enum GBDTTrainer {
         if rate == 0 || rate == 1 { throw TrainingError.singleClass(positiveRate: rate) }
         if train.rowCount == 0 { throw DataError.emptyDataSet(reason: "no training rows") }
         let validData: Dataset?
-        do { validData = try valid?.aligned(to: train.schema) } catch DataError.schemaMismatch(let missing) {
+        // An empty validation set means no validation, rather than undefined metrics.
+        let nonEmptyValid = valid.flatMap { $0.rowCount == 0 ? nil : $0 }
+        do { validData = try nonEmptyValid?.aligned(to: train.schema) } catch DataError.schemaMismatch(let missing) {
             throw TrainingError.schemaMismatch(missing: missing)
         }
-        if let v = validData, !v.hasLabels { throw TrainingError.noLabels }
+        if let v = validData, !v.hasLabels { throw TrainingError.validationWithoutLabels }
 
         let threads = p.threads > 0 ? p.threads : availableCores
         let binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed)
@@ -362,7 +366,7 @@ public enum GBDTTrainer {
                     for i in 0..<n where !inBag[i] { s[i] += tree.leafValue[tree.leaf(binned: matrix, row: i, nanBins: nanBins)] }
                 }
             }
-            if let vm = validMatrix {
+            if let vm = validMatrix, vm.rowCount > 0 {
                 validScores.withUnsafeMutableBufferPointer { s in
                     let out = s.baseAddress!
                     parallelChunks(vm.rowCount, threads: threads, minChunk: 8192) { range in

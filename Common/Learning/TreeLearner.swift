@@ -225,7 +225,7 @@ final class HistogramTreeLearner {
             }
         }
         let featureCount = features.count
-        let threads = count * featureCount >= 1 << 15 ? settings.threads : 1
+        let threads = count * featureCount >= 1 << 16 ? settings.threads : 1
         let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
         let data = self.data
         let offsets = self.offsets
@@ -390,11 +390,11 @@ final class HistogramTreeLearner {
         let nanBin = UInt8(binnings[split.feature].nanBin)
         let t = UInt8(split.thresholdBin)
         let defaultLeft = split.defaultLeft
-        let chunk = 8_192
+        let chunk = 16_384
         let chunks = (count + chunk - 1) / chunk
         let indices = self.indices, leftScratch = self.scratch, rightScratch = self.scratch2
         var leftCounts = [Int](repeating: 0, count: max(1, chunks))
-        let threads = chunks > 1 ? settings.threads : 1
+        let threads = count >= 32_768 ? settings.threads : 1
         leftCounts.withUnsafeMutableBufferPointer { lc in
             let counts = lc.baseAddress!
             parallelFor(chunks, threads: threads) { c in

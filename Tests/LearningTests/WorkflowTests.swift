@@ -63,6 +63,10 @@ import Testing
         #expect(try model.predictRaw(empty).isEmpty)
         #expect(try TreeSHAP.contributions(model, data: empty).isEmpty)
         #expect(try LogisticTrainer.train(data).predictRaw(empty).isEmpty)
+        // An empty validation set is tolerated (its metrics are undefined, not a crash).
+        var p = BoostingParameters()
+        p.numIterations = 2
+        #expect(try GBDTTrainer.train(data, valid: empty, parameters: p).trees.count == 2)
     }
 
     @Test func scoringDataWithoutAModelFeatureFails() throws {

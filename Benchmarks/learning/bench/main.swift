@@ -1,7 +1,8 @@
 // learning-bench: Tower's GBDT on the demo market, for side-by-side comparison with
 // LightGBM (Benchmarks/learning/lightgbm_peer.py reads the CSVs written here).
 //
-// usage: learning-bench [--interactions N] [--out DIR] [--threads 1,2] [--trees 200]
+// usage: learning-bench [--interactions N] [--out DIR] [--threads 1,2] [--trees 200] [--seed S]
+//                       [--predict-rows N] [--curve] [--shap] [--bins]
 // Prints one `RESULT key=value ...` line per thread count; run.sh parses them.
 import Foundation
 import Learning
@@ -43,11 +44,12 @@ let out = URL(fileURLWithPath: argument("--out", "Benchmarks/results"))
 let threadCounts = argument("--threads", "1,2").split(separator: ",").compactMap { Int($0) }
 let trees = Int(argument("--trees", "200"))!
 let predictRows = Int(argument("--predict-rows", "1000000"))!
+let marketSeed = UInt64(argument("--seed", "7"))!
 
 var market = Market(users: [], listings: [], interactions: [])
 let genTime = seconds {
     market = DemoMarket(.init(users: max(200, interactions / 50), listings: max(500, interactions / 25),
-                              interactions: interactions, seed: 7)).generate()
+                              interactions: interactions, seed: marketSeed)).generate()
 }
 var data: Dataset!
 let featureTime = try seconds { data = try PairFeatures.build(market) }
@@ -114,4 +116,10 @@ if CommandLine.arguments.contains("--shap") {
     let rows = split.test.subset(Array(0..<1000))
     let t = try seconds { _ = try TreeSHAP.contributions(model, data: rows) }
     print(String(format: "shap: %.0f rows/s", 1000 / t))
+}
+if CommandLine.arguments.contains("--bins") {
+    var p = BoostingParameters()
+    p.numIterations = 1
+    let model = try GBDTTrainer.train(split.train, parameters: p, recordCurve: false)
+    print(zip(model.schema.names, model.binnings).map { "\($0):\($1.totalBinCount)" }.joined(separator: " "))
 }
