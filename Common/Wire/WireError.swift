@@ -47,7 +47,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .timedOut(what):
             return "timed out waiting for \(what)"
         case let .remote(code, message):
-            return "\(code.label): \(message)"
+            // The peer's message usually names its kind already.
+            return message.hasPrefix(code.label) ? message : "\(code.label): \(message)"
         }
     }
 

@@ -17,6 +17,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         subcommands: [
             Serve.self, Demo.self, Certs.self,
             Submit.self, Jobs.self, JobCommand.self, Workers.self, Cancel.self, Results.self,
+            Runs.self, Models.self, Promote.self, Rollback.self, Artifact.self,
         ] + learningCommands
     )
 }

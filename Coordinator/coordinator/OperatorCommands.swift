@@ -64,6 +64,15 @@ func printJob(_ j: WireJobSummary) {
     print("  tasks: \(j.done) done, \(j.failed) failed, \(j.running) running, \(j.queued) queued of \(j.total); \(j.retries) retries")
     if let finished { print(String(format: "  took %.2f s", finished.timeIntervalSince(created))) }
     if !j.error.isEmpty { print("  error: \(j.error)") }
+    if j.kind == JobKind.hpo, !j.summary.isEmpty, let s = try? WireHPOSummary(serializedBytes: j.summary) {
+        print("  search: \(s.trials) trials (\(s.stoppedEarly) stopped early by ASHA, \(s.failed) failed); best run \(s.bestRun)")
+        let best = s.bestMetrics.sorted { $0.key < $1.key }.filter { $0.key.hasPrefix("valid_") }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+        if !best.isEmpty { print("  best: " + best.joined(separator: ", ")) }
+        if s.version > 0 {
+            print("  registered \(s.modelName) version \(s.version): \(s.promoted ? "PROMOTED to champion" : "not promoted")")
+        }
+        for reason in s.reasons { print("    - \(reason)") }
+    }
     if j.kind == JobKind.echo, !j.summary.isEmpty, let s = try? WireEchoSummary(serializedBytes: j.summary) {
         let perWorker = s.tasksPerWorker.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         print("  echo: \(s.tasks) payloads verified (\(s.payloadBytes) bytes); per worker: \(perWorker)")
@@ -71,7 +80,41 @@ func printJob(_ j: WireJobSummary) {
 }
 
 struct Submit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Submit a job.", subcommands: [Echo.self])
+    static let configuration = CommandConfiguration(abstract: "Submit a job.", subcommands: [Echo.self, HPO.self])
+
+    struct HPO: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "hpo",
+            abstract: "A hyperparameter search sharded across the workers; the winner is registered and put through the promotion policy.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Market data directory (users.csv, listings.csv, interactions.csv; see `coordinator demo-data`).") var data: String
+        @Option(help: "Search space and limits, YAML or JSON (see Deploy/search-space.yaml).") var space: String
+        @Option(help: "Experiment the runs are recorded under.") var experiment = "search"
+        @Option(name: .customLong("model"), help: "Registered model the winner becomes a version of.") var modelName = "match"
+        @Option(help: "Promotion policy overrides (YAML).") var promotion: String?
+        @Option var name = "hpo"
+        @Flag(help: "Show a progress bar until the search ends.") var follow = false
+
+        func run() async throws {
+            var spec = WireHPOSpec()
+            spec.experiment = experiment
+            spec.modelName = modelName
+            do {
+                spec.space = try String(contentsOfFile: space, encoding: .utf8)
+                spec.dataset = try DatasetArchive.pack(directory: URL(fileURLWithPath: data))
+                if let promotion { spec.promotion = try String(contentsOfFile: promotion, encoding: .utf8) }
+            } catch { throw fail(error) }
+            var job = WireJobSpec()
+            job.kind = JobKind.hpo
+            job.name = name
+            job.spec = try spec.serializedData()
+            try await withOperator(client) { c in
+                let accepted = try await c.submit(job)
+                print("submitted \(accepted.jobID) (first wave of \(accepted.tasks) trials; more follow as results arrive)")
+                if follow { try await followJob(c, accepted.jobID) }
+            }
+        }
+    }
 
     struct Echo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The diagnostic job: every task echoes a payload.")
@@ -176,6 +219,140 @@ struct Results: AsyncParsableCommand {
             for r in try await c.results(id) {
                 print("\(r.index)\t\(r.worker.isEmpty ? "-" : r.worker)\tattempts=\(r.attempts)\t\(r.output.count) bytes\(r.error.isEmpty ? "" : "\terror: \(r.error)")")
             }
+        }
+    }
+}
+
+struct Runs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.")
+    @OptionGroup var client: ClientOptions
+    @Argument var experiment: String
+    @Option(help: "Metric to sort by (e.g. valid_auc).") var sort = "valid_auc"
+    @Flag(help: "Sort ascending (for losses).") var ascending = false
+    @Option(parsing: .upToNextOption, help: "Two run ids to compare.") var compare: [String] = []
+
+    func run() async throws {
+        try await withOperator(client) { c in
+            let runs = try await c.runs(experiment: experiment, sortBy: sort, ascending: ascending)
+            if !compare.isEmpty {
+                guard compare.count == 2 else { throw ValidationError("--compare takes two run ids") }
+                let pair = compare.map { id in runs.first { $0.id == id } }
+                guard let a = pair[0], let b = pair[1] else { throw ValidationError("no run \(compare.filter { id in !runs.contains { $0.id == id } }.joined(separator: ", ")) in \(experiment)") }
+                print("".padding(toLength: 24, withPad: " ", startingAt: 0) + a.id.padding(toLength: 28, withPad: " ", startingAt: 0) + b.id)
+                for key in Set(a.params.keys).union(b.params.keys).sorted() {
+                    print(("param " + key).padding(toLength: 24, withPad: " ", startingAt: 0) + (a.params[key] ?? "-").padding(toLength: 28, withPad: " ", startingAt: 0) + (b.params[key] ?? "-"))
+                }
+                for key in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
+                    let f = { (v: Double?) in v.map { String(format: "%.5f", $0) } ?? "-" }
+                    print(key.padding(toLength: 24, withPad: " ", startingAt: 0) + f(a.metrics[key]).padding(toLength: 28, withPad: " ", startingAt: 0) + f(b.metrics[key]))
+                }
+                for key in ["status", "worker", "iterations", "stopped_early", "asha"] {
+                    let va = key == "status" ? a.status : (a.tags[key] ?? "-"), vb = key == "status" ? b.status : (b.tags[key] ?? "-")
+                    print(key.padding(toLength: 24, withPad: " ", startingAt: 0) + va.padding(toLength: 28, withPad: " ", startingAt: 0) + vb)
+                }
+                return
+            }
+            print("RUN".padding(toLength: 30, withPad: " ", startingAt: 0) + "STATUS    " + sort.padding(toLength: 12, withPad: " ", startingAt: 0) + "STEPS  PARAMS")
+            for r in runs {
+                let value = r.metrics[sort].map { String(format: "%.5f", $0) } ?? "-"
+                let params = r.params.sorted { $0.key < $1.key }.filter { $0.key != "seed" }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                print(r.id.padding(toLength: 30, withPad: " ", startingAt: 0) + r.status.padding(toLength: 10, withPad: " ", startingAt: 0)
+                      + value.padding(toLength: 12, withPad: " ", startingAt: 0) + "\(r.curveSteps.last ?? 0)".padding(toLength: 7, withPad: " ", startingAt: 0) + params)
+            }
+        }
+    }
+}
+
+struct Models: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Registered models and their aliases.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "All registered models.")
+        @OptionGroup var client: ClientOptions
+        func run() async throws {
+            try await withOperator(client) { c in
+                let models = try await c.models()
+                if models.isEmpty { print("no registered models yet; `coordinator submit hpo …` registers the winner of a search") }
+                for m in models {
+                    let aliases = m.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=v\($0.value)" }.joined(separator: " ")
+                    print("\(m.name)  \(m.versions) versions  \(aliases)")
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Versions, aliases and every promotion decision of a model.")
+        @OptionGroup var client: ClientOptions
+        @Argument var name: String
+        func run() async throws {
+            try await withOperator(client) { c in
+                let m = try await c.model(name)
+                print("model \(m.name)  " + m.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=v\($0.value)" }.joined(separator: " "))
+                for v in m.versions {
+                    let keys = ["holdout_auc", "holdout_precision_at_10", "holdout_ndcg_at_10", "holdout_logloss"]
+                    let metrics = keys.compactMap { k in v.metrics[k].map { "\(k.replacingOccurrences(of: "holdout_", with: "")) \(String(format: "%.4f", $0))" } }.joined(separator: "  ")
+                    print("  v\(v.version)  run \(v.runID)  \(metrics)  sha256 \(v.sha256.prefix(12))")
+                }
+                print("decisions:")
+                for d in m.decisions {
+                    let when = Date(timeIntervalSince1970: Double(d.atMs) / 1000)
+                    print("  \(ISO8601DateFormatter().string(from: when))  v\(d.version) \(d.promoted ? "promoted" : "declined") (\(d.action), by \(d.actor))")
+                    for r in d.reasons { print("      \(r)") }
+                }
+            }
+        }
+    }
+}
+
+struct Promote: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a version the champion by hand (recorded with the reason).")
+    @OptionGroup var client: ClientOptions
+    @Argument var name: String
+    @Argument var version: Int
+    @Option var reason: String
+
+    func run() async throws {
+        try await withOperator(client) { c in
+            let d = try await c.promote(name, version: version, reason: reason)
+            print("\(name)@champion: v\(d.previousVersion) → v\(d.version) (recorded: \(d.reasons.joined(separator: "; ")))")
+        }
+    }
+}
+
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Move the champion back to the version before the current one (recorded).")
+    @OptionGroup var client: ClientOptions
+    @Argument var name: String
+    @Option var reason = "operator rollback"
+
+    func run() async throws {
+        try await withOperator(client) { c in
+            let d = try await c.rollback(name, reason: reason)
+            print("\(name)@champion: v\(d.previousVersion) → v\(d.version) (rollback recorded)")
+        }
+    }
+}
+
+struct Artifact: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Download a run's artifact (model.tower, learning-curve.svg, shap-summary.svg); its SHA-256 is verified.")
+    @OptionGroup var client: ClientOptions
+    @Argument var experiment: String
+    @Argument var run: String
+    @Argument var name: String
+    @Option var out: String
+
+    func run() async throws {
+        try await withOperator(client) { c in
+            guard let info = try await c.runs(experiment: experiment).first(where: { $0.id == run }) else {
+                throw ValidationError("no run \(run) in \(experiment)")
+            }
+            guard let sha = info.artifacts[name] else {
+                throw ValidationError("run \(run) has no artifact \(name); it has: \(info.artifacts.keys.sorted().joined(separator: ", "))")
+            }
+            let data = try await c.blob(sha)
+            try data.write(to: URL(fileURLWithPath: out))
+            print("wrote \(out) (\(data.count) bytes, sha256 \(sha))")
         }
     }
 }

@@ -49,6 +49,8 @@ public final class WorkerAgent: @unchecked Sendable {
     private var backlog: [WireTaskAssignment] = []
     private var cancelled: Set<TaskID> = []
     private var unsent: [WireTaskOutcome] = []
+    private var unsentProgress: [WireTaskProgress] = []
+    private var stopRequested: Set<TaskID> = []
     private var flushScheduled = false
     private var draining = false
     private var blobWaiters: [String: [CheckedContinuation<Data, Error>]] = [:]
@@ -207,6 +209,11 @@ public final class WorkerAgent: @unchecked Sendable {
         case let .cancelTasks(cancel):
             let tasks = lock.withLock { () -> [Task<Void, Never>] in
                 let ids = Set(cancel.taskIds)
+                if cancel.stopEarly {
+                    // Keep the result: the runner sees shouldStop() and returns early.
+                    stopRequested.formUnion(ids)
+                    return []
+                }
                 backlog.removeAll { ids.contains($0.taskID) }
                 ids.forEach { if running[$0] != nil { cancelled.insert($0) } }
                 return cancel.taskIds.compactMap { running[$0] }
@@ -245,10 +252,16 @@ public final class WorkerAgent: @unchecked Sendable {
 
     /// Starts a runner for `assignment`. Called with the lock held.
     private func launch(_ assignment: WireTaskAssignment, runner: any TaskRunner) {
-        let context = TaskContext(workerName: config.name, blob: { [weak self] hash in
-            guard let self else { throw WireError.connectionClosed }
-            return try await self.blob(hash)
-        })
+        let id = assignment.taskID, attempt = assignment.attempt
+        let context = TaskContext(
+            workerName: config.name,
+            blob: { [weak self] hash in
+                guard let self else { throw WireError.connectionClosed }
+                return try await self.blob(hash)
+            },
+            report: { [weak self] step, metrics in self?.progress(id, attempt: attempt, step: step, metrics: metrics) },
+            shouldStop: { [weak self] in self?.lock.withLock { self?.stopRequested.contains(id) } ?? true },
+            cacheDirectory: config.cacheDirectory)
         let startedAt = DispatchTime.now()
         running[assignment.taskID] = Task {
             let result: Result<Data, Error>
@@ -280,6 +293,7 @@ public final class WorkerAgent: @unchecked Sendable {
         tasksRun.increment()
         let (client, schedule, wakers) = lock.withLock { () -> (WireClient?, Bool, [CheckedContinuation<Void, Never>]) in
             running[assignment.taskID] = nil
+            stopRequested.remove(assignment.taskID)
             while running.count < config.slots, !backlog.isEmpty {
                 let next = backlog.removeFirst()
                 if let runner = runners[next.kind] { launch(next, runner: runner) }
@@ -316,6 +330,29 @@ public final class WorkerAgent: @unchecked Sendable {
             deliver(outcomes, over: client)
         }
         closeIfDrained()
+    }
+
+    /// Queues a progress report; reports made in the same event-loop tick leave together.
+    /// Progress is advisory: reports made while disconnected are dropped.
+    private func progress(_ id: TaskID, attempt: UInt32, step: Int, metrics: [String: Double]) {
+        var p = WireTaskProgress()
+        p.taskID = id
+        p.attempt = attempt
+        p.step = UInt32(step)
+        p.metrics = metrics
+        let client = lock.withLock { () -> WireClient? in
+            guard let client = self.client else { return nil }
+            unsentProgress.append(p)
+            return unsentProgress.count == 1 ? client : nil
+        }
+        guard let client else { return }
+        client.channel.eventLoop.execute {
+            let batch = self.lock.withLock { () -> [WireTaskProgress] in
+                defer { self.unsentProgress.removeAll() }
+                return self.unsentProgress
+            }
+            if !batch.isEmpty { client.send(.progress(.with { $0.progress = batch })) }
+        }
     }
 
     /// Sends results; if the connection is already closing they are kept for the next one.

@@ -6,6 +6,8 @@ public enum JobKind {
     /// Diagnostic: every task echoes its payload, optionally after sleeping and after
     /// reading a shared blob. Proves the path end to end.
     public static let echo = "echo"
+    /// Hyperparameter search: one task per trial, adaptive (TPE), with ASHA early stopping.
+    public static let hpo = "hpo"
 }
 
 /// A failure a runner reports on purpose. `retryable: false` means running the task again

@@ -22,6 +22,7 @@ extension JobPlanner {
 
 /// What a job controller may use of the coordinator.
 public struct JobContext: Sendable {
+    public let store: ClusterStore
     public let blobs: BlobStore
     public let tracking: TrackingStore
     public let dataDirectory: URL
@@ -49,7 +50,7 @@ public struct JobPlanners: Sendable {
         byKind = Dictionary(uniqueKeysWithValues: planners.map { ($0.kind, $0) })
     }
 
-    public static let builtIn = JobPlanners([EchoPlanner()])
+    public static let builtIn = JobPlanners([EchoPlanner(), HPOPlanner()])
 
     public var kinds: [String] { byKind.keys.sorted() }
 

@@ -6,7 +6,8 @@ import Wire
 /// The operator's typed view of a coordinator: every call is one request over an
 /// authenticated connection, and coordinator refusals surface as ``WireError``.
 public final class OperatorClient: @unchecked Sendable {
-    private let client: WireClient
+    private var client: WireClient!
+    private let downloads = BlobDownloads()
 
     public static func connect(host: String, port: Int, identity: TLSIdentity, group: EventLoopGroup) async throws -> OperatorClient {
         var hello = WireHello()
@@ -14,11 +15,52 @@ public final class OperatorClient: @unchecked Sendable {
         hello.role = identity.role?.wire ?? .operator
         hello.name = identity.name
         hello.binaryVersion = WireProtocol.binaryVersion
-        let client = try await WireClient.connect(host: host, port: port, identity: identity, hello: hello, group: group)
-        return OperatorClient(client: client)
+        let op = OperatorClient()
+        let downloads = op.downloads
+        op.client = try await WireClient.connect(host: host, port: port, identity: identity, hello: hello, group: group,
+                                                 onMessage: { downloads.receive($0) })
+        return op
     }
 
-    init(client: WireClient) { self.client = client }
+    private init() {}
+
+    /// Downloads a blob (an artifact or model file) by its SHA-256; the bytes are verified
+    /// against the address before they are returned.
+    public func blob(_ sha256: String) async throws -> Data {
+        let id = downloads.nextID()
+        return try await withCheckedThrowingContinuation { continuation in
+            downloads.start(id: id, hash: sha256, continuation: continuation)
+            client.send(.blobRequest(.with { $0.sha256 = sha256 }), requestID: id)
+        }
+    }
+
+    public func runs(experiment: String, sortBy: String = "", ascending: Bool = false) async throws -> [WireRunInfo] {
+        let request = WireListRuns.with { $0.experiment = experiment; $0.sortBy = sortBy; $0.ascending = ascending }
+        guard case let .runList(list) = try await client.request(.listRuns(request)) else { throw unexpected("ListRuns") }
+        return list.runs
+    }
+
+    public func models() async throws -> [WireModelSummary] {
+        guard case let .modelList(list) = try await client.request(.listModels(WireListModels())) else { throw unexpected("ListModels") }
+        return list.models
+    }
+
+    public func model(_ name: String) async throws -> WireModelDetail {
+        guard case let .modelDetail(detail) = try await client.request(.getModel(.with { $0.name = name })) else { throw unexpected("GetModel") }
+        return detail
+    }
+
+    public func promote(_ name: String, version: Int, reason: String) async throws -> WireDecisionInfo {
+        let request = WirePromote.with { $0.name = name; $0.version = UInt32(version); $0.reason = reason }
+        guard case let .promotionResult(result) = try await client.request(.promote(request)) else { throw unexpected("Promote") }
+        return result.decision
+    }
+
+    public func rollback(_ name: String, reason: String) async throws -> WireDecisionInfo {
+        let request = WireRollback.with { $0.name = name; $0.reason = reason }
+        guard case let .promotionResult(result) = try await client.request(.rollback(request)) else { throw unexpected("Rollback") }
+        return result.decision
+    }
 
     public func close() { client.close() }
 
@@ -66,6 +108,46 @@ public final class OperatorClient: @unchecked Sendable {
 
     private func unexpected(_ request: String) -> WireError {
         .malformedFrame(reason: "the coordinator answered \(request) with an unexpected message")
+    }
+}
+
+/// Reassembles blobs the coordinator streams back to an operator, by request id.
+final class BlobDownloads: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next: UInt64 = 1 << 62
+    private var active: [UInt64: (BlobAssembler, Data, CheckedContinuation<Data, Error>)] = [:]
+
+    func nextID() -> UInt64 { lock.withLock { next += 1; return next } }
+
+    func start(id: UInt64, hash: String, continuation: CheckedContinuation<Data, Error>) {
+        lock.withLock { active[id] = (BlobAssembler(hash: hash), Data(), continuation) }
+    }
+
+    func receive(_ envelope: WireEnvelope) {
+        let id = envelope.requestID
+        switch envelope.body {
+        case let .blobChunk(chunk):
+            let finished: (CheckedContinuation<Data, Error>, Result<Data, Error>)? = lock.withLock {
+                guard var (assembler, data, continuation) = active[id] else { return nil }
+                guard chunk.sha256 == assembler.hash, chunk.offset == UInt64(data.count) else {
+                    active[id] = nil
+                    return (continuation, .failure(WireError.malformedFrame(reason: "blob chunk out of order")))
+                }
+                data.append(chunk.data)
+                guard chunk.last else { active[id] = (assembler, data, continuation); return nil }
+                active[id] = nil
+                let actual = BlobStore.sha256Hex(data)
+                _ = assembler
+                return (continuation, actual == assembler.hash ? .success(data) : .failure(WireError.blobCorrupt(expected: assembler.hash, actual: actual)))
+            }
+            if let (continuation, result) = finished { continuation.resume(with: result) }
+        case let .error(frame):
+            if let entry = lock.withLock({ active.removeValue(forKey: id) }) {
+                entry.2.resume(throwing: WireError.remote(code: frame.code, message: frame.message))
+            }
+        default:
+            break
+        }
     }
 }
 

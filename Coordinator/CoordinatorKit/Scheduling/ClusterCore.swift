@@ -126,7 +126,7 @@ public final class ClusterCore: @unchecked Sendable {
     var nowMs: UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     var jobContext: JobContext {
-        JobContext(blobs: blobs, tracking: tracking, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
+        JobContext(store: store, blobs: blobs, tracking: tracking, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
     }
 
     // MARK: Jobs

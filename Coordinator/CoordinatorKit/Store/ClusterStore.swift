@@ -202,6 +202,14 @@ public final class ClusterStore: @unchecked Sendable {
         }
     }
 
+    /// Every task's input by index (adaptive jobs rebuild their state from these).
+    public func taskInputs(job: String) throws -> [Int: Data] {
+        try pool.read { db in
+            Dictionary(try Row.fetchAll(db, sql: "SELECT idx, input FROM task WHERE job_id = ?", arguments: [job])
+                .map { ($0["idx"] as Int, $0["input"] as Data) }) { $1 }
+        }
+    }
+
     public func results(job: String) throws -> [TaskResultRow] {
         try pool.read { db in try Self.results(db, job: job) }
     }

@@ -18,9 +18,17 @@ public struct TaskContext: Sendable {
     /// Fetches a blob by its SHA-256 address: from the local cache, or from the
     /// coordinator (verified, then cached).
     public let blob: @Sendable (String) async throws -> Data
+    /// Reports intermediate metrics (sent in batches; the coordinator may answer by
+    /// asking the task to stop early).
+    public let report: @Sendable (_ step: Int, _ metrics: [String: Double]) -> Void
+    /// True once the coordinator asked this task to stop early: finish now and return the
+    /// result so far.
+    public let shouldStop: @Sendable () -> Bool
+    /// A directory private to this worker for caches (e.g. unpacked data sets).
+    public let cacheDirectory: URL
 }
 
 /// The runners of every job kind this worker binary knows.
 public enum TaskRunners {
-    public static let builtIn: [any TaskRunner] = [EchoRunner()]
+    public static let builtIn: [any TaskRunner] = [EchoRunner(), TrialRunner()]
 }

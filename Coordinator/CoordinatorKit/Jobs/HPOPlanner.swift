@@ -1,0 +1,351 @@
+import Foundation
+import Learning
+import Logging
+import Wire
+
+/// Job kind `hpo`: a hyperparameter search. Each trial is one leased task; the search is
+/// adaptive (the sampler proposes the next trial from the results so far), ASHA stops
+/// weak trials from the validation metric workers report while training, and when the
+/// search ends the best trial is evaluated on the holdout, registered as a new model
+/// version and put through the ``PromotionPolicy``.
+public struct HPOPlanner: JobPlanner {
+    public let kind = JobKind.hpo
+    public var policy: PromotionPolicy
+    public var logger: Logger
+
+    public init(policy: PromotionPolicy = PromotionPolicy(), logger: Logger = Logger(label: "tower.hpo")) {
+        self.policy = policy
+        self.logger = logger
+    }
+
+    /// The spec, parsed and checked; every error names the field.
+    struct Checked {
+        var spec: WireHPOSpec
+        var space: SearchSpace
+        var policy: PromotionPolicy
+    }
+
+    func check(_ data: Data) throws -> Checked {
+        let spec: WireHPOSpec
+        do { spec = try WireHPOSpec(serializedBytes: data) }
+        catch { throw WireError.invalidArgument("hpo spec is not a valid HPOSpec message: \(error)") }
+        let space: SearchSpace
+        do { space = try SearchSpace(yaml: spec.space) }
+        catch { throw WireError.invalidArgument("search space: \(error)") }
+        guard !spec.dataset.isEmpty else { throw WireError.invalidArgument("hpo.dataset is empty: pass --data DIR with users.csv, listings.csv, interactions.csv") }
+        do { _ = try DatasetArchive.unpack(spec.dataset) }
+        catch { throw WireError.invalidArgument("hpo.dataset: \(error)") }
+        var policy = self.policy
+        if !spec.promotion.isEmpty {
+            do { policy = try PromotionPolicy(yaml: spec.promotion) }
+            catch { throw WireError.invalidArgument("promotion policy: \(error)") }
+        }
+        return Checked(spec: spec, space: space, policy: policy)
+    }
+
+    public func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
+        let checked = try check(data)
+        let dataset = try blobs.put(checked.spec.dataset)
+        var sampler = makeSampler(for: checked.space)
+        let wave = min(checked.space.maxConcurrent, checked.space.maxTrials)
+        return try (0..<wave).map { index in
+            try HPOController.task(index: index, parameters: sampler.suggest(history: []), space: checked.space, dataset: dataset)
+        }
+    }
+
+    public func summarize(spec: Data, results: [TaskResultRow]) throws -> Data { Data() }
+
+    public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? {
+        let checked = try check(job.spec)
+        return try HPOController(job: job, checked: checked, existing: existing, context: context, logger: logger)
+    }
+}
+
+/// The state of one running search: sampler, ASHA, the trials so far. Lives on the core's
+/// event loop; tracking writes go to a serial queue so they keep their order without
+/// blocking the loop.
+final class HPOController: JobController {
+    let job: JobRow
+    let space: SearchSpace
+    let policy: PromotionPolicy
+    let experiment: String
+    let modelName: String
+    let dataset: String
+    let context: JobContext
+    let logger: Logger
+    private var sampler: any Sampler
+    private var asha: AshaScheduler?
+    private var history: [CompletedTrial] = []
+    private var trials: [Int: TrialParameters] = [:]
+    private var planned: Int
+    private var finished = 0
+    private let startedAt = Date()
+    private let trackingQueue = DispatchQueue(label: "tower.hpo.tracking")
+    private let code = GitInfo.current
+
+    var metricKey: String { "valid_" + space.metric.rawValue }
+
+    init(job: JobRow, checked: HPOPlanner.Checked, existing: [TaskResultRow], context: JobContext, logger: Logger) throws {
+        self.job = job
+        self.space = checked.space
+        self.policy = checked.policy
+        self.experiment = checked.spec.experiment.isEmpty ? "search" : checked.spec.experiment
+        self.modelName = checked.spec.modelName.isEmpty ? "match" : checked.spec.modelName
+        self.dataset = BlobStore.sha256Hex(checked.spec.dataset)
+        self.context = context
+        self.logger = logger
+        self.sampler = makeSampler(for: checked.space)
+        self.asha = AshaScheduler(space: checked.space)
+        // The planner drew the first wave from a sampler with the same seed; draw it again
+        // so this sampler continues where that one stopped.
+        let wave = min(space.maxConcurrent, space.maxTrials)
+        for index in 0..<wave { trials[index] = sampler.suggest(history: []) }
+        planned = max(wave, existing.count)
+        // A resumed search: rebuild the trials and history from what was stored.
+        let inputs = existing.isEmpty ? [:] : Self.inputs(context, job: job.id)
+        for row in existing {
+            if let input = try? WireTrialInput(serializedBytes: inputs[row.index] ?? Data()) {
+                trials[row.index] = Self.parameters(input.params, space: space)
+            }
+            if row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) {
+                history.append(CompletedTrial(number: row.index, parameters: trials[row.index] ?? TrialParameters(),
+                                              value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed))
+                finished += 1
+            } else if row.state == "failed" {
+                history.append(CompletedTrial(number: row.index, parameters: trials[row.index] ?? TrialParameters(), value: nil, outcome: .failed))
+                finished += 1
+            }
+        }
+        for index in 0..<wave where existing.isEmpty { startRun(index) }
+    }
+
+    static func inputs(_ context: JobContext, job: String) -> [Int: Data] {
+        (try? context.store.taskInputs(job: job)) ?? [:]
+    }
+
+    static func parameters(_ params: [String: String], space: SearchSpace) -> TrialParameters {
+        var values: [String: ParameterValue] = [:]
+        for name in space.searchedParameters {
+            guard let text = params[name] else { continue }
+            if let int = Int(text) { values[name] = .int(int) }
+            else if let number = Double(text) { values[name] = .double(number) }
+            else { values[name] = .string(text) }
+        }
+        return TrialParameters(values)
+    }
+
+    static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String) throws -> PlannedTask {
+        var input = WireTrialInput()
+        input.trial = UInt32(index)
+        input.datasetSha256 = dataset
+        input.modelKind = space.model.rawValue
+        input.params = space.parameters(for: parameters)
+        input.params["seed"] = input.params["seed"] ?? String(space.seed &+ UInt64(index))
+        input.reportEvery = UInt32(max(1, space.asha.map { min($0.minIterations, 10) } ?? 10))
+        input.metric = space.metric.rawValue
+        return PlannedTask(input: try input.serializedData(), blobs: [dataset])
+    }
+
+    func runID(_ index: Int) -> String { "\(job.id)-t\(index)" }
+
+    private func startRun(_ index: Int) {
+        guard let parameters = trials[index] else { return }
+        let params = space.parameters(for: parameters)
+        let tags = ["job": job.id, "dataset_sha256": dataset, "seed": params["seed"] ?? String(space.seed &+ UInt64(index)),
+                    "git_commit": code.commit, "git_dirty": code.dirty ? "true" : "false", "binary": WireProtocol.binaryVersion,
+                    "sampler": space.sampler.rawValue, "model_kind": space.model.rawValue]
+        let tracking = context.tracking, id = runID(index), experiment = self.experiment, jobID = job.id, logger = self.logger
+        trackingQueue.async {
+            do { try tracking.startRun(id, experiment: experiment, jobID: jobID, taskIndex: index, params: params, tags: tags) }
+            catch { logger.error("cannot record run", metadata: ["run": "\(id)", "error": "\(error)"]) }
+        }
+    }
+
+    // MARK: JobController
+
+    func progress(index: Int, step: Int, metrics: [String: Double]) -> Bool {
+        let tracking = context.tracking, id = runID(index)
+        trackingQueue.async {
+            try? tracking.logMetrics(id, metrics.map { (key: $0.key, step: step, value: $0.value) })
+        }
+        guard var asha, let value = metrics[metricKey] else { return true }
+        let decision = asha.report(trial: index, iteration: step, value: value)
+        self.asha = asha
+        if case let .stop(reason) = decision {
+            logger.info("ASHA stops a trial", metadata: ["run": "\(id)", "iteration": "\(step)", "reason": "\(reason)"])
+            trackingQueue.async { try? tracking.setTags(id, ["asha": reason]) }
+            return false
+        }
+        return true
+    }
+
+    func completed(index: Int, output: Data) -> [PlannedTask] {
+        finished += 1
+        let out = (try? WireTrialOutput(serializedBytes: output)) ?? WireTrialOutput()
+        history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(),
+                                      value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed))
+        let tracking = context.tracking, blobs = context.blobs, id = runID(index), logger = self.logger
+        trackingQueue.async {
+            do {
+                try tracking.logMetrics(id, out.metrics.map { (key: $0.key, step: Int(out.iterations), value: $0.value) })
+                var tags = ["worker": out.worker, "duration_seconds": String(format: "%.3f", out.seconds), "iterations": "\(out.iterations)"]
+                if out.stoppedEarly { tags["stopped_early"] = "true" }
+                try tracking.setTags(id, tags)
+                for (name, bytes) in [("model.tower", out.modelFile), ("learning-curve.svg", out.learningCurveSvg), ("shap-summary.svg", out.shapSummarySvg)] where !bytes.isEmpty {
+                    try tracking.addArtifact(id, name: name, sha256: try blobs.put(bytes), size: bytes.count)
+                }
+                try tracking.finishRun(id, status: out.stoppedEarly ? "stopped" : "finished")
+            } catch {
+                logger.error("cannot record trial result", metadata: ["run": "\(id)", "error": "\(error)"])
+            }
+        }
+        return nextTrials()
+    }
+
+    func failed(index: Int, error: String) -> [PlannedTask] {
+        finished += 1
+        history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(), value: nil, outcome: .failed))
+        let tracking = context.tracking, id = runID(index)
+        trackingQueue.async { try? tracking.finishRun(id, status: "failed", error: error) }
+        return nextTrials()
+    }
+
+    /// Keeps `max_concurrent` trials running until `max_trials` or the time budget.
+    private func nextTrials() -> [PlannedTask] {
+        var tasks: [PlannedTask] = []
+        let overBudget = space.timeBudgetSeconds.map { Date().timeIntervalSince(startedAt) >= $0 } ?? false
+        while !overBudget, planned < space.maxTrials, planned - finished < space.maxConcurrent {
+            let index = planned
+            let parameters = sampler.suggest(history: history)
+            trials[index] = parameters
+            guard let task = try? Self.task(index: index, parameters: parameters, space: space, dataset: dataset) else { break }
+            tasks.append(task)
+            planned += 1
+            startRun(index)
+        }
+        // The new tasks are running too: count them against max_concurrent.
+        return tasks
+    }
+
+    // MARK: The end of the search
+
+    func finish(results: [TaskResultRow]) throws -> Data {
+        trackingQueue.sync {}
+        var summary = WireHPOSummary()
+        summary.modelName = modelName
+        var best: (index: Int, value: Double, output: WireTrialOutput)?
+        for row in results {
+            guard row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) else {
+                if row.state == "failed" { summary.failed += 1 }
+                continue
+            }
+            summary.trials += 1
+            if out.stoppedEarly { summary.stoppedEarly += 1; continue }
+            guard let value = out.metrics[metricKey], value.isFinite else { continue }
+            if best == nil || space.metric.isBetter(value, than: best!.value) { best = (row.index, value, out) }
+        }
+        guard let best else {
+            summary.reasons = ["no trial finished with a finite \(metricKey); nothing to register"]
+            return try summary.serializedData()
+        }
+        summary.bestRun = runID(best.index)
+        summary.bestMetrics = best.output.metrics
+        let decision = try evaluateAndPromote(best.output, run: runID(best.index))
+        summary.version = UInt32(decision.version)
+        summary.promoted = decision.promoted
+        summary.reasons = decision.reasons
+        return try summary.serializedData()
+    }
+
+    /// Scores the winner (and the champion, if any) on the holdout, registers the winner
+    /// and records the policy's decision; the alias moves only if no one else moved it.
+    func evaluateAndPromote(_ winner: WireTrialOutput, run: String) throws -> (version: Int, promoted: Bool, reasons: [String]) {
+        let holdout = try holdoutData()
+        let candidateModel = try ModelFile.decode(winner.modelFile)
+        let candidate = try predictions(candidateModel, on: holdout)
+        let report = EvaluationReport(probabilities: candidate.probabilities, labels: candidate.labels, groups: candidate.groups)
+        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0["holdout_" + $1.key] = $1.value }
+        for (k, v) in winner.metrics { metrics[k] = v }
+        let sha = try context.blobs.put(winner.modelFile)
+        let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
+                                                           description: "best of \(job.id) by \(metricKey)")
+        let championVersion = try context.tracking.alias(modelName, "champion")
+        var championPredictions: HoldoutPredictions?
+        if let championVersion {
+            let row = try context.tracking.version(modelName, championVersion)
+            let champion = try ModelFile.decode(try context.blobs.read(row.sha256))
+            championPredictions = try predictions(champion, on: holdout)
+        }
+        let decision = policy.decide(candidate: candidate, champion: championPredictions)
+        var reasons = decision.reasons
+        if championVersion == nil { reasons.insert("no champion yet: absolute floors apply", at: 0) }
+        do {
+            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
+                                        promoted: decision.promoted, action: "auto", reasons: reasons, numbers: decision.numbers,
+                                        actor: "policy:\(job.id)")
+            logger.info("promotion decision", metadata: ["model": "\(modelName)", "version": "\(version)", "promoted": "\(decision.promoted)"])
+            return (version, decision.promoted, reasons)
+        } catch let error as RegistryError {
+            let lost = reasons + ["not promoted: \(error)"]
+            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
+                                        promoted: false, action: "auto", reasons: lost, numbers: decision.numbers, actor: "policy:\(job.id)")
+            return (version, false, lost)
+        }
+    }
+
+    /// The holdout: the test window of the search's own data set.
+    func holdoutData() throws -> Dataset {
+        let directory = context.dataDirectory.appendingPathComponent("datasets").appendingPathComponent(dataset)
+        try DatasetArchive.unpack(try context.blobs.read(dataset), into: directory)
+        guard let test = try LearningWorkflow.prepare(.market(directory: directory)).test else {
+            throw WireError.invalidArgument("the data set has no holdout window")
+        }
+        return test
+    }
+
+    /// A model's holdout predictions with users as groups and region / price band segments.
+    func predictions(_ model: TowerModel, on data: Dataset) throws -> HoldoutPredictions {
+        let classifier = model.classifier
+        let aligned = try data.aligned(to: classifier.schema)
+        let probabilities = try classifier.predictProbability(aligned)
+        var segments: [String: [String?]] = [:]
+        if let r = data.schema.index(of: "region") {
+            let names = data.schema.features[r].categories
+            segments["region"] = data.columns[r].map { v in v.isNaN ? nil : (Int(v) < names.count ? names[Int(v)] : "\(Int(v))") }
+        }
+        if let p = data.schema.index(of: "price") {
+            let sorted = data.columns[p].filter { !$0.isNaN }.sorted()
+            if !sorted.isEmpty {
+                let low = sorted[sorted.count / 3], high = sorted[2 * sorted.count / 3]
+                segments["price_band"] = data.columns[p].map { v in v.isNaN ? nil : (v < low ? "low" : (v < high ? "mid" : "high")) }
+            }
+        }
+        return try HoldoutPredictions(probabilities: probabilities, labels: data.labels,
+                                      groups: data.groups ?? Array(0..<data.rowCount), segments: segments)
+    }
+}
+
+/// The commit of the code the coordinator runs, for run tags: `TOWER_GIT_COMMIT` when set
+/// (packaged builds), else git in the working directory.
+struct GitInfo {
+    var commit: String
+    var dirty: Bool
+
+    static let current: GitInfo = {
+        if let commit = ProcessInfo.processInfo.environment["TOWER_GIT_COMMIT"] { return GitInfo(commit: commit, dirty: false) }
+        func git(_ args: [String]) -> String? {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["git"] + args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return nil }
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { return nil }
+            return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let commit = git(["rev-parse", "HEAD"]) else { return GitInfo(commit: "unknown", dirty: false) }
+        return GitInfo(commit: commit, dirty: !(git(["status", "--porcelain"]) ?? "").isEmpty)
+    }()
+}

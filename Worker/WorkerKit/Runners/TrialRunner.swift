@@ -1,0 +1,98 @@
+import Foundation
+import Learning
+import Wire
+
+/// Job kind `hpo`: trains one trial of a hyperparameter search on the job's data set and
+/// returns its metrics, model file and plots. While training it reports validation metrics
+/// every `report_every` iterations and stops early when the coordinator's ASHA says so.
+public struct TrialRunner: TaskRunner {
+    public let kind = JobKind.hpo
+    private let datasets = PreparedDatasets()
+
+    public init() {}
+
+    public func run(_ task: WireTaskAssignment, context: TaskContext) async throws -> Data {
+        let input: WireTrialInput
+        do { input = try WireTrialInput(serializedBytes: task.input) }
+        catch { throw TaskError("trial input is not a TrialInput message: \(error)", retryable: false) }
+        let data = try await datasets.prepared(input.datasetSha256, context: context)
+        // Training is CPU-bound: keep it off Swift's cooperative pool.
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try Self.train(input, data: data, context: context) })
+            }
+        }
+    }
+
+    static func train(_ input: WireTrialInput, data: PreparedData, context: TaskContext) throws -> Data {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var parameters = BoostingParameters()
+        do {
+            for (key, value) in input.params.sorted(by: { $0.key < $1.key }) where key != "c" {
+                try parameters.set(key, value)
+            }
+        } catch {
+            throw TaskError("trial \(input.trial): \(error)", retryable: false)
+        }
+        // Trials share the worker's cores with each other.
+        parameters.threads = 1
+        var output = WireTrialOutput()
+        output.worker = context.workerName
+        let classifier: any Classifier
+        let model: TowerModel
+        switch input.modelKind {
+        case "logistic":
+            var lp = LogisticParameters()
+            if let c = input.params["c"].flatMap(Double.init), c > 0 { lp.lambdaL2 = 1 / c }
+            let m = try LogisticTrainer.train(data.train, parameters: lp)
+            model = .logistic(m)
+            classifier = m
+            output.iterations = UInt32(m.iterations)
+        default:
+            let every = max(1, Int(input.reportEvery))
+            var stopped = false
+            let m = try GBDTTrainer.train(data.train, valid: data.valid, parameters: parameters) { iteration, loss, valid in
+                if iteration % every == 0, let valid {
+                    context.report(iteration, ["valid_auc": valid.auc, "valid_logloss": valid.logLoss, "train_logloss": loss])
+                }
+                if context.shouldStop() { stopped = true; return false }
+                return true
+            }
+            model = .gradientBoosted(m)
+            classifier = m
+            output.iterations = UInt32(m.trees.count)
+            output.stoppedEarly = stopped
+            output.learningCurveSvg = Data(Plots.learningCurve(m.curve).rendered.utf8)
+            if let valid = data.valid {
+                let shap = try TreeSHAP.meanAbsolute(m, data: valid, maxRows: 500)
+                output.shapSummarySvg = Data(Plots.shapSummary(featureNames: m.schema.names, meanAbsoluteSHAP: shap).rendered.utf8)
+            }
+        }
+        if let valid = data.valid {
+            for (k, v) in try classifier.evaluate(valid).dictionary { output.metrics["valid_" + k] = v }
+        }
+        output.modelFile = ModelFile.encode(model)
+        output.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return try output.serializedData()
+    }
+}
+
+/// Data sets this worker has unpacked and featurized, by content address: every trial of
+/// a search reuses them.
+actor PreparedDatasets {
+    private var cache: [String: PreparedData] = [:]
+
+    func prepared(_ hash: String, context: TaskContext) async throws -> PreparedData {
+        if let data = cache[hash] { return data }
+        let archive = try await context.blob(hash)
+        let directory = context.cacheDirectory.appendingPathComponent("datasets").appendingPathComponent(hash)
+        do {
+            try DatasetArchive.unpack(archive, into: directory)
+            let data = try LearningWorkflow.prepare(.market(directory: directory))
+            cache[hash] = data
+            return data
+        } catch {
+            throw TaskError("data set \(hash.prefix(12)) cannot be prepared: \(error)", retryable: false)
+        }
+    }
+}
