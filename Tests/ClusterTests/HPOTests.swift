@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// Distributed hyperparameter search with real worker processes, through to the registry.
+@Suite(.serialized) struct HPOTests {
+    static let weak = """
+        model: gbdt
+        metric: auc
+        sampler: random
+        seed: 1
+        max_trials: 2
+        max_concurrent: 2
+        params:
+          num_iterations: 3
+          num_leaves: 2
+          learning_rate: 0.05
+          min_data_in_leaf: {int: [5, 6]}
+        """
+    static let strong = """
+        model: gbdt
+        metric: auc
+        sampler: tpe
+        seed: 3
+        max_trials: 6
+        max_concurrent: 2
+        asha: {min_iterations: 5, max_iterations: 40, reduction_factor: 3}
+        params:
+          num_iterations: 40
+          num_leaves: {int: [4, 32]}
+          learning_rate: {loguniform: [0.03, 0.3]}
+          min_data_in_leaf: {int: [5, 50]}
+        """
+
+    func dataset(_ c: ProcessCluster) throws -> Data {
+        let dir = c.cluster.directory.appendingPathComponent("market")
+        let p = Process()
+        p.executableURL = ProcessCluster.binDirectory.appendingPathComponent("coordinator")
+        p.arguments = ["demo-data", "--out", dir.path, "--users", "400", "--listings", "250", "--interactions", "12000", "--seed", "5"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return try DatasetArchive.pack(directory: dir)
+    }
+
+    func search(_ op: OperatorClient, space: String, data: Data) async throws -> (WireJobSummary, WireHPOSummary) {
+        var spec = WireHPOSpec()
+        spec.experiment = "search"
+        spec.modelName = "match"
+        spec.space = space
+        spec.dataset = data
+        var job = WireJobSpec()
+        job.kind = JobKind.hpo
+        job.spec = try spec.serializedData()
+        let id = try await op.submit(job).jobID
+        let end = try await op.follow(id, every: .milliseconds(100)) { _ in }
+        return (end, try WireHPOSummary(serializedBytes: end.summary))
+    }
+
+    @Test func searchRegistersPromotesOnlyBetterModelsAndRollsBack() async throws {
+        let c = try ProcessCluster(workers: ["w1", "w2"])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        try c.startWorker("w1", slots: 1)
+        try c.startWorker("w2", slots: 1)
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        try await c.waitForWorkers(2, op)
+        let data = try dataset(c)
+
+        // A bad space is refused at submit, naming the field; nothing is stored.
+        do {
+            _ = try await search(op, space: "model: gbdt\nparams:\n  learning_rate: {loguniform: [0.3, 0.01]}\n", data: data)
+            Issue.record("an inverted range was accepted")
+        } catch let WireError.remote(code, message) {
+            #expect(code == .invalidArgument)
+            #expect(message.contains("learning_rate"), "\(message)")
+        }
+
+        // 1. A weak model becomes the first champion: no champion yet, floors apply.
+        let (weakJob, weak) = try await search(op, space: Self.weak, data: data)
+        #expect(weakJob.state == .succeeded)
+        #expect(weak.version == 1 && weak.promoted)
+
+        // 2. A real search beats it on the same holdout and is promoted.
+        let (strongJob, strong) = try await search(op, space: Self.strong, data: data)
+        #expect(strongJob.state == .succeeded)
+        #expect(strong.trials == 6)
+        #expect(strong.version == 2)
+        #expect(strong.promoted, "\(strong.reasons)")
+
+        // ASHA stopped weak trials early: their recorded curves end before the last iteration.
+        let runs = try await op.runs(experiment: "search", sortBy: "valid_auc").filter { $0.id.hasPrefix(strongJob.jobID) }
+        #expect(runs.count == 6)
+        let stopped = runs.filter { $0.status == "stopped" }
+        #expect(!stopped.isEmpty)
+        #expect(stopped.allSatisfy { ($0.curveSteps.max() ?? 40) < 40 })
+        let best = try #require(runs.first { $0.id == strong.bestRun })
+        #expect(best.status == "finished" && best.curveSteps.max() == 40)
+        #expect(best.tags["dataset_sha256"] == BlobStore.sha256Hex(data))
+        #expect(Set(runs.compactMap { $0.tags["worker"] }) == ["w1", "w2"])
+
+        // Artifacts come back with the bytes their address promises.
+        for name in ["model.tower", "learning-curve.svg", "shap-summary.svg"] {
+            let sha = try #require(best.artifacts[name], "missing \(name)")
+            let bytes = try await op.blob(sha)
+            #expect(BlobStore.sha256Hex(bytes) == sha)
+        }
+
+        // 3. The same search again is no better: declined, and the record says why.
+        let (_, again) = try await search(op, space: Self.strong, data: data)
+        #expect(again.version == 3 && !again.promoted)
+        #expect(again.reasons.contains { $0.contains("margin") })
+        let model = try await op.model("match")
+        #expect(model.aliases["champion"] == 2)
+        #expect(model.decisions.map(\.promoted) == [true, true, false])
+
+        // 4. Rollback restores the previous champion, recorded like any decision.
+        let rolled = try await op.rollback("match", reason: "test")
+        #expect(rolled.version == 1)
+        #expect(try await op.model("match").aliases["champion"] == 1)
+        #expect(try await op.model("match").decisions.last?.action == "rollback")
+    }
+}
