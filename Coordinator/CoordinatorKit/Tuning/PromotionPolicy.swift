@@ -260,8 +260,8 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
                 guard rows.count >= minSegmentRows, positives > 0, positives < rows.count else { skipped += 1; continue }
                 checked += 1
                 let name = "\(dimension)=\(value)"
-                let ca = Metrics.auc(scores: rows.map { candidate.probabilities[$0] }, labels: labels)
-                let ha = Metrics.auc(scores: rows.map { champion.probabilities[$0] }, labels: labels)
+                let ca = Learning.Metrics.auc(scores: rows.map { candidate.probabilities[$0] }, labels: labels)
+                let ha = Learning.Metrics.auc(scores: rows.map { champion.probabilities[$0] }, labels: labels)
                 numbers["segment.\(name).candidate_auc"] = ca
                 numbers["segment.\(name).champion_auc"] = ha
                 numbers["segment.\(name).rows"] = Double(rows.count)
@@ -357,9 +357,9 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     /// Whole-holdout metrics under the learning library's definitions, so the numbers
     /// recorded here match those reported by training and evaluation.
     static func pointMetrics(_ p: HoldoutPredictions) -> [String: Double] {
-        let ranking = Metrics.ranking(scores: p.probabilities, labels: p.labels, groups: p.groups, k: rankingK)
-        return ["auc": Metrics.auc(scores: p.probabilities, labels: p.labels),
-                "logloss": Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
+        let ranking = Learning.Metrics.ranking(scores: p.probabilities, labels: p.labels, groups: p.groups, k: rankingK)
+        return ["auc": Learning.Metrics.auc(scores: p.probabilities, labels: p.labels),
+                "logloss": Learning.Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
                 "precision_at_10": ranking.precision,
                 "ndcg_at_10": ranking.ndcg]
     }
