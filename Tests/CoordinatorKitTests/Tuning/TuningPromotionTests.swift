@@ -225,3 +225,23 @@ import Testing
         }
     }
 }
+
+@Suite struct TuningPromotionEdgeTests {
+    @Test func oneClassHoldoutIsRefused() throws {
+        let rows = (0..<1500).map { HoldoutPredictions.Row(probability: Double($0 % 10) / 10, label: 0, group: $0 / 10) }
+        let h = try HoldoutPredictions(rows: rows)
+        let d = TuningPromotionTests.policy().decide(candidate: h, champion: h)
+        #expect(!d.promoted && d.reasons.contains { $0.contains("only negative labels") }, "\(d.reasons)")
+    }
+
+    @Test func decisionsAndTrialsEncodeAsJSON() throws {
+        let d = PromotionDecision(promoted: false, reasons: ["x"], numbers: ["a": 1, "b": .nan])
+        #expect(d.numbers == ["a": 1], "NaN is not recorded")
+        let data = try JSONEncoder().encode(d)
+        #expect(try JSONDecoder().decode(PromotionDecision.self, from: data) == d)
+        let t = TrialParameters(["num_leaves": .int(31), "learning_rate": .double(0.05), "early_stopping_metric": .string("auc")])
+        let json = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
+        #expect(json.contains("\"num_leaves\":31") && !json.contains("values"))
+        #expect(try JSONDecoder().decode(TrialParameters.self, from: Data(json.utf8)) == t)
+    }
+}
