@@ -7,6 +7,8 @@ import Yams
 public enum PromotionPolicyError: Error, Equatable, CustomStringConvertible, Sendable {
     case unknownKey(path: String, known: [String])
     case invalidValue(path: String, value: String, expected: String)
+    case wrongType(path: String, expected: String)
+    case syntax(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,10 @@ public enum PromotionPolicyError: Error, Equatable, CustomStringConvertible, Sen
             return "\(path): unknown key. Known keys here: \(known.joined(separator: ", "))."
         case let .invalidValue(path, value, expected):
             return "\(path): '\(value)' is invalid: expected \(expected)."
+        case let .wrongType(path, expected):
+            return "\(path): expected \(expected)."
+        case let .syntax(problem):
+            return "promotion: cannot read the policy as YAML or JSON: \(problem)"
         }
     }
 }
@@ -129,13 +135,41 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     public init(yaml text: String) throws {
         do {
             self = try YAMLDecoder().decode(PromotionPolicy.self, from: text)
-        } catch let e as PromotionPolicyError {
-            throw e
-        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
-            let path = (["promotion"] + context.codingPath.map(\.stringValue)).joined(separator: ".")
-            throw PromotionPolicyError.invalidValue(path: path, value: context.debugDescription, expected: "a value of type \(type)")
         } catch {
-            throw PromotionPolicyError.invalidValue(path: "promotion", value: "\(error)", expected: "a YAML or JSON mapping of policy settings")
+            throw Self.explain(error)
+        }
+    }
+
+    /// Turns a decoding failure into the policy error it stands for: the decoder wraps
+    /// errors thrown by `init(from:)`, and its own type errors name Swift types rather
+    /// than what to write in the file. Use it when decoding a policy inside a larger
+    /// config document, too.
+    public static func explain(_ error: Error) -> PromotionPolicyError {
+        switch error {
+        case let e as PromotionPolicyError:
+            return e
+        case let DecodingError.dataCorrupted(context):
+            if let inner = context.underlyingError { return explain(inner) }
+            return .syntax(context.debugDescription)
+        case let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context):
+            let path = (["promotion"] + context.codingPath.map(\.stringValue)).joined(separator: ".")
+            // The decoder may name its own node types (Mapping, Scalar), so the field
+            // decides what to ask for.
+            let keys = context.codingPath.map(\.stringValue)
+            let expected: String
+            switch (keys.first, keys.count) {
+            case ("margin"?, _), ("confidence"?, _), ("segment_tolerance"?, _), ("guardrails"?, 2...), ("floors"?, 2...):
+                expected = "a number"
+            case ("bootstrap_samples"?, _), ("min_holdout_rows"?, _), ("min_segment_rows"?, _):
+                expected = "an integer"
+            case ("seed"?, _): expected = "a non-negative integer"
+            case ("guardrails"?, _), ("floors"?, _): expected = "a mapping of metric name → number"
+            case ("segments"?, _): expected = "a list of segment dimension names"
+            default: expected = "a value of type \(type)"
+            }
+            return .wrongType(path: path, expected: expected)
+        default:
+            return .syntax("\(error)")
         }
     }
 

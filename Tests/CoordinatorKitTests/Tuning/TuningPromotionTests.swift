@@ -198,7 +198,8 @@ import Testing
         ("guardrails: {recall_at_10: 0.1}", "promotion.guardrails.recall_at_10: unknown key. Known keys here: precision_at_10, ndcg_at_10, logloss"),
         ("floors: {auc: -1}", "promotion.floors.auc: '-1.0' is invalid"),
         ("margin: -0.1", "promotion.margin: '-0.1' is invalid"),
-        ("margin: lots", "promotion.margin"),
+        ("margin: lots", "promotion.margin: expected a number."),
+        ("guardrails: [precision_at_10]", "promotion.guardrails: expected a mapping of metric name → number."),
     ]
 
     @Test(arguments: badPolicies)
@@ -207,7 +208,7 @@ import Testing
             _ = try PromotionPolicy(yaml: text)
             Issue.record("accepted \(text)")
         } catch let e as PromotionPolicyError {
-            #expect(e.description.contains(message), "\(e.description)")
+            #expect(e.description.hasPrefix(message), "\(e.description)")
         } catch {
             Issue.record("untyped error \(error)")
         }
