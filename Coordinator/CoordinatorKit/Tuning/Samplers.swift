@@ -141,8 +141,9 @@ public struct RandomSampler: Sampler {
 /// (log where log) space, with bandwidth the larger distance to its sorted neighbours
 /// (the domain bounds count as neighbours), clipped to [range / min(100, n + 1), range],
 /// plus one prior component over the whole range; for categoricals smoothed frequencies
-/// (count + 1). `candidates` draws from the good estimator l(x) are scored by
-/// Σ log l(x) − log g(x) over dimensions and the highest wins.
+/// (count + 1). Per dimension, `candidates` draws from the good estimator l(x) are scored
+/// by log l(x) − log g(x) and the highest wins; since the dimensions are modelled as
+/// independent, this also maximizes the joint ratio l/g.
 ///
 /// Trials stopped by ASHA count with the value they were stopped at (so they mostly land
 /// in the bad group); failed trials carry no information about the objective and are
