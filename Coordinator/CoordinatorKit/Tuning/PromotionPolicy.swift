@@ -324,6 +324,8 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
         numbers["segments_skipped"] = Double(skipped)
         if let worst, worst.loss <= segmentTolerance {
             reasons.append("segments: \(checked) checked (\(skipped) too small or one-class), worst \(worst.name) \(Self.signed(-worst.loss)) within tolerance \(Self.fmt(segmentTolerance))")
+        } else if worst == nil && dimensions.isEmpty {
+            reasons.append("segments: the holdout carries no segment labels, nothing to check")
         } else if worst == nil {
             reasons.append("segments: none large enough to check (\(skipped) with fewer than \(minSegmentRows) rows or one class)")
         }
