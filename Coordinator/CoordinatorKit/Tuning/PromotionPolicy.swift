@@ -7,6 +7,8 @@ import Yams
 public enum PromotionPolicyError: Error, Equatable, CustomStringConvertible, Sendable {
     case unknownKey(path: String, known: [String])
     case invalidValue(path: String, value: String, expected: String)
+    case wrongType(path: String, expected: String)
+    case syntax(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,10 @@ public enum PromotionPolicyError: Error, Equatable, CustomStringConvertible, Sen
             return "\(path): unknown key. Known keys here: \(known.joined(separator: ", "))."
         case let .invalidValue(path, value, expected):
             return "\(path): '\(value)' is invalid: expected \(expected)."
+        case let .wrongType(path, expected):
+            return "\(path): expected \(expected)."
+        case let .syntax(problem):
+            return "promotion: cannot read the policy as YAML or JSON: \(problem)"
         }
     }
 }
@@ -26,12 +32,14 @@ public struct PromotionDecision: Sendable, Equatable, Codable {
     public var reasons: [String]
     /// The numbers behind the reasons (AUCs, differences, interval bounds, per-segment
     /// AUCs), keyed for the run record, e.g. `auc_diff_ci_low`, `segment.region=3.candidate_auc`.
+    /// Only finite numbers are kept (JSON and SQL have no NaN); an undefined metric is
+    /// explained in `reasons` instead.
     public var numbers: [String: Double]
 
     public init(promoted: Bool, reasons: [String], numbers: [String: Double]) {
         self.promoted = promoted
         self.reasons = reasons
-        self.numbers = numbers
+        self.numbers = numbers.filter { $0.value.isFinite }
     }
 }
 
@@ -64,14 +72,16 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     public var confidence = 0.95
     public var bootstrapSamples = 1000
     public var minHoldoutRows = 1000
-    /// Metric → largest tolerated worsening (absolute). Keys: precision_at_10, ndcg_at_10, logloss.
+    /// Metric → largest tolerated worsening (absolute). Keys: precision_at_10, ndcg_at_10,
+    /// logloss. A `guardrails` section in the config replaces this whole set: metrics it
+    /// does not list are not guarded.
     public var guardrails: [String: Double] = ["precision_at_10": 0.01, "ndcg_at_10": 0.01, "logloss": 0.01]
     public var segmentTolerance = 0.02
     public var minSegmentRows = 200
     /// Segment dimensions to check; nil checks every dimension the holdout carries.
     public var segments: [String]?
     /// Metric → absolute bound when there is no champion. Keys: auc, precision_at_10,
-    /// ndcg_at_10 (minimums), logloss (maximum).
+    /// ndcg_at_10 (minimums), logloss (maximum). A `floors` section replaces this whole set.
     public var floors: [String: Double] = ["auc": 0.6]
     public var seed: UInt64 = 0
 
@@ -125,13 +135,41 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     public init(yaml text: String) throws {
         do {
             self = try YAMLDecoder().decode(PromotionPolicy.self, from: text)
-        } catch let e as PromotionPolicyError {
-            throw e
-        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
-            let path = (["promotion"] + context.codingPath.map(\.stringValue)).joined(separator: ".")
-            throw PromotionPolicyError.invalidValue(path: path, value: context.debugDescription, expected: "a value of type \(type)")
         } catch {
-            throw PromotionPolicyError.invalidValue(path: "promotion", value: "\(error)", expected: "a YAML or JSON mapping of policy settings")
+            throw Self.explain(error)
+        }
+    }
+
+    /// Turns a decoding failure into the policy error it stands for: the decoder wraps
+    /// errors thrown by `init(from:)`, and its own type errors name Swift types rather
+    /// than what to write in the file. Use it when decoding a policy inside a larger
+    /// config document, too.
+    public static func explain(_ error: Error) -> PromotionPolicyError {
+        switch error {
+        case let e as PromotionPolicyError:
+            return e
+        case let DecodingError.dataCorrupted(context):
+            if let inner = context.underlyingError { return explain(inner) }
+            return .syntax(context.debugDescription)
+        case let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context):
+            let path = (["promotion"] + context.codingPath.map(\.stringValue)).joined(separator: ".")
+            // The decoder may name its own node types (Mapping, Scalar), so the field
+            // decides what to ask for.
+            let keys = context.codingPath.map(\.stringValue)
+            let expected: String
+            switch (keys.first, keys.count) {
+            case ("margin"?, _), ("confidence"?, _), ("segment_tolerance"?, _), ("guardrails"?, 2...), ("floors"?, 2...):
+                expected = "a number"
+            case ("bootstrap_samples"?, _), ("min_holdout_rows"?, _), ("min_segment_rows"?, _):
+                expected = "an integer"
+            case ("seed"?, _): expected = "a non-negative integer"
+            case ("guardrails"?, _), ("floors"?, _): expected = "a mapping of metric name → number"
+            case ("segments"?, _): expected = "a list of segment dimension names"
+            default: expected = "a value of type \(type)"
+            }
+            return .wrongType(path: path, expected: expected)
+        default:
+            return .syntax("\(error)")
         }
     }
 
@@ -164,6 +202,9 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
 
     /// Decides whether `candidate` replaces `champion` (or, with no champion, whether it
     /// may become the first one). See the type's documentation for the rules.
+    ///
+    /// CPU-bound and multi-threaded (about 0.4 s for 50 000 rows × 1000 resamples on two
+    /// cores in a release build): call it off an event loop.
     public func decide(candidate: HoldoutPredictions, champion: HoldoutPredictions?) -> PromotionDecision {
         var reasons: [String] = []
         var numbers: [String: Double] = [:]
@@ -177,6 +218,12 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
         } else {
             ok = false
             reasons.append("holdout has \(n) rows, fewer than the minimum \(minHoldoutRows); evaluate on a larger holdout or lower min_holdout_rows")
+            return PromotionDecision(promoted: false, reasons: reasons, numbers: numbers)
+        }
+
+        let positives = candidate.labels.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
+        guard positives > 0 && positives < n else {
+            reasons.append("the holdout has only \(positives == 0 ? "negative" : "positive") labels, so AUC is undefined; evaluate on a holdout with both outcomes")
             return PromotionDecision(promoted: false, reasons: reasons, numbers: numbers)
         }
 
@@ -260,8 +307,8 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
                 guard rows.count >= minSegmentRows, positives > 0, positives < rows.count else { skipped += 1; continue }
                 checked += 1
                 let name = "\(dimension)=\(value)"
-                let ca = Metrics.auc(scores: rows.map { candidate.probabilities[$0] }, labels: labels)
-                let ha = Metrics.auc(scores: rows.map { champion.probabilities[$0] }, labels: labels)
+                let ca = Learning.Metrics.auc(scores: rows.map { candidate.probabilities[$0] }, labels: labels)
+                let ha = Learning.Metrics.auc(scores: rows.map { champion.probabilities[$0] }, labels: labels)
                 numbers["segment.\(name).candidate_auc"] = ca
                 numbers["segment.\(name).champion_auc"] = ha
                 numbers["segment.\(name).rows"] = Double(rows.count)
@@ -277,6 +324,8 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
         numbers["segments_skipped"] = Double(skipped)
         if let worst, worst.loss <= segmentTolerance {
             reasons.append("segments: \(checked) checked (\(skipped) too small or one-class), worst \(worst.name) \(Self.signed(-worst.loss)) within tolerance \(Self.fmt(segmentTolerance))")
+        } else if worst == nil && dimensions.isEmpty {
+            reasons.append("segments: the holdout carries no segment labels, nothing to check")
         } else if worst == nil {
             reasons.append("segments: none large enough to check (\(skipped) with fewer than \(minSegmentRows) rows or one class)")
         }
@@ -357,9 +406,9 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     /// Whole-holdout metrics under the learning library's definitions, so the numbers
     /// recorded here match those reported by training and evaluation.
     static func pointMetrics(_ p: HoldoutPredictions) -> [String: Double] {
-        let ranking = Metrics.ranking(scores: p.probabilities, labels: p.labels, groups: p.groups, k: rankingK)
-        return ["auc": Metrics.auc(scores: p.probabilities, labels: p.labels),
-                "logloss": Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
+        let ranking = Learning.Metrics.ranking(scores: p.probabilities, labels: p.labels, groups: p.groups, k: rankingK)
+        return ["auc": Learning.Metrics.auc(scores: p.probabilities, labels: p.labels),
+                "logloss": Learning.Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
                 "precision_at_10": ranking.precision,
                 "ndcg_at_10": ranking.ndcg]
     }

@@ -44,7 +44,7 @@ public func makeSampler(for space: SearchSpace) -> any Sampler {
 /// One searched dimension in the sampler's working space: log-scaled dimensions are
 /// handled as their logarithm, integers as reals on [low − ½, high + ½] so each integer
 /// owns an equal slice before rounding.
-struct Dimension: Sendable {
+struct SearchDimension: Sendable {
     enum Kind: Sendable { case real, integer, categorical([ParameterValue]) }
     let name: String
     let kind: Kind
@@ -111,13 +111,13 @@ struct Dimension: Sendable {
 /// Guarantees: the n-th suggestion depends only on the space's seed and n, never on the
 /// history, so a search can be re-run trial by trial.
 public struct RandomSampler: Sampler {
-    let dimensions: [Dimension]
+    let dimensions: [SearchDimension]
     let seed: UInt64
     /// Suggestions made so far; the stream of the next one.
     public private(set) var suggestionsMade = 0
 
     public init(space: SearchSpace, seed: UInt64? = nil) {
-        dimensions = space.searchedParameters.compactMap { Dimension(name: $0, domain: space.params[$0]!) }
+        dimensions = space.searchedParameters.compactMap { SearchDimension(name: $0, domain: space.params[$0]!) }
         self.seed = seed ?? space.seed
     }
 
@@ -141,21 +141,22 @@ public struct RandomSampler: Sampler {
 /// (log where log) space, with bandwidth the larger distance to its sorted neighbours
 /// (the domain bounds count as neighbours), clipped to [range / min(100, n + 1), range],
 /// plus one prior component over the whole range; for categoricals smoothed frequencies
-/// (count + 1). `candidates` draws from the good estimator l(x) are scored by
-/// Σ log l(x) − log g(x) over dimensions and the highest wins.
+/// (count + 1). Per dimension, `candidates` draws from the good estimator l(x) are scored
+/// by log l(x) − log g(x) and the highest wins; since the dimensions are modelled as
+/// independent, this also maximizes the joint ratio l/g.
 ///
 /// Trials stopped by ASHA count with the value they were stopped at (so they mostly land
 /// in the bad group); failed trials carry no information about the objective and are
 /// ignored. Guarantees: deterministic for (seed, number of earlier suggestions, history).
 public struct TPESampler: Sampler {
-    let dimensions: [Dimension]
+    let dimensions: [SearchDimension]
     let metric: ObjectiveMetric
     let settings: TPESettings
     let seed: UInt64
     public private(set) var suggestionsMade = 0
 
     public init(space: SearchSpace, seed: UInt64? = nil, settings: TPESettings? = nil) {
-        dimensions = space.searchedParameters.compactMap { Dimension(name: $0, domain: space.params[$0]!) }
+        dimensions = space.searchedParameters.compactMap { SearchDimension(name: $0, domain: space.params[$0]!) }
         metric = space.metric
         self.settings = settings ?? space.tpe
         self.seed = seed ?? space.seed
@@ -204,9 +205,9 @@ public struct TPESampler: Sampler {
     }
 }
 
-/// A one-dimensional Parzen estimator over a `Dimension` (see `TPESampler`).
+/// A one-dimensional Parzen estimator over a `SearchDimension` (see `TPESampler`).
 struct ParzenEstimator {
-    let dimension: Dimension
+    let dimension: SearchDimension
     let means: [Double]
     let sigmas: [Double]
     /// Mass of each truncated component inside [low, high], to renormalize.
@@ -214,7 +215,7 @@ struct ParzenEstimator {
     /// Categorical probabilities (empty for numbers).
     let probabilities: [Double]
 
-    init(dimension d: Dimension, points: [Double]) {
+    init(dimension d: SearchDimension, points: [Double]) {
         dimension = d
         if case let .categorical(choices) = d.kind {
             var counts = [Double](repeating: 1, count: choices.count)

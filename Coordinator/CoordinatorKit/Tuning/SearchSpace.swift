@@ -52,6 +52,16 @@ public struct TrialParameters: Sendable, Hashable, Codable {
         get { values[name] }
         set { values[name] = newValue }
     }
+
+    // Encoded as a plain name → value object, the shape a run record shows.
+    public init(from decoder: Decoder) throws {
+        values = try decoder.singleValueContainer().decode([String: ParameterValue].self)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(values)
+    }
 }
 
 /// Where one parameter may range.
@@ -346,6 +356,36 @@ public struct SearchSpace: Sendable, Equatable {
             }
         }
         if out["seed"] == nil { out["seed"] = String(seed) }
+        return out
+    }
+
+    /// The inverse of `parameters(for:)`: recovers a trial's sampled values from the
+    /// settings stored with its task (a resumed search rebuilding its history). Values are
+    /// typed by their domain (integers stay integers, `"31"` for a categorical of strings
+    /// stays a string) and the logistic `c` is recovered from `lambda_l2`. Settings that
+    /// are not searched parameters, or do not fit their domain, are left out.
+    public func trialParameters(fromSettings settings: [String: String]) -> TrialParameters {
+        var out = TrialParameters()
+        for name in searchedParameters {
+            guard let domain = params[name] else { continue }
+            let text: String?
+            if model == .logistic && name == "c" {
+                text = settings["lambda_l2"].flatMap(Double.init).flatMap { $0 > 0 ? "\(1 / $0)" : nil }
+            } else {
+                text = settings[name]
+            }
+            guard let t = text else { continue }
+            switch domain {
+            case .fixed: continue
+            case let .real(low, high, _):
+                // 1/(1/c) may differ from c in the last bit; clamp so it stays in range.
+                if let d = Double(t) { out[name] = .double(min(max(d, low), high)) }
+            case .integer:
+                if let i = Int(t) { out[name] = .int(i) }
+            case let .categorical(choices):
+                out[name] = choices.first { $0.description == t || ($0.number != nil && $0.number == Double(t)) }
+            }
+        }
         return out
     }
 

@@ -198,7 +198,8 @@ import Testing
         ("guardrails: {recall_at_10: 0.1}", "promotion.guardrails.recall_at_10: unknown key. Known keys here: precision_at_10, ndcg_at_10, logloss"),
         ("floors: {auc: -1}", "promotion.floors.auc: '-1.0' is invalid"),
         ("margin: -0.1", "promotion.margin: '-0.1' is invalid"),
-        ("margin: lots", "promotion.margin"),
+        ("margin: lots", "promotion.margin: expected a number."),
+        ("guardrails: [precision_at_10]", "promotion.guardrails: expected a mapping of metric name → number."),
     ]
 
     @Test(arguments: badPolicies)
@@ -207,7 +208,7 @@ import Testing
             _ = try PromotionPolicy(yaml: text)
             Issue.record("accepted \(text)")
         } catch let e as PromotionPolicyError {
-            #expect(e.description.contains(message), "\(e.description)")
+            #expect(e.description.hasPrefix(message), "\(e.description)")
         } catch {
             Issue.record("untyped error \(error)")
         }
@@ -223,5 +224,25 @@ import Testing
         #expect(throws: HoldoutError.invalidLabel(row: 0, value: 0.5)) {
             try HoldoutPredictions(rows: [.init(probability: 0.1, label: 0.5, group: 1)])
         }
+    }
+}
+
+@Suite struct TuningPromotionEdgeTests {
+    @Test func oneClassHoldoutIsRefused() throws {
+        let rows = (0..<1500).map { HoldoutPredictions.Row(probability: Double($0 % 10) / 10, label: 0, group: $0 / 10) }
+        let h = try HoldoutPredictions(rows: rows)
+        let d = TuningPromotionTests.policy().decide(candidate: h, champion: h)
+        #expect(!d.promoted && d.reasons.contains { $0.contains("only negative labels") }, "\(d.reasons)")
+    }
+
+    @Test func decisionsAndTrialsEncodeAsJSON() throws {
+        let d = PromotionDecision(promoted: false, reasons: ["x"], numbers: ["a": 1, "b": .nan])
+        #expect(d.numbers == ["a": 1], "NaN is not recorded")
+        let data = try JSONEncoder().encode(d)
+        #expect(try JSONDecoder().decode(PromotionDecision.self, from: data) == d)
+        let t = TrialParameters(["num_leaves": .int(31), "learning_rate": .double(0.05), "early_stopping_metric": .string("auc")])
+        let json = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
+        #expect(json.contains("\"num_leaves\":31") && !json.contains("values"))
+        #expect(try JSONDecoder().decode(TrialParameters.self, from: Data(json.utf8)) == t)
     }
 }

@@ -130,3 +130,20 @@ import Testing
         #expect(keys["c"] == nil)
     }
 }
+
+@Suite struct TuningSettingsRoundTripTests {
+    @Test func settingsRoundTripToTrialParameters() throws {
+        let space = try SearchSpace(yaml: TuningSearchSpaceTests.example)
+        var sampler = TPESampler(space: space)
+        for _ in 0..<20 {
+            let trial = sampler.suggest(history: [])
+            #expect(space.trialParameters(fromSettings: space.parameters(for: trial)) == trial)
+        }
+        let logistic = try SearchSpace(yaml: "model: logistic\nparams: {c: {loguniform: [0.01, 100]}, lambda_l2: 0.5}")
+        let back = logistic.trialParameters(fromSettings: logistic.parameters(for: TrialParameters(["c": .double(4)])))
+        #expect(abs((back["c"]?.number ?? 0) - 4) < 1e-12)
+        let mixed = try SearchSpace(yaml: "model: gbdt\nparams: {max_bin: {categorical: [63, 255]}, early_stopping_metric: {categorical: [auc, logloss]}}")
+        #expect(mixed.trialParameters(fromSettings: ["max_bin": "255", "early_stopping_metric": "auc", "seed": "0"])
+                == TrialParameters(["max_bin": .int(255), "early_stopping_metric": .string("auc")]))
+    }
+}
