@@ -105,7 +105,7 @@ final class HPOController: JobController {
         let inputs = existing.isEmpty ? [:] : Self.inputs(context, job: job.id)
         for row in existing {
             if let input = try? WireTrialInput(serializedBytes: inputs[row.index] ?? Data()) {
-                trials[row.index] = Self.parameters(input.params, space: space)
+                trials[row.index] = space.trialParameters(fromSettings: input.params)
             }
             if row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) {
                 history.append(CompletedTrial(number: row.index, parameters: trials[row.index] ?? TrialParameters(),
@@ -123,24 +123,12 @@ final class HPOController: JobController {
         (try? context.store.taskInputs(job: job)) ?? [:]
     }
 
-    static func parameters(_ params: [String: String], space: SearchSpace) -> TrialParameters {
-        var values: [String: ParameterValue] = [:]
-        for name in space.searchedParameters {
-            guard let text = params[name] else { continue }
-            if let int = Int(text) { values[name] = .int(int) }
-            else if let number = Double(text) { values[name] = .double(number) }
-            else { values[name] = .string(text) }
-        }
-        return TrialParameters(values)
-    }
-
     static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String) throws -> PlannedTask {
         var input = WireTrialInput()
         input.trial = UInt32(index)
         input.datasetSha256 = dataset
         input.modelKind = space.model.rawValue
         input.params = space.parameters(for: parameters)
-        input.params["seed"] = input.params["seed"] ?? String(space.seed &+ UInt64(index))
         input.reportEvery = UInt32(max(1, space.asha.map { min($0.minIterations, 10) } ?? 10))
         input.metric = space.metric.rawValue
         return PlannedTask(input: try input.serializedData(), blobs: [dataset])
