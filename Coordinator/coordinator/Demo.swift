@@ -1,11 +1,29 @@
 import ArgumentParser
 import CoordinatorKit
 import Foundation
+import Learning
 import Logging
 import NIOPosix
 import Wire
 
 struct Demo: AsyncParsableCommand {
+    /// The demo's search: small enough to finish in seconds on two cores.
+    static let space = """
+        model: gbdt
+        metric: auc
+        sampler: tpe
+        seed: 11
+        max_trials: 8
+        max_concurrent: 2
+        asha: {min_iterations: 5, max_iterations: 60, reduction_factor: 3}
+        params:
+          num_iterations: 60
+          num_leaves: {int: [4, 48], log: true}
+          learning_rate: {loguniform: [0.03, 0.3]}
+          min_data_in_leaf: {int: [5, 60]}
+          feature_fraction: {uniform: [0.6, 1.0]}
+        """
+
     static let configuration = CommandConfiguration(
         abstract: "Run the whole loop on this machine: certificates, a coordinator, worker processes, a diagnostic job.")
 
@@ -71,18 +89,44 @@ struct Demo: AsyncParsableCommand {
         print("   submitted \(accepted.jobID)")
         try await followJob(client, accepted.jobID)
 
-        print("5. stopping workers (SIGTERM: each drains, then exits)")
+        print("5. hyperparameter search: a synthetic real-estate market, TPE over GBDT settings, ASHA early stopping")
+        let market = cluster.directory.appendingPathComponent("market")
+        let generated = DemoMarket(DemoMarket.Configuration(users: 400, listings: 250, interactions: 12_000, seed: 5)).generate()
+        try generated.write(to: market)
+        print("   market: 400 users, 250 listings, 12,000 interactions in \(market.path)")
+        var search = WireHPOSpec()
+        search.experiment = "demo-search"
+        search.modelName = "match"
+        search.space = Demo.space
+        search.dataset = try DatasetArchive.pack(directory: market)
+        var hpo = WireJobSpec()
+        hpo.kind = JobKind.hpo
+        hpo.name = "demo-search"
+        hpo.spec = try search.serializedData()
+        let searchJob = try await client.submit(hpo)
+        print("   submitted \(searchJob.jobID): 8 trials, 2 at a time, sharded over the workers")
+        try await followJob(client, searchJob.jobID)
+        let runs = try await client.runs(experiment: "demo-search", sortBy: "valid_auc")
+        print("   runs (best first; `coordinator runs demo-search`):")
+        for run in runs.prefix(8) {
+            let auc = run.metrics["valid_auc"].map { String(format: "%.4f", $0) } ?? "-"
+            print("     \(run.id)  \(run.status.padding(toLength: 8, withPad: " ", startingAt: 0))  valid AUC \(auc)  iterations \(run.curveSteps.last ?? 0)  on \(run.tags["worker"] ?? "?")")
+        }
+
+        print("6. stopping workers (SIGTERM: each drains, then exits)")
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let summary = try await client.job(accepted.jobID)
+        let searchEnd = try await client.job(searchJob.jobID)
         client.close()
         await service.shutdown()
 
         print("")
-        print(String(format: "✔ demo finished in %.1f s: job %@ %@, %d/%d tasks done.", Date().timeIntervalSince(started), summary.jobID, summary.state.label, summary.done, summary.total))
+        print(String(format: "✔ demo finished in %.1f s: echo job %@, %d/%d tasks; search %@.", Date().timeIntervalSince(started), summary.state.label, summary.done, summary.total, searchEnd.state.label))
         print("  files: \(cluster.directory.path) (certs/, data/tower.sqlite, data/blobs/, worker logs)")
         print("  on real hosts: coordinator certs init; coordinator certs issue w1 --role worker; coordinator serve --config Deploy/tower.yaml;")
         print("                 worker --coordinator HOST:7443 --cert w1.pem --key w1-key.pem --ca ca.pem; coordinator submit echo --tasks 200 --follow")
-        if summary.state != .succeeded { throw ExitCode(3) }
+        print("  registry: coordinator models show match; artifacts: coordinator artifact demo-search RUN model.tower --out m.tower")
+        if summary.state != .succeeded || searchEnd.state != .succeeded { throw ExitCode(3) }
     }
 }
