@@ -66,7 +66,8 @@ func printJob(_ j: WireJobSummary) {
     if !j.error.isEmpty { print("  error: \(j.error)") }
     if j.kind == JobKind.hpo, !j.summary.isEmpty, let s = try? WireHPOSummary(serializedBytes: j.summary) {
         print("  search: \(s.trials) trials (\(s.stoppedEarly) stopped early by ASHA, \(s.failed) failed); best run \(s.bestRun)")
-        let best = s.bestMetrics.sorted { $0.key < $1.key }.filter { $0.key.hasPrefix("valid_") && ["auc", "logloss", "precision", "ndcg"].contains { k in $0.key.contains(k) } }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }
+        let shown = ["valid_auc", "valid_logloss", "valid_precision@10", "valid_ndcg@10"]
+        let best = shown.compactMap { key in s.bestMetrics[key].map { "\(key) \(String(format: "%.4f", $0))" } }
         if !best.isEmpty { print("  best: " + best.joined(separator: ", ")) }
         if s.version > 0 {
             print("  registered \(s.modelName) version \(s.version): \(s.promoted ? "PROMOTED to champion" : "not promoted")")
