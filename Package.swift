@@ -123,7 +123,8 @@ let package = Package(
         .executableTarget(
             name: "tower-bench",
             dependencies: [
-                "Wire", "CoordinatorKit", "WorkerKit",
+                "Wire", "CoordinatorKit", "WorkerKit", "Learning",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -4,6 +4,7 @@ import Wire
 @testable import CoordinatorKit
 
 /// The real executables as separate processes: a coordinator, two workers, TLS on loopback.
+extension ProcessClusterSuites {
 @Suite(.serialized) struct ClusterTests {
     /// Every task has exactly one stored result, and it is the payload it was given.
     func expectEveryTaskOnce(_ c: ProcessCluster, job: String, tasks: Int) throws {
@@ -185,4 +186,5 @@ import Wire
         let rows = try c.storedResults(job)
         #expect(rows.count == 40 && rows.allSatisfy { $0.resultCount == 1 })
     }
+}
 }

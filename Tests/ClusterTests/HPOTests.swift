@@ -4,6 +4,7 @@ import Wire
 @testable import CoordinatorKit
 
 /// Distributed hyperparameter search with real worker processes, through to the registry.
+extension ProcessClusterSuites {
 @Suite(.serialized) struct HPOTests {
     static let weak = """
         model: gbdt
@@ -122,4 +123,5 @@ import Wire
         #expect(try await op.model("match").aliases["champion"] == 1)
         #expect(try await op.model("match").decisions.last?.action == "rollback")
     }
+}
 }

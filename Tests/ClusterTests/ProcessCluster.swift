@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import NIOPosix
 import Wire
 @testable import CoordinatorKit
@@ -37,7 +38,7 @@ final class ProcessCluster: @unchecked Sendable {
     func startCoordinator(extra: [String] = []) throws {
         let args = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", cluster.data.path,
                     "--cert", cluster.certificate("coordinator"), "--key", cluster.key("coordinator"), "--ca", cluster.ca,
-                    "--metrics-listen", "", "--lease-timeout", "3", "--heartbeat-interval", "0.5"] + extra
+                    "--metrics-listen", "", "--lease-timeout", "5", "--heartbeat-interval", "0.5"] + extra
         coordinator = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("coordinator"), args,
                                              log: cluster.directory.appendingPathComponent("coordinator.log"))
     }
@@ -114,3 +115,7 @@ final class ProcessCluster: @unchecked Sendable {
         kill9(coordinator)
     }
 }
+
+/// Every suite that starts processes runs inside this one, one test at a time: two
+/// clusters training side by side on two cores would starve each other's heartbeats.
+@Suite(.serialized) struct ProcessClusterSuites {}

@@ -345,7 +345,10 @@ public struct SearchSpace: Sendable, Equatable {
     /// family `c` becomes `lambda_l2 = 1 / c`.
     public func parameters(for trial: TrialParameters) -> [String: String] {
         var out: [String: String] = [:]
-        for (name, domain) in params {
+        // A logistic `c` is written last so it decides lambda_l2 even when the space also
+        // fixes lambda_l2; dictionary order would otherwise pick either, run to run.
+        let ordered = params.sorted { a, b in (a.key == "c" ? 1 : 0, a.key) < (b.key == "c" ? 1 : 0, b.key) }
+        for (name, domain) in ordered {
             let value: ParameterValue?
             if case let .fixed(v) = domain { value = trial[name] ?? v } else { value = trial[name] }
             guard let v = value else { continue }

@@ -28,7 +28,7 @@ public struct TrialRunner: TaskRunner {
         let started = DispatchTime.now().uptimeNanoseconds
         var parameters = BoostingParameters()
         do {
-            for (key, value) in input.params.sorted(by: { $0.key < $1.key }) where key != "c" {
+            for (key, value) in input.params.sorted(by: { $0.key < $1.key }) {
                 try parameters.set(key, value)
             }
         } catch {
@@ -43,7 +43,8 @@ public struct TrialRunner: TaskRunner {
         switch input.modelKind {
         case "logistic":
             var lp = LogisticParameters()
-            if let c = input.params["c"].flatMap(Double.init), c > 0 { lp.lambdaL2 = 1 / c }
+            // The search space sends the logistic C as lambda_l2 = 1/C.
+            if parameters.lambdaL2 > 0 { lp.lambdaL2 = parameters.lambdaL2 }
             let m = try LogisticTrainer.train(data.train, parameters: lp)
             model = .logistic(m)
             classifier = m

@@ -1,0 +1,91 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import Learning
+import Logging
+import NIOPosix
+import Wire
+
+/// A TPE search over the same space as Benchmarks/hpo/optuna_peer.py, on a real
+/// coordinator with worker processes (one trial at a time each). Writes the featurized
+/// train/valid/test CSVs the peer reads.
+struct HPOBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "hpo", abstract: "Distributed TPE search (peer: Optuna + LightGBM, Benchmarks/hpo/run.sh).")
+    @Option var interactions = 200_000
+    @Option var trials = 20
+    @Option var workers = 2
+    @Option var out = "Benchmarks/results/hpo"
+    @Flag(help: "Also stop weak trials with ASHA (Optuna runs without pruning).") var asha = false
+
+    static func space(trials: Int, workers: Int, asha: Bool) -> String {
+        """
+        model: gbdt
+        metric: auc
+        sampler: tpe
+        seed: 7
+        max_trials: \(trials)
+        max_concurrent: \(workers)
+        \(asha ? "asha: {min_iterations: 20, max_iterations: 200, reduction_factor: 3}" : "")
+        params:
+          num_iterations: 200
+          max_bin: 255
+          num_leaves: {int: [8, 128], log: true}
+          learning_rate: {loguniform: [0.02, 0.3]}
+          min_data_in_leaf: {int: [5, 100]}
+          feature_fraction: {uniform: [0.5, 1.0]}
+          bagging_fraction: {uniform: [0.5, 1.0]}
+          bagging_freq: 1
+          lambda_l2: {loguniform: [0.001, 10]}
+        """
+    }
+
+    func run() async throws {
+        let outDir = URL(fileURLWithPath: out)
+        let market = outDir.appendingPathComponent("market")
+        let users = max(500, interactions / 50), listings = max(300, interactions / 40)
+        try DemoMarket(DemoMarket.Configuration(users: users, listings: listings, interactions: interactions, seed: 42)).generate().write(to: market)
+        let prepared = try LearningWorkflow.prepare(.market(directory: market))
+        try prepared.train.writeCSV(to: outDir.appendingPathComponent("train.csv"))
+        try prepared.valid?.writeCSV(to: outDir.appendingPathComponent("valid.csv"))
+        try prepared.test?.writeCSV(to: outDir.appendingPathComponent("test.csv"))
+
+        let cluster = try LocalCluster.temporary(prefix: "tower-hpo-bench")
+        defer { try? FileManager.default.removeItem(at: cluster.directory) }
+        let names = (1...workers).map { "bench-\($0)" }
+        try cluster.issueCertificates(workers: names)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let service = try CoordinatorService(settings: cluster.coordinatorSettings(), logger: logger)
+        try await service.start()
+        let processes = try names.map {
+            try LocalCluster.spawn(LocalCluster.binaryDirectory.appendingPathComponent("worker"),
+                                   cluster.workerArguments($0, port: service.port!, slots: 1, extra: ["--log-level", "error"]))
+        }
+        defer { processes.forEach { $0.terminate() } }
+        let op = try await OperatorClient.connect(host: "127.0.0.1", port: service.port!, identity: try cluster.identity("operator"), group: MultiThreadedEventLoopGroup.singleton)
+        while try await op.workers().count < workers { try await Task.sleep(for: .milliseconds(50)) }
+
+        var spec = WireHPOSpec()
+        spec.experiment = "bench"
+        spec.modelName = "bench"
+        spec.space = Self.space(trials: trials, workers: workers, asha: asha)
+        spec.dataset = try DatasetArchive.pack(directory: market)
+        var job = WireJobSpec()
+        job.kind = JobKind.hpo
+        job.spec = try spec.serializedData()
+        let started = DispatchTime.now()
+        let id = try await op.submit(job).jobID
+        var line = ProgressLine()
+        let end = try await op.follow(id, every: .milliseconds(200)) { s in FileHandle.standardError.write(Data("\r\(line.render(s))".utf8)) }
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+        FileHandle.standardError.write(Data("\n".utf8))
+        let summary = try WireHPOSummary(serializedBytes: end.summary)
+        let version = try await op.model("bench").versions.last
+        op.close()
+        await service.shutdown()
+        let valid = summary.bestMetrics["valid_auc"] ?? .nan
+        let test = version?.metrics["holdout_auc"] ?? .nan
+        print(String(format: "RESULT side=tower trials=%d workers=%d wall=%.3f best_valid_auc=%.5f test_auc=%.5f stopped_early=%d",
+                     summary.trials, workers, wall, valid, test, summary.stoppedEarly))
+    }
+}
