@@ -123,5 +123,49 @@ extension ProcessClusterSuites {
         #expect(try await op.model("match").aliases["champion"] == 1)
         #expect(try await op.model("match").decisions.last?.action == "rollback")
     }
+
+    @Test func killingAWorkerMidTrialRetriesTheTrialElsewhereAndRecordsItOnce() async throws {
+        let c = try ProcessCluster(workers: ["w1", "w2"])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        try c.startWorker("w1", slots: 1)
+        try c.startWorker("w2", slots: 1)
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        try await c.waitForWorkers(2, op)
+        let data = try dataset(c)
+        var spec = WireHPOSpec()
+        spec.experiment = "killed"
+        spec.modelName = "killed"
+        spec.space = """
+            model: gbdt
+            sampler: random
+            seed: 2
+            max_trials: 4
+            max_concurrent: 2
+            params:
+              num_iterations: 120
+              num_leaves: {int: [8, 16]}
+            """
+        spec.dataset = data
+        var job = WireJobSpec()
+        job.kind = JobKind.hpo
+        job.spec = try spec.serializedData()
+        let id = try await op.submit(job).jobID
+        try await c.waitUntil("w1 training a trial") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
+        try await Task.sleep(for: .milliseconds(300))
+        c.kill9(c.workers["w1"])
+        let end = try await op.follow(id, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded)
+        #expect(end.retries > 0)
+        let summary = try WireHPOSummary(serializedBytes: end.summary)
+        #expect(summary.trials == 4)
+        let rows = try c.storedResults(id)
+        #expect(rows.count == 4 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 }, "\(rows.map { "\($0.index) \($0.state) \($0.attempts) \($0.error ?? "")" })")
+        let runs = try await op.runs(experiment: "killed")
+        #expect(runs.count == 4)
+        #expect(runs.allSatisfy { $0.status == "finished" })
+        #expect(rows.filter { $0.attempts > 1 }.allSatisfy { $0.worker == "w2" })
+    }
 }
 }

@@ -138,21 +138,21 @@ public final class WorkerAgent: @unchecked Sendable {
         return client
     }
 
+    /// Heartbeats run on the connection's event loop, a thread of their own: a worker
+    /// whose cores are busy training must still renew its leases.
     private func startHeartbeats(_ client: WireClient) {
-        let interval = max(50, Int(client.welcome.heartbeatIntervalMs))
-        Task { [weak self] in
-            while true {
-                try? await Task.sleep(nanoseconds: UInt64(interval) * 1_000_000)
-                guard let self, self.lock.withLock({ self.client === client }) else { return }
-                var beat = WireHeartbeat()
-                beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) + self.backlog.map(\.taskID) }
-                do {
-                    _ = try await client.request(.heartbeat(beat), timeout: .milliseconds(Int64(interval) * 3))
-                } catch {
-                    self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
-                    client.close()
-                    return
-                }
+        let interval = TimeAmount.milliseconds(Int64(max(50, Int(client.welcome.heartbeatIntervalMs))))
+        client.channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self, self.lock.withLock({ self.client === client }) else {
+                task.cancel()
+                return
+            }
+            var beat = WireHeartbeat()
+            beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) + self.backlog.map(\.taskID) }
+            client.requestFuture(.heartbeat(beat), timeout: interval * 3).whenFailure { error in
+                self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
+                task.cancel()
+                client.close()
             }
         }
     }

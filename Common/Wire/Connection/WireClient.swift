@@ -67,11 +67,17 @@ public final class WireClient: @unchecked Sendable {
     /// Sends a request and waits for its response body. An error frame becomes
     /// ``WireError/remote(code:message:)``.
     public func request(_ body: WireEnvelope.Body, timeout: TimeAmount = .seconds(30)) async throws -> WireEnvelope.Body {
+        try await requestFuture(body, timeout: timeout).get()
+    }
+
+    /// The same as ``request(_:timeout:)`` for callers on an event loop (e.g. heartbeats,
+    /// which must not depend on Swift's cooperative thread pool being free).
+    public func requestFuture(_ body: WireEnvelope.Body, timeout: TimeAmount = .seconds(30)) -> EventLoopFuture<WireEnvelope.Body> {
         let promise = channel.eventLoop.makePromise(of: WireEnvelope.Body.self)
         channel.eventLoop.execute {
             self.handler.send(body, promise: promise, timeout: timeout)
         }
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// Sends an unsolicited message. Messages sent in the same event-loop tick share one

@@ -16,11 +16,14 @@ public struct TrialRunner: TaskRunner {
         do { input = try WireTrialInput(serializedBytes: task.input) }
         catch { throw TaskError("trial input is not a TrialInput message: \(error)", retryable: false) }
         let data = try await datasets.prepared(input.datasetSha256, context: context)
-        // Training is CPU-bound: keep it off Swift's cooperative pool.
+        // Training is CPU-bound: it gets a thread of its own, off Swift's cooperative pool
+        // and off Dispatch's global queues (which that pool shares on Linux).
         return try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
+            let thread = Thread {
                 continuation.resume(with: Result { try Self.train(input, data: data, context: context) })
             }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
     }
 

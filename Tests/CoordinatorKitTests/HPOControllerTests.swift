@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// The search's coordinator-side logic without sockets: trials added as results arrive,
+/// failed trials recorded with their error, ASHA answering progress reports.
+@Suite struct HPOControllerTests {
+    func setUp(space: String) throws -> (HPOController, [PlannedTask], TrackingStore) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-hpo-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path)
+        let blobs = try BlobStore(root: dir.appendingPathComponent("blobs"))
+        let tracking = TrackingStore(store)
+        var spec = WireHPOSpec()
+        spec.experiment = "exp"
+        spec.space = space
+        spec.dataset = try DatasetArchive.pack([("users.csv", Data("id\n1\n".utf8))])
+        let job = JobRow(id: "j", kind: JobKind.hpo, name: "s", spec: try spec.serializedData(), state: "queued", total: 0, maxAttempts: 3,
+                         createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
+        let planner = HPOPlanner()
+        let first = try planner.plan(spec: job.spec, blobs: blobs)
+        let controller = try #require(try planner.controller(for: job, existing: [], context: JobContext(store: store, blobs: blobs, tracking: tracking, dataDirectory: dir)) as? HPOController)
+        return (controller, first, tracking)
+    }
+
+    @Test func aFailedTrialIsRecordedWithItsErrorAndTheSearchGoesOn() throws {
+        let (controller, first, tracking) = try setUp(space: """
+            model: gbdt
+            sampler: random
+            seed: 1
+            max_trials: 4
+            max_concurrent: 2
+            params: {num_leaves: {int: [4, 16]}}
+            """)
+        #expect(first.count == 2)
+        let next = controller.failed(index: 0, error: "training diverged")
+        #expect(next.count == 1)
+        #expect(try WireTrialInput(serializedBytes: next[0].input).trial == 2)
+        _ = try controller.finish(results: [])  // waits for the tracking writes
+        let run = try tracking.run("j-t0")
+        #expect(run.status == "failed")
+        #expect(run.error == "training diverged")
+        #expect(try tracking.run("j-t2").status == "running")
+        // Once max_trials are planned, no more come.
+        _ = controller.failed(index: 1, error: "x")
+        #expect(controller.failed(index: 2, error: "x").isEmpty)
+    }
+
+    @Test func ashaStopsATrialBehindTheBestAtARung() throws {
+        let (controller, _, tracking) = try setUp(space: """
+            model: gbdt
+            sampler: random
+            seed: 1
+            max_trials: 2
+            max_concurrent: 2
+            asha: {min_iterations: 10, max_iterations: 90, reduction_factor: 3}
+            params: {num_iterations: 90, num_leaves: {int: [4, 16]}}
+            """)
+        #expect(controller.progress(index: 0, step: 10, metrics: ["valid_auc": 0.80]))
+        #expect(!controller.progress(index: 1, step: 10, metrics: ["valid_auc": 0.70]))
+        #expect(controller.progress(index: 0, step: 20, metrics: ["valid_auc": 0.81]))
+        _ = try controller.finish(results: [])
+        #expect(try tracking.curve("j-t0", metric: "valid_auc").map(\.step) == [10, 20])
+        #expect(try tracking.run("j-t1").tags["asha"] != nil)
+    }
+}
