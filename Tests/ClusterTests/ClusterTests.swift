@@ -19,14 +19,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func twoWorkersComplete200Tasks() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1")
-        try c.startWorker("w2")
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"])
+        defer { op.close(); c.stopAll() }
         let job = try await c.submitEcho(op, tasks: 200, sleepMs: 2, blobBytes: 3 << 20)
         let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
         #expect(end.state == .succeeded)
@@ -45,14 +39,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func killingAWorkerMidJobLosesNothing() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1")
-        try c.startWorker("w2")
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"])
+        defer { op.close(); c.stopAll() }
         let job = try await c.submitEcho(op, tasks: 200, sleepMs: 25)
         try await c.waitUntil("a quarter of the job") { try await op.job(job).done >= 50 }
         c.kill9(c.workers["w1"])
@@ -95,13 +83,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func aTaskThatKeepsFailingFailsTheJobWithTheReason() async throws {
-        let c = try ProcessCluster(workers: ["w1"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1")
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(1, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1"])
+        defer { op.close(); c.stopAll() }
         let job = try await c.submitEcho(op, tasks: 10, sleepMs: 0, maxAttempts: 2, failIndex: 3)
         let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
         #expect(end.state == .failed)
@@ -112,14 +95,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func sigtermDrainsAWorker() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1", slots: 2)
-        try c.startWorker("w2", slots: 2)
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 2)
+        defer { op.close(); c.stopAll() }
         let job = try await c.submitEcho(op, tasks: 40, sleepMs: 300)
         try await c.waitUntil("w1 running tasks") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
         let w1 = c.workers["w1"]!
@@ -163,14 +140,8 @@ extension ProcessClusterSuites {
     /// leases after the lease timeout; its tasks finish elsewhere, and the results it sends
     /// when it wakes up are ignored as duplicates.
     @Test func aHungWorkersLeasesExpireAndItsLateResultsAreIgnored() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1", slots: 2)
-        try c.startWorker("w2", slots: 2)
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 2)
+        defer { op.close(); c.stopAll() }
         let job = try await c.submitEcho(op, tasks: 40, sleepMs: 400)
         try await c.waitUntil("w1 running tasks") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
         let w1 = c.workers["w1"]!

@@ -60,14 +60,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func searchRegistersPromotesOnlyBetterModelsAndRollsBack() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1", slots: 1)
-        try c.startWorker("w2", slots: 1)
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 1)
+        defer { op.close(); c.stopAll() }
         let data = try dataset(c)
 
         // A bad space is refused at submit, naming the field; nothing is stored.
@@ -125,14 +119,8 @@ extension ProcessClusterSuites {
     }
 
     @Test func killingAWorkerMidTrialRetriesTheTrialElsewhereAndRecordsItOnce() async throws {
-        let c = try ProcessCluster(workers: ["w1", "w2"])
-        defer { c.stopAll() }
-        try c.startCoordinator()
-        try c.startWorker("w1", slots: 1)
-        try c.startWorker("w2", slots: 1)
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        try await c.waitForWorkers(2, op)
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 1)
+        defer { op.close(); c.stopAll() }
         let data = try dataset(c)
         var spec = WireHPOSpec()
         spec.experiment = "killed"

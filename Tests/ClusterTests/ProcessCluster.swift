@@ -35,6 +35,16 @@ final class ProcessCluster: @unchecked Sendable {
         return port
     }
 
+    /// A coordinator and the named workers, all connected, with an operator's client.
+    static func running(workers: [String], slots: Int = 4) async throws -> (ProcessCluster, OperatorClient) {
+        let c = try ProcessCluster(workers: workers)
+        try c.startCoordinator()
+        for name in workers { try c.startWorker(name, slots: slots) }
+        let op = try await c.operatorClient()
+        try await c.waitForWorkers(workers.count, op)
+        return (c, op)
+    }
+
     func startCoordinator(extra: [String] = []) throws {
         let args = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", cluster.data.path,
                     "--cert", cluster.certificate("coordinator"), "--key", cluster.key("coordinator"), "--ca", cluster.ca,
