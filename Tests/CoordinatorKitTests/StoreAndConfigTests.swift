@@ -80,3 +80,16 @@ import Wire
         }
     }
 }
+
+@Suite struct PromotionConfigTests {
+    @Test func thePromotionPolicyIsReadFromTheCoordinatorConfig() throws {
+        let s = try CoordinatorSettings.load(yaml: """
+            promotion:
+              margin: 0.01
+              min_holdout_rows: 50
+            """)
+        #expect(s.promotion.margin == 0.01)
+        #expect(s.promotion.minHoldoutRows == 50)
+        #expect { try CoordinatorSettings.load(yaml: "promotion: {margn: 0.01}") } throws: { "\($0)".contains("margn") }
+    }
+}

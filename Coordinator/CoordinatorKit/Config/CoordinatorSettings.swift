@@ -21,8 +21,16 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// host:port of the Prometheus endpoint; empty disables it. Plain HTTP, so it binds
     /// to loopback unless told otherwise.
     public var metricsListen = "127.0.0.1:9464"
+    /// When a search's winner becomes champion (`promotion:` in the YAML; a search may
+    /// override it with `submit hpo --promotion FILE`).
+    public var promotion = PromotionPolicy()
 
     public init() {}
+
+    /// The planners of every job kind, configured from these settings.
+    public var planners: JobPlanners {
+        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion)])
+    }
 
     public var revocationDirectory: String {
         certsDirectory ?? URL(fileURLWithPath: ca).deletingLastPathComponent().path
@@ -42,12 +50,13 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var max_frame_bytes: Int?
         var prefetch_per_slot: Int?
         var metrics_listen: String?
+        var promotion: PromotionPolicy?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen"]
+                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion"]
         if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
             for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
                 throw ConfigError.invalid("\(path): unknown key \"\(key)\"; known keys: \(known.sorted().joined(separator: ", "))")
@@ -55,6 +64,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         let file: File
         do { file = try YAMLDecoder().decode(File.self, from: text) }
+        catch let error as PromotionPolicyError { throw ConfigError.invalid("\(path): \(error)") }
+        catch let DecodingError.dataCorrupted(context) where context.underlyingError is PromotionPolicyError {
+            throw ConfigError.invalid("\(path): \(context.underlyingError!)")
+        }
         catch { throw ConfigError.invalid("\(path): \(error)") }
         var s = CoordinatorSettings()
         if let listen = file.listen { (s.listenHost, s.listenPort) = try parseHostPort(listen, key: "listen") }
@@ -69,6 +82,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.max_frame_bytes { s.maxFrameBytes = v }
         if let v = file.prefetch_per_slot { s.prefetchPerSlot = v }
         if let v = file.metrics_listen { s.metricsListen = v }
+        if let v = file.promotion { s.promotion = v }
         try s.validate()
         return s
     }

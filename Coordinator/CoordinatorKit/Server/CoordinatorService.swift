@@ -19,7 +19,7 @@ public final class CoordinatorService: @unchecked Sendable {
     private let revocations: RevocationList
 
     /// Opens the data directory and loads the certificate; nothing listens yet.
-    public init(settings: CoordinatorSettings, planners: JobPlanners = .builtIn, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "tower.coordinator")) throws {
+    public init(settings: CoordinatorSettings, planners: JobPlanners? = nil, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "tower.coordinator")) throws {
         try settings.validate()
         self.settings = settings
         self.logger = logger
@@ -35,7 +35,7 @@ public final class CoordinatorService: @unchecked Sendable {
         let blobs = try BlobStore(root: data.appendingPathComponent("blobs"))
         ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        core = ClusterCore(loop: self.group.next(), store: store, blobs: blobs, planners: planners, settings: settings, logger: logger)
+        core = ClusterCore(loop: self.group.next(), store: store, blobs: blobs, planners: planners ?? settings.planners, settings: settings, logger: logger)
     }
 
     /// The port the cluster listener is bound to (useful with port 0).
