@@ -2,7 +2,7 @@
 # Installs the Debian packages Tower needs. Idempotent: skips what is present, and runs
 # apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media]
 set -euo pipefail
-packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates)
+packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates curl)
 for arg in "$@"; do
   case "$arg" in
     --proto) packages+=(protobuf-compiler) ;;

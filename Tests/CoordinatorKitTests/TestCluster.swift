@@ -13,10 +13,10 @@ struct InProcessCoordinator {
     let service: CoordinatorService
     var port: Int { service.port! }
 
-    static func start(maxFrameBytes: Int = WireFraming.defaultMaxFrameBytes, workers: [String] = ["w1"], extra: [(String, ClusterRole)] = []) async throws -> InProcessCoordinator {
+    static func start(maxFrameBytes: Int = WireFraming.defaultMaxFrameBytes, workers: [String] = ["w1"], extra: [(String, ClusterRole)] = [], metrics: Bool = false) async throws -> InProcessCoordinator {
         let cluster = try LocalCluster.temporary(prefix: "tower-test")
         let ca = try cluster.issueCertificates(workers: workers, extra: extra)
-        var settings = cluster.coordinatorSettings()
+        var settings = cluster.coordinatorSettings(metrics: metrics)
         settings.maxFrameBytes = maxFrameBytes
         var logger = Logger(label: "test")
         logger.logLevel = .critical

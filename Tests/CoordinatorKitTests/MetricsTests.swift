@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// Part of the serialized SecurityTests: the metrics registry is process-wide, so no other
+/// in-process coordinator may update the same gauges meanwhile.
+extension SecurityTests {
+    /// Prometheus scrapes the coordinator over plain HTTP on loopback.
+    @Test func prometheusEndpointExportsClusterMetrics() async throws {
+        TowerMetrics.bootstrap()
+        let c = try await InProcessCoordinator.start(metrics: true)
+        defer { Task { await c.stop() } }
+        let op = try await c.operatorClient()
+        var spec = WireJobSpec()
+        spec.kind = JobKind.echo
+        spec.spec = try WireEchoSpec.with { $0.tasks = 7 }.serializedData()
+        _ = try await op.submit(spec)
+        op.close()
+        let port = try #require(c.service.metricsPort)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        curl.arguments = ["curl", "-sf", "http://127.0.0.1:\(port)/metrics"]
+        let out = Pipe()
+        curl.standardOutput = out
+        try curl.run()
+        curl.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(curl.terminationStatus == 0)
+        #expect(text.contains("# TYPE tower_jobs_submitted_total counter"), "\(text)")
+        // No worker is connected, so all seven tasks wait in the queue.
+        #expect(text.contains("tower_tasks_queued 7"), "\(text)")
+    }
+}
