@@ -167,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["CoordinatorKit", "Wire", "coordinator", "worker"],
+            dependencies: ["CoordinatorKit", "Wire", "coordinator", "worker", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/ClusterTests",
             swiftSettings: nioTargetSettings
         ),

@@ -265,7 +265,23 @@ struct Runs: AsyncParsableCommand {
 }
 
 struct Models: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Registered models and their aliases.", subcommands: [List.self, Show.self], defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(abstract: "Registered models and their aliases.", subcommands: [List.self, Show.self, Watch.self], defaultSubcommand: List.self)
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print every alias move (promotion, rollback) as it happens.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Models to watch (default: all).") var names: [String] = []
+        func run() async throws {
+            try await withOperator(client) { c in
+                print("watching \(names.isEmpty ? "all models" : names.joined(separator: ", ")); Ctrl-C to stop")
+                for await e in try await c.promotions(models: names) {
+                    let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e.atMs) / 1000))
+                    print("\(when)  \(e.model)@\(e.alias): v\(e.previousVersion) → v\(e.version) (\(e.action)) sha256 \(e.sha256.prefix(12))")
+                    fflush(stdout)
+                }
+            }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "All registered models.")

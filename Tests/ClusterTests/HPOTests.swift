@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -63,6 +64,16 @@ extension ProcessClusterSuites {
         let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 1)
         defer { op.close(); c.stopAll() }
         let data = try dataset(c)
+        // A gateway-like subscriber hears about every alias move.
+        let events = EventBox()
+        var hello = WireHello()
+        hello.protocolVersion = WireProtocol.version
+        hello.role = .operator
+        let subscriber = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("operator"),
+                                                      hello: hello, group: MultiThreadedEventLoopGroup.singleton,
+                                                      onMessage: { if case let .promotionEvent(e) = $0.body { events.add(e) } })
+        defer { subscriber.close() }
+        _ = try await subscriber.request(.subscribe(.with { $0.models = ["match"] }))
 
         // A bad space is refused at submit, naming the field; nothing is stored.
         do {
@@ -116,6 +127,12 @@ extension ProcessClusterSuites {
         #expect(rolled.version == 1)
         #expect(try await op.model("match").aliases["champion"] == 1)
         #expect(try await op.model("match").decisions.last?.action == "rollback")
+
+        // Subscribers heard each move, with the model file's address.
+        try await c.waitUntil("three promotion events") { events.all.count >= 3 }
+        #expect(events.all.map(\.version) == [1, 2, 1])
+        #expect(events.all.map(\.action) == ["auto", "auto", "rollback"])
+        #expect(events.all[1].sha256 == model.versions[1].sha256)
     }
 
     @Test func killingAWorkerMidTrialRetriesTheTrialElsewhereAndRecordsItOnce() async throws {
@@ -156,4 +173,11 @@ extension ProcessClusterSuites {
         #expect(rows.filter { $0.attempts > 1 }.allSatisfy { $0.worker == "w2" })
     }
 }
+}
+
+final class EventBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [WirePromotionEvent] = []
+    func add(_ e: WirePromotionEvent) { lock.withLock { events.append(e) } }
+    var all: [WirePromotionEvent] { lock.withLock { events } }
 }

@@ -476,6 +476,23 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .promotionResult(newValue)}
   }
 
+  /// Subscriptions (gateway, operators): the coordinator pushes events as they happen.
+  public var subscribe: WireSubscribe {
+    get {
+      if case .subscribe(let v)? = body {return v}
+      return WireSubscribe()
+    }
+    set {body = .subscribe(newValue)}
+  }
+
+  public var promotionEvent: WirePromotionEvent {
+    get {
+      if case .promotionEvent(let v)? = body {return v}
+      return WirePromotionEvent()
+    }
+    set {body = .promotionEvent(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -515,6 +532,9 @@ public nonisolated struct WireEnvelope: Sendable {
     case promote(WirePromote)
     case rollback(WireRollback)
     case promotionResult(WirePromotionResult)
+    /// Subscriptions (gateway, operators): the coordinator pushes events as they happen.
+    case subscribe(WireSubscribe)
+    case promotionEvent(WirePromotionEvent)
 
   }
 
@@ -1479,6 +1499,45 @@ public nonisolated struct WirePromotionResult: Sendable {
   fileprivate var _decision: WireDecisionInfo? = nil
 }
 
+public nonisolated struct WireSubscribe: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Registered models whose alias moves the subscriber wants to hear about; empty = all.
+  public var models: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Sent to subscribers whenever an alias moves (automatic promotion, manual promotion,
+/// rollback). The model file is the blob `sha256`.
+public nonisolated struct WirePromotionEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var model: String = String()
+
+  public var alias: String = String()
+
+  public var version: UInt32 = 0
+
+  public var previousVersion: UInt32 = 0
+
+  public var sha256: String = String()
+
+  public var action: String = String()
+
+  public var atMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -1497,7 +1556,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1922,6 +1981,32 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .promotionResult(v)
         }
       }()
+      case 70: try {
+        var v: WireSubscribe?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .subscribe(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .subscribe(v)
+        }
+      }()
+      case 71: try {
+        var v: WirePromotionEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .promotionEvent(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .promotionEvent(v)
+        }
+      }()
       default: break
       }
     }
@@ -2063,6 +2148,14 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .promotionResult?: try {
       guard case .promotionResult(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
+    }()
+    case .subscribe?: try {
+      guard case .subscribe(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+    }()
+    case .promotionEvent?: try {
+      guard case .promotionEvent(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
     }()
     case nil: break
     }
@@ -4286,6 +4379,96 @@ nonisolated extension WirePromotionResult: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: WirePromotionResult, rhs: WirePromotionResult) -> Bool {
     if lhs._decision != rhs._decision {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireSubscribe: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Subscribe"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.models) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.models.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.models, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireSubscribe, rhs: WireSubscribe) -> Bool {
+    if lhs.models != rhs.models {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePromotionEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PromotionEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}alias\0\u{1}version\0\u{3}previous_version\0\u{1}sha256\0\u{1}action\0\u{3}at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.alias) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.previousVersion) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 1)
+    }
+    if !self.alias.isEmpty {
+      try visitor.visitSingularStringField(value: self.alias, fieldNumber: 2)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 3)
+    }
+    if self.previousVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.previousVersion, fieldNumber: 4)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 5)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 6)
+    }
+    if self.atMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atMs, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePromotionEvent, rhs: WirePromotionEvent) -> Bool {
+    if lhs.model != rhs.model {return false}
+    if lhs.alias != rhs.alias {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.previousVersion != rhs.previousVersion {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.atMs != rhs.atMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

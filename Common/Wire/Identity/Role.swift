@@ -41,11 +41,11 @@ public enum Permissions {
             return role == .operator
         case .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
             return role == .operator
-        case .listModels, .getModel:
+        case .listModels, .getModel, .subscribe:
             // The gateway reads models to serve the champion.
             return role == .operator || role == .gateway
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult:
+             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent:
             // Only the coordinator sends these.
             return false
         }
@@ -86,6 +86,8 @@ public enum Permissions {
         case .promote: return "Promote"
         case .rollback: return "Rollback"
         case .promotionResult: return "PromotionResult"
+        case .subscribe: return "Subscribe"
+        case .promotionEvent: return "PromotionEvent"
         }
     }
 }

@@ -18,8 +18,23 @@ public final class OperatorClient: @unchecked Sendable {
         let op = OperatorClient()
         let downloads = op.downloads
         op.client = try await WireClient.connect(host: host, port: port, identity: identity, hello: hello, group: group,
-                                                 onMessage: { downloads.receive($0) })
+                                                 onMessage: { [weak op] envelope in
+                                                     if case let .promotionEvent(event) = envelope.body { op?.events?.yield(event) }
+                                                     downloads.receive(envelope)
+                                                 })
         return op
+    }
+
+    private var events: AsyncStream<WirePromotionEvent>.Continuation?
+
+    /// Every alias move of the named models (all models when empty) from now on, until the
+    /// connection closes.
+    public func promotions(models: [String] = []) async throws -> AsyncStream<WirePromotionEvent> {
+        let (stream, continuation) = AsyncStream<WirePromotionEvent>.makeStream()
+        events = continuation
+        client.closeFuture.whenComplete { _ in continuation.finish() }
+        _ = try await client.request(.subscribe(.with { $0.models = models }))
+        return stream
     }
 
     private init() {}

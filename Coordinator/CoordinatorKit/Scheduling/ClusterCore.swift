@@ -52,6 +52,8 @@ public final class ClusterCore: @unchecked Sendable {
     private let writer: ResultWriter
     public let tracking: TrackingStore
     public let registry: RegistryService
+    /// Subscribers (gateways, operators) told whenever an alias moves.
+    public let promotions: PromotionBroadcaster
     private var controllers: [String: any JobController] = [:]
 
     private var scheduler: Scheduler
@@ -89,6 +91,9 @@ public final class ClusterCore: @unchecked Sendable {
         self.scheduler = Scheduler(leaseTimeoutMs: settings.leaseTimeoutMs, prefetchPerSlot: settings.prefetchPerSlot)
         self.tracking = TrackingStore(store)
         self.registry = RegistryService(tracking: tracking, loop: loop)
+        self.promotions = PromotionBroadcaster(tracking: tracking, logger: logger)
+        let promotions = self.promotions
+        tracking.onAliasMoved = { promotions.publish($0) }
         let log = logger
         self.writer = ResultWriter(store: store) { error in
             log.error("writing results to the store failed", metadata: ["error": "\(error)"])

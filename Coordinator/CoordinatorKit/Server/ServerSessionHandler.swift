@@ -123,10 +123,13 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.registry.promote(request, by: peer).map { .promotionResult($0) })
         case let .rollback(request):
             reply(context: context, requestID: rid, core.registry.rollback(request, by: peer).map { .promotionResult($0) })
+        case let .subscribe(request):
+            core.promotions.subscribe(context.channel, models: Set(request.models))
+            if rid != 0 { context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: rid, .ack(WireAck()))), promise: nil) }
         case .ack, .error:
             break
         case .blobChunk, .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult:
+             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
         }
     }
@@ -250,6 +253,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        core.promotions.unsubscribe(context.channel)
         if let session {
             let core = self.core
             core.loop.execute { core.leave(session) }

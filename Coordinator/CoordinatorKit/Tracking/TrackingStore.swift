@@ -70,6 +70,8 @@ public struct PromotionRecord: Sendable, Equatable {
 /// so two promotions racing for one alias cannot both win.
 public final class TrackingStore: @unchecked Sendable {
     let pool: DatabasePool
+    /// Called after every decision that moved an alias (set once, before use).
+    public var onAliasMoved: (@Sendable (PromotionRecord) -> Void)?
 
     public init(_ store: ClusterStore) {
         pool = store.pool
@@ -284,6 +286,14 @@ public final class TrackingStore: @unchecked Sendable {
     @discardableResult
     public func decide(model: String, alias: String, version: Int, expected: Int?, promoted: Bool, action: String,
                        reasons: [String], numbers: [String: Double], actor: String) throws -> PromotionRecord {
+        let record = try record(model: model, alias: alias, version: version, expected: expected, promoted: promoted,
+                                action: action, reasons: reasons, numbers: numbers, actor: actor)
+        if promoted { onAliasMoved?(record) }
+        return record
+    }
+
+    private func record(model: String, alias: String, version: Int, expected: Int?, promoted: Bool, action: String,
+                        reasons: [String], numbers: [String: Double], actor: String) throws -> PromotionRecord {
         try pool.write { db in
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM model_version WHERE model = ? AND version = ?", arguments: [model, version]) != nil else {
                 throw RegistryError.unknownVersion(model: model, version: version)
