@@ -225,7 +225,27 @@ struct Results: AsyncParsableCommand {
 }
 
 struct Runs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.")
+    static let configuration = CommandConfiguration(
+        abstract: "An experiment's runs (trials): list, compare, re-run.",
+        subcommands: [ListRuns.self, Rerun.self], defaultSubcommand: ListRuns.self)
+
+    struct Rerun: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a recorded trial again, exactly (same data set blob, parameters and seed), as a new run tagged rerun_of.")
+        @OptionGroup var client: ClientOptions
+        @Argument var run: String
+        @Flag var follow = false
+        func run() async throws {
+            try await withOperator(client) { c in
+                let accepted = try await c.rerun(run)
+                print("submitted \(accepted.jobID): re-run of \(run)")
+                if follow { try await followJob(c, accepted.jobID) }
+            }
+        }
+    }
+}
+
+struct ListRuns: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.")
     @OptionGroup var client: ClientOptions
     @Argument var experiment: String
     @Option(help: "Metric to sort by (e.g. valid_auc).") var sort = "valid_auc"

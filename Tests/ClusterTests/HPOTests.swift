@@ -114,6 +114,13 @@ extension ProcessClusterSuites {
             #expect(BlobStore.sha256Hex(bytes) == sha)
         }
 
+        // A recorded trial re-runs exactly: same data blob, parameters and seed.
+        let rerun = try await op.rerun(strong.bestRun)
+        #expect(try await op.follow(rerun.jobID, every: .milliseconds(100)) { _ in }.state == .succeeded)
+        let again1 = try #require(try await op.runs(experiment: "search").first { $0.tags["rerun_of"] == strong.bestRun })
+        #expect(again1.metrics["valid_auc"] == best.metrics["valid_auc"])
+        #expect(again1.params == best.params)
+
         // 3. The same search again is no better: declined, and the record says why.
         let (_, again) = try await search(op, space: Self.strong, data: data)
         #expect(again.version == 3 && !again.promoted)

@@ -493,6 +493,14 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .promotionEvent(newValue)}
   }
 
+  public var rerunRun: WireRerunRun {
+    get {
+      if case .rerunRun(let v)? = body {return v}
+      return WireRerunRun()
+    }
+    set {body = .rerunRun(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -535,6 +543,7 @@ public nonisolated struct WireEnvelope: Sendable {
     /// Subscriptions (gateway, operators): the coordinator pushes events as they happen.
     case subscribe(WireSubscribe)
     case promotionEvent(WirePromotionEvent)
+    case rerunRun(WireRerunRun)
 
   }
 
@@ -1185,6 +1194,13 @@ public nonisolated struct WireHPOSpec: Sendable {
   /// Promotion policy overrides (YAML); empty = the coordinator's policy.
   public var promotion: String = String()
 
+  /// A data set already in the coordinator's blob store, used when `dataset` is empty
+  /// (re-runs of a recorded trial).
+  public var datasetSha256: String = String()
+
+  /// Set on re-runs: the run this search repeats.
+  public var rerunOf: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1538,6 +1554,20 @@ public nonisolated struct WirePromotionEvent: Sendable {
   public init() {}
 }
 
+/// Runs a recorded trial again, exactly: same data set blob, parameters and seed, as a new
+/// one-trial search in the same experiment (answered with JobAccepted).
+public nonisolated struct WireRerunRun: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -1556,7 +1586,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2007,6 +2037,19 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .promotionEvent(v)
         }
       }()
+      case 72: try {
+        var v: WireRerunRun?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rerunRun(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rerunRun(v)
+        }
+      }()
       default: break
       }
     }
@@ -2156,6 +2199,10 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .promotionEvent?: try {
       guard case .promotionEvent(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
+    }()
+    case .rerunRun?: try {
+      guard case .rerunRun(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
     }()
     case nil: break
     }
@@ -3593,7 +3640,7 @@ nonisolated extension WireEchoSummary: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HPOSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}model_name\0\u{1}space\0\u{1}dataset\0\u{1}promotion\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}model_name\0\u{1}space\0\u{1}dataset\0\u{1}promotion\0\u{3}dataset_sha256\0\u{3}rerun_of\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3606,6 +3653,8 @@ nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 3: try { try decoder.decodeSingularStringField(value: &self.space) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.dataset) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.promotion) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.datasetSha256) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.rerunOf) }()
       default: break
       }
     }
@@ -3627,6 +3676,12 @@ nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.promotion.isEmpty {
       try visitor.visitSingularStringField(value: self.promotion, fieldNumber: 5)
     }
+    if !self.datasetSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.datasetSha256, fieldNumber: 6)
+    }
+    if !self.rerunOf.isEmpty {
+      try visitor.visitSingularStringField(value: self.rerunOf, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3636,6 +3691,8 @@ nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.space != rhs.space {return false}
     if lhs.dataset != rhs.dataset {return false}
     if lhs.promotion != rhs.promotion {return false}
+    if lhs.datasetSha256 != rhs.datasetSha256 {return false}
+    if lhs.rerunOf != rhs.rerunOf {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4469,6 +4526,36 @@ nonisolated extension WirePromotionEvent: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.sha256 != rhs.sha256 {return false}
     if lhs.action != rhs.action {return false}
     if lhs.atMs != rhs.atMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRerunRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RerunRun"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRerunRun, rhs: WireRerunRun) -> Bool {
+    if lhs.runID != rhs.runID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -37,7 +37,7 @@ public enum Permissions {
             return true
         case .results, .drain, .blobChunk, .progress:
             return role == .worker
-        case .submitJob, .cancelJob, .promote, .rollback:
+        case .submitJob, .cancelJob, .promote, .rollback, .rerunRun:
             return role == .operator
         case .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
             return role == .operator
@@ -87,6 +87,7 @@ public enum Permissions {
         case .rollback: return "Rollback"
         case .promotionResult: return "PromotionResult"
         case .subscribe: return "Subscribe"
+        case .rerunRun: return "RerunRun"
         case .promotionEvent: return "PromotionEvent"
         }
     }

@@ -32,9 +32,14 @@ public struct HPOPlanner: JobPlanner {
         let space: SearchSpace
         do { space = try SearchSpace(yaml: spec.space) }
         catch { throw WireError.invalidArgument("search space: \(error)") }
-        guard !spec.dataset.isEmpty else { throw WireError.invalidArgument("hpo.dataset is empty: pass --data DIR with users.csv, listings.csv, interactions.csv") }
-        do { _ = try DatasetArchive.unpack(spec.dataset) }
-        catch { throw WireError.invalidArgument("hpo.dataset: \(error)") }
+        if spec.dataset.isEmpty {
+            guard BlobStore.isValidAddress(spec.datasetSha256) else {
+                throw WireError.invalidArgument("hpo.dataset is empty: pass --data DIR with users.csv, listings.csv, interactions.csv")
+            }
+        } else {
+            do { _ = try DatasetArchive.unpack(spec.dataset) }
+            catch { throw WireError.invalidArgument("hpo.dataset: \(error)") }
+        }
         var policy = self.policy
         if !spec.promotion.isEmpty {
             do { policy = try PromotionPolicy(yaml: spec.promotion) }
@@ -45,7 +50,15 @@ public struct HPOPlanner: JobPlanner {
 
     public func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
         let checked = try check(data)
-        let dataset = try blobs.put(checked.spec.dataset)
+        let dataset: String
+        if checked.spec.dataset.isEmpty {
+            guard blobs.contains(checked.spec.datasetSha256) else {
+                throw WireError.notFound(what: "data set blob \(checked.spec.datasetSha256) (was the coordinator's data directory replaced?)")
+            }
+            dataset = checked.spec.datasetSha256
+        } else {
+            dataset = try blobs.put(checked.spec.dataset)
+        }
         var sampler = makeSampler(for: checked.space)
         let wave = min(checked.space.maxConcurrent, checked.space.maxTrials)
         return try (0..<wave).map { index in
@@ -71,6 +84,7 @@ final class HPOController: JobController {
     let experiment: String
     let modelName: String
     let dataset: String
+    let rerunOf: String
     let context: JobContext
     let logger: Logger
     private var sampler: any Sampler
@@ -91,7 +105,8 @@ final class HPOController: JobController {
         self.policy = checked.policy
         self.experiment = checked.spec.experiment.isEmpty ? "search" : checked.spec.experiment
         self.modelName = checked.spec.modelName.isEmpty ? "match" : checked.spec.modelName
-        self.dataset = BlobStore.sha256Hex(checked.spec.dataset)
+        self.dataset = checked.spec.dataset.isEmpty ? checked.spec.datasetSha256 : BlobStore.sha256Hex(checked.spec.dataset)
+        self.rerunOf = checked.spec.rerunOf
         self.context = context
         self.logger = logger
         self.sampler = makeSampler(for: checked.space)
@@ -139,9 +154,10 @@ final class HPOController: JobController {
     private func startRun(_ index: Int) {
         guard let parameters = trials[index] else { return }
         let params = space.parameters(for: parameters)
-        let tags = ["job": job.id, "dataset_sha256": dataset, "seed": params["seed"] ?? String(space.seed &+ UInt64(index)),
+        var tags = ["job": job.id, "dataset_sha256": dataset, "seed": params["seed"] ?? String(space.seed &+ UInt64(index)),
                     "git_commit": code.commit, "git_dirty": code.dirty ? "true" : "false", "binary": WireProtocol.binaryVersion,
-                    "sampler": space.sampler.rawValue, "model_kind": space.model.rawValue]
+                    "sampler": space.sampler.rawValue, "model_kind": space.model.rawValue, "metric": space.metric.rawValue]
+        if !rerunOf.isEmpty { tags["rerun_of"] = rerunOf }
         let tracking = context.tracking, id = runID(index), experiment = self.experiment, jobID = job.id, logger = self.logger
         trackingQueue.async {
             do { try tracking.startRun(id, experiment: experiment, jobID: jobID, taskIndex: index, params: params, tags: tags) }
@@ -238,6 +254,11 @@ final class HPOController: JobController {
         }
         summary.bestRun = runID(best.index)
         summary.bestMetrics = best.output.metrics
+        if !rerunOf.isEmpty {
+            // A re-run reproduces a trial; it is compared, not registered.
+            summary.reasons = ["re-run of \(rerunOf): nothing registered"]
+            return try summary.serializedData()
+        }
         let decision = try evaluateAndPromote(best.output, run: runID(best.index))
         summary.version = UInt32(decision.version)
         summary.promoted = decision.promoted

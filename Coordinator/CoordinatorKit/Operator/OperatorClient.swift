@@ -55,6 +55,11 @@ public final class OperatorClient: @unchecked Sendable {
         return list.runs
     }
 
+    public func rerun(_ runID: String) async throws -> WireJobAccepted {
+        guard case let .jobAccepted(accepted) = try await client.request(.rerunRun(.with { $0.runID = runID }), timeout: .minutes(5)) else { throw unexpected("RerunRun") }
+        return accepted
+    }
+
     public func models() async throws -> [WireModelSummary] {
         guard case let .modelList(list) = try await client.request(.listModels(WireListModels())) else { throw unexpected("ListModels") }
         return list.models

@@ -168,6 +168,37 @@ public final class ClusterCore: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Runs a recorded trial again with its data set blob, parameters and seed, as a
+    /// one-trial search in the same experiment; the new run is tagged `rerun_of`.
+    public func rerun(_ runID: String, by peer: PeerIdentity) -> EventLoopFuture<WireJobAccepted> {
+        let promise = loop.makePromise(of: WireJobSpec.self)
+        DispatchQueue.global().async {
+            promise.completeWith(Result {
+                let run = try self.tracking.run(runID)
+                guard let dataset = run.tags["dataset_sha256"], let kind = run.tags["model_kind"] else {
+                    throw WireError.invalidArgument("run \(runID) was not recorded by a search (no data set or model kind); only trials can be re-run")
+                }
+                // Every parameter as recorded; the first as a one-choice categorical, since a
+                // search space needs something to "search".
+                let fixed = run.params.sorted { $0.key < $1.key }.enumerated().map { i, p in
+                    i == 0 ? "  \(p.key): {categorical: [\"\(p.value)\"]}" : "  \(p.key): \"\(p.value)\""
+                }.joined(separator: "\n")
+                var spec = WireHPOSpec()
+                spec.experiment = run.experiment
+                spec.modelName = "rerun"
+                spec.datasetSha256 = dataset
+                spec.rerunOf = runID
+                spec.space = "model: \(kind)\nmetric: \(run.tags["metric"] ?? "auc")\nsampler: random\nmax_trials: 1\nmax_concurrent: 1\nparams:\n\(fixed)\n"
+                var job = WireJobSpec()
+                job.kind = JobKind.hpo
+                job.name = "rerun \(runID)"
+                job.spec = try spec.serializedData()
+                return job
+            })
+        }
+        return promise.futureResult.flatMap { self.submit($0, by: peer) }
+    }
+
     static func newJobID() -> String {
         let stamp = Int(Date().timeIntervalSince1970)
         return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"

@@ -123,6 +123,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.registry.promote(request, by: peer).map { .promotionResult($0) })
         case let .rollback(request):
             reply(context: context, requestID: rid, core.registry.rollback(request, by: peer).map { .promotionResult($0) })
+        case let .rerunRun(request):
+            reply(context: context, requestID: rid, core.rerun(request.runID, by: peer).map { .jobAccepted($0) })
         case let .subscribe(request):
             core.promotions.subscribe(context.channel, models: Set(request.models))
             if rid != 0 { context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: rid, .ack(WireAck()))), promise: nil) }
