@@ -19,6 +19,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-attempts"), help: "Attempts before a task fails for good.") var maxAttempts: Int?
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.") var maxFrameBytes: Int?
     @Option(name: .customLong("metrics-listen"), help: "Prometheus endpoint HOST:PORT (plain HTTP; empty string disables).") var metricsListen: String?
+    @Option(name: .customLong("api-listen"), help: "Read-only JSON API over HTTPS with client certificates, HOST:PORT (empty string disables).") var apiListen: String?
     @Option(name: .customLong("log-level")) var logLevel: String?
 
     func run() async throws {
@@ -56,6 +57,7 @@ struct Serve: AsyncParsableCommand {
         if let maxAttempts { s.maxAttempts = maxAttempts }
         if let maxFrameBytes { s.maxFrameBytes = maxFrameBytes }
         if let metricsListen { s.metricsListen = metricsListen }
+        if let apiListen { s.apiListen = apiListen }
         try s.validate()
         return s
     }

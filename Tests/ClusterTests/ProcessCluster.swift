@@ -48,7 +48,7 @@ final class ProcessCluster: @unchecked Sendable {
     func startCoordinator(extra: [String] = []) throws {
         let args = ["serve", "--listen", "127.0.0.1:\(port)", "--data-dir", cluster.data.path,
                     "--cert", cluster.certificate("coordinator"), "--key", cluster.key("coordinator"), "--ca", cluster.ca,
-                    "--metrics-listen", "", "--lease-timeout", "5", "--heartbeat-interval", "0.5"] + extra
+                    "--metrics-listen", "", "--api-listen", "127.0.0.1:0", "--lease-timeout", "5", "--heartbeat-interval", "0.5"] + extra
         coordinator = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("coordinator"), args,
                                              log: cluster.directory.appendingPathComponent("coordinator.log"))
     }

@@ -21,6 +21,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// host:port of the Prometheus endpoint; empty disables it. Plain HTTP, so it binds
     /// to loopback unless told otherwise.
     public var metricsListen = "127.0.0.1:9464"
+    /// host:port of the read-only JSON API (HTTPS with client certificates); empty
+    /// disables it.
+    public var apiListen = "0.0.0.0:7444"
     /// When a search's winner becomes champion (`promotion:` in the YAML; a search may
     /// override it with `submit hpo --promotion FILE`).
     public var promotion = PromotionPolicy()
@@ -51,12 +54,13 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var prefetch_per_slot: Int?
         var metrics_listen: String?
         var promotion: PromotionPolicy?
+        var api_listen: String?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion"]
+                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen"]
         if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
             for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
                 throw ConfigError.invalid("\(path): unknown key \"\(key)\"; known keys: \(known.sorted().joined(separator: ", "))")
@@ -83,6 +87,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.prefetch_per_slot { s.prefetchPerSlot = v }
         if let v = file.metrics_listen { s.metricsListen = v }
         if let v = file.promotion { s.promotion = v }
+        if let v = file.api_listen { s.apiListen = v }
         try s.validate()
         return s
     }

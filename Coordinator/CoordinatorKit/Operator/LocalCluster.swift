@@ -51,6 +51,7 @@ public struct LocalCluster {
         s.privateKey = key("coordinator")
         s.ca = ca
         s.metricsListen = metrics ? "127.0.0.1:0" : ""
+        s.apiListen = "127.0.0.1:0"
         return s
     }
 

@@ -14,6 +14,7 @@ public final class CoordinatorService: @unchecked Sendable {
     private let ownsGroup: Bool
     private var channel: Channel?
     private var metricsChannel: Channel?
+    private var apiChannel: Channel?
     private let logger: Logger
     private let sslContext: NIOSSLContext
     private let revocations: RevocationList
@@ -41,6 +42,7 @@ public final class CoordinatorService: @unchecked Sendable {
     /// The port the cluster listener is bound to (useful with port 0).
     public var port: Int? { channel?.localAddress?.port }
     public var metricsPort: Int? { metricsChannel?.localAddress?.port }
+    public var apiPort: Int? { apiChannel?.localAddress?.port }
 
     /// Resumes unfinished jobs and starts listening.
     public func start() async throws {
@@ -69,10 +71,19 @@ public final class CoordinatorService: @unchecked Sendable {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.metricsListen, key: "metrics_listen")
             metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
         }
+        if !settings.apiListen.isEmpty {
+            let (host, port) = try CoordinatorSettings.parseHostPort(settings.apiListen, key: "api_listen")
+            do {
+                apiChannel = try await HTTPSAPI.bind(host: host, port: port, group: group, ssl: ssl, core: core, revocations: revocations, logger: logger)
+            } catch {
+                throw ConfigError.invalid("cannot serve the API on \(settings.apiListen): \(error) — choose another with --api-listen, or \"\" to disable")
+            }
+        }
         logger.info("coordinator listening", metadata: [
             "address": "\(settings.listenHost):\(self.port ?? settings.listenPort)",
             "data": "\(settings.dataDirectory)",
             "metrics": "\(settings.metricsListen.isEmpty ? "off" : "\(metricsChannel?.localAddress?.description ?? "")")",
+            "api": "\(apiChannel?.localAddress?.description ?? "off")",
         ])
     }
 
@@ -80,6 +91,7 @@ public final class CoordinatorService: @unchecked Sendable {
     public func shutdown() async {
         try? await channel?.close()
         try? await metricsChannel?.close()
+        try? await apiChannel?.close()
         core.stop()
         if ownsGroup { try? await group.shutdownGracefully() }
     }
