@@ -348,11 +348,12 @@ struct Promote: AsyncParsableCommand {
     @Argument var name: String
     @Argument var version: Int
     @Option var reason: String
+    @Option(help: "Alias to move (default champion; any name, e.g. canary).") var alias = "champion"
 
     func run() async throws {
         try await withOperator(client) { c in
-            let d = try await c.promote(name, version: version, reason: reason)
-            print("\(name)@champion: v\(d.previousVersion) → v\(d.version) (recorded: \(d.reasons.joined(separator: "; ")))")
+            let d = try await c.promote(name, version: version, reason: reason, alias: alias)
+            print("\(name)@\(alias): v\(d.previousVersion) → v\(d.version) (recorded: \(d.reasons.joined(separator: "; ")))")
         }
     }
 }
@@ -362,11 +363,12 @@ struct Rollback: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument var name: String
     @Option var reason = "operator rollback"
+    @Option(help: "Alias to move back (default champion).") var alias = "champion"
 
     func run() async throws {
         try await withOperator(client) { c in
-            let d = try await c.rollback(name, reason: reason)
-            print("\(name)@champion: v\(d.previousVersion) → v\(d.version) (rollback recorded)")
+            let d = try await c.rollback(name, reason: reason, alias: alias)
+            print("\(name)@\(alias): v\(d.previousVersion) → v\(d.version) (rollback recorded)")
         }
     }
 }

@@ -70,14 +70,14 @@ public final class OperatorClient: @unchecked Sendable {
         return detail
     }
 
-    public func promote(_ name: String, version: Int, reason: String) async throws -> WireDecisionInfo {
-        let request = WirePromote.with { $0.name = name; $0.version = UInt32(version); $0.reason = reason }
+    public func promote(_ name: String, version: Int, reason: String, alias: String = "champion") async throws -> WireDecisionInfo {
+        let request = WirePromote.with { $0.name = name; $0.version = UInt32(version); $0.reason = reason; $0.alias = alias }
         guard case let .promotionResult(result) = try await client.request(.promote(request)) else { throw unexpected("Promote") }
         return result.decision
     }
 
-    public func rollback(_ name: String, reason: String) async throws -> WireDecisionInfo {
-        let request = WireRollback.with { $0.name = name; $0.reason = reason }
+    public func rollback(_ name: String, reason: String, alias: String = "champion") async throws -> WireDecisionInfo {
+        let request = WireRollback.with { $0.name = name; $0.reason = reason; $0.alias = alias }
         guard case let .promotionResult(result) = try await client.request(.rollback(request)) else { throw unexpected("Rollback") }
         return result.decision
     }
