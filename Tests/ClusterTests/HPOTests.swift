@@ -164,8 +164,8 @@ extension ProcessClusterSuites {
         job.kind = JobKind.hpo
         job.spec = try spec.serializedData()
         let id = try await op.submit(job).jobID
+        // Kill the moment w1 holds a trial: its lease is then certain to be lost.
         try await c.waitUntil("w1 training a trial") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
-        try await Task.sleep(for: .milliseconds(300))
         c.kill9(c.workers["w1"])
         let end = try await op.follow(id, every: .milliseconds(100)) { _ in }
         #expect(end.state == .succeeded)
