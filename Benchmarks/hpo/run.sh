@@ -26,6 +26,7 @@ t, o = result(sys.argv[1]), result(sys.argv[2])
 print("\n## 20-trial TPE search, 2 workers vs Optuna n_jobs=2 (LightGBM)")
 print(f"{'':28}{'Tower':>12}{'Optuna+LGBM':>14}{'ratio':>10}")
 print(f"{'wall time (s)':28}{float(t['wall']):>12.2f}{float(o['wall']):>14.2f}{float(t['wall'])/float(o['wall']):>10.2f}")
+print(f"{'  peer incl. loading CSVs':28}{'':>12}{float(o['wall_with_load']):>14.2f}{float(t['wall'])/float(o['wall_with_load']):>10.2f}")
 print(f"{'best valid AUC':28}{float(t['best_valid_auc']):>12.5f}{float(o['best_valid_auc']):>14.5f}")
 print(f"{'holdout (test) AUC of best':28}{float(t['test_auc']):>12.5f}{float(o['test_auc']):>14.5f}{float(t['test_auc'])-float(o['test_auc']):>+10.5f}")
 PY
