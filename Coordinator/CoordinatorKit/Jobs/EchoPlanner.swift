@@ -26,13 +26,13 @@ public struct EchoPlanner: JobPlanner {
         if spec.blobBytes > 0 {
             blob = try blobs.put(WireEchoSpec.payload(index: -1, bytes: Int(spec.blobBytes)))
         }
-        return (0..<Int(spec.tasks)).map { index in
+        return try (0..<Int(spec.tasks)).map { index in
             var input = WireEchoInput()
             input.payload = WireEchoSpec.payload(index: index, bytes: Int(spec.payloadBytes))
             input.sleepMs = spec.sleepMs
             input.blobSha256 = blob
             input.fail = spec.failIndexPlusOne == UInt32(index + 1)
-            return PlannedTask(input: try! input.serializedData(), blobs: blob.isEmpty ? [] : [blob])
+            return PlannedTask(input: try input.serializedData(), blobs: blob.isEmpty ? [] : [blob])
         }
     }
 

@@ -234,18 +234,32 @@ public final class ClusterCore: @unchecked Sendable {
     public func summary(of id: String) -> EventLoopFuture<WireJobSummary> {
         loop.submit { () -> (JobRow?, Scheduler.JobProgress?) in
             (self.activeJobs[id], self.scheduler.progress(of: id))
-        }.flatMapThrowing { active, progress in
-            if let active, let progress { return Self.summary(active, progress) }
-            self.writer.flush()
-            guard let row = try self.store.job(id) else { throw WireError.notFound(what: "job \(id); `coordinator jobs` lists the known ones") }
-            let counts = try self.store.taskCounts(job: id)
-            var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
-            p.done = counts.done
-            p.failed = counts.failed
-            p.retries = counts.retries
-            p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
-            return Self.summary(row, p)
+        }.flatMap { active, progress in
+            if let active, let progress { return self.loop.makeSucceededFuture(Self.summary(active, progress)) }
+            return self.fromStore(flushing: true) { try self.storedSummary(id) }
         }
+    }
+
+    /// Runs store reads off the event loop (after the pending writes, if asked), so a
+    /// slow disk never stalls the scheduler.
+    private func fromStore<T>(flushing: Bool = false, _ body: @escaping () throws -> T) -> EventLoopFuture<T> {
+        let promise = loop.makePromise(of: T.self)
+        DispatchQueue.global().async {
+            if flushing { self.writer.flush() }
+            promise.completeWith(Result(catching: body))
+        }
+        return promise.futureResult
+    }
+
+    private func storedSummary(_ id: String) throws -> WireJobSummary {
+        guard let row = try self.store.job(id) else { throw WireError.notFound(what: "job \(id); `coordinator jobs` lists the known ones") }
+        let counts = try self.store.taskCounts(job: id)
+        var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
+        p.done = counts.done
+        p.failed = counts.failed
+        p.retries = counts.retries
+        p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
+        return Self.summary(row, p)
     }
 
     public func listJobs(limit: Int) -> EventLoopFuture<WireJobList> {
@@ -253,24 +267,26 @@ public final class ClusterCore: @unchecked Sendable {
             var live: [String: (JobRow, Scheduler.JobProgress)] = [:]
             for (id, row) in self.activeJobs { if let p = self.scheduler.progress(of: id) { live[id] = (row, p) } }
             return live
-        }.flatMapThrowing { live in
-            var list = WireJobList()
-            for row in try self.store.jobs(limit: limit) {
-                if let (active, progress) = live[row.id] {
-                    list.jobs.append(Self.summary(active, progress))
-                } else {
-                    var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
-                    let c = try self.store.taskCounts(job: row.id)
-                    (p.done, p.failed, p.retries) = (c.done, c.failed, c.retries)
-                    list.jobs.append(Self.summary(row, p))
-                }
+        }.flatMap { live in self.fromStore { try self.storedJobs(limit: limit, live: live) } }
+    }
+
+    private func storedJobs(limit: Int, live: [String: (JobRow, Scheduler.JobProgress)]) throws -> WireJobList {
+        var list = WireJobList()
+        for row in try store.jobs(limit: limit) {
+            if let (active, progress) = live[row.id] {
+                list.jobs.append(Self.summary(active, progress))
+            } else {
+                var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
+                let c = try store.taskCounts(job: row.id)
+                (p.done, p.failed, p.retries) = (c.done, c.failed, c.retries)
+                list.jobs.append(Self.summary(row, p))
             }
-            return list
         }
+        return list
     }
 
     public func taskResults(job id: String) -> EventLoopFuture<WireTaskResultList> {
-        loop.submit { self.writer.flush() }.flatMapThrowing {
+        fromStore(flushing: true) {
             guard try self.store.job(id) != nil else { throw WireError.notFound(what: "job \(id)") }
             var list = WireTaskResultList()
             list.results = try self.store.results(job: id).map { row in
