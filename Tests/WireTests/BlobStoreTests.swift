@@ -19,7 +19,7 @@ import Testing
         let source = try store(), target = try store()
         let data = Data((0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         let hash = try source.put(data)
-        let chunks = try source.chunks(of: hash, chunkBytes: 3000)
+        let chunks = try chunks(source, hash, chunkBytes: 3000)
         #expect(chunks.count == 4)
         var assembler = BlobAssembler(hash: hash)
         var done = false
@@ -31,7 +31,7 @@ import Testing
     @Test func corruptedChunkIsRejectedAndNothingIsStored() throws {
         let source = try store(), target = try store()
         let hash = try source.put(Data(repeating: 9, count: 5000))
-        var chunks = try source.chunks(of: hash, chunkBytes: 2000)
+        var chunks = try chunks(source, hash, chunkBytes: 2000)
         chunks[1].data[0] ^= 0xFF
         var assembler = BlobAssembler(hash: hash)
         #expect(throws: WireError.self) {
@@ -43,8 +43,16 @@ import Testing
     @Test func outOfOrderChunkIsRefused() throws {
         let source = try store(), target = try store()
         let hash = try source.put(Data(repeating: 1, count: 5000))
-        let chunks = try source.chunks(of: hash, chunkBytes: 2000)
+        let chunks = try chunks(source, hash, chunkBytes: 2000)
         var assembler = BlobAssembler(hash: hash)
         #expect(throws: WireError.self) { _ = try assembler.append(chunks[1], into: target) }
     }
+}
+
+/// Every chunk of a stored blob, as the coordinator streams them.
+func chunks(_ store: BlobStore, _ hash: String, chunkBytes: Int) throws -> [WireBlobChunk] {
+    let reader = try store.chunkReader(for: hash, chunkBytes: chunkBytes)
+    var result: [WireBlobChunk] = []
+    while let chunk = try reader.next() { result.append(chunk) }
+    return result
 }

@@ -117,25 +117,6 @@ public final class BlobStore: @unchecked Sendable {
         guard Self.isValidAddress(hash) else { throw WireError.invalidArgument("\(hash) is not a SHA-256 address") }
         return try ChunkReader(url: url(for: hash), hash: hash, chunkBytes: chunkBytes)
     }
-
-    /// Splits a stored blob into the chunk frames that carry it.
-    public func chunks(of hash: String, chunkBytes: Int = WireProtocol.blobChunkBytes) throws -> [WireBlobChunk] {
-        let data = try read(hash)
-        var result: [WireBlobChunk] = []
-        var offset = 0
-        repeat {
-            let end = min(offset + chunkBytes, data.count)
-            var chunk = WireBlobChunk()
-            chunk.sha256 = hash
-            chunk.offset = UInt64(offset)
-            chunk.totalSize = UInt64(data.count)
-            chunk.data = data.subdata(in: offset..<end)
-            chunk.last = end == data.count
-            result.append(chunk)
-            offset = end
-        } while offset < data.count
-        return result
-    }
 }
 
 /// Reassembles one blob from its chunks, in order, and stores it only if the bytes hash to

@@ -37,9 +37,8 @@ public enum Permissions {
             return true
         case .results, .drain, .blobChunk, .progress:
             return role == .worker
-        case .submitJob, .cancelJob, .promote, .rollback, .rerunRun:
-            return role == .operator
-        case .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
+        case .submitJob, .cancelJob, .promote, .rollback, .rerunRun,
+             .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
             return role == .operator
         case .listModels, .getModel, .subscribe:
             // The gateway reads models to serve the champion.

@@ -88,10 +88,7 @@ final class APIHandler: ChannelInboundHandler {
     private func handle(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let peer: PeerIdentity
         do {
-            let tls = try context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
-            guard let certificate = tls.peerCertificate else { throw WireError.unauthenticated(reason: "no client certificate") }
-            peer = try PeerIdentity(peerCertificate: certificate)
-            guard !revocations.isRevoked(serial: peer.serial) else { throw WireError.unauthenticated(reason: "certificate serial \(peer.serial) has been revoked") }
+            peer = try revocations.authenticate(context.pipeline.syncOperations)
         } catch {
             return respond(context: context, status: .unauthorized, body: Self.errorJSON("\(error)"))
         }

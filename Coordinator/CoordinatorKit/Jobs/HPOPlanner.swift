@@ -117,7 +117,7 @@ final class HPOController: JobController {
         for index in 0..<wave { trials[index] = sampler.suggest(history: []) }
         planned = max(wave, existing.count)
         // A resumed search: rebuild the trials and history from what was stored.
-        let inputs = existing.isEmpty ? [:] : Self.inputs(context, job: job.id)
+        let inputs = existing.isEmpty ? [:] : ((try? context.store.taskInputs(job: job.id)) ?? [:])
         for row in existing {
             if let input = try? WireTrialInput(serializedBytes: inputs[row.index] ?? Data()) {
                 trials[row.index] = space.trialParameters(fromSettings: input.params)
@@ -132,10 +132,6 @@ final class HPOController: JobController {
             }
         }
         for index in 0..<wave where existing.isEmpty { startRun(index) }
-    }
-
-    static func inputs(_ context: JobContext, job: String) -> [Int: Data] {
-        (try? context.store.taskInputs(job: job)) ?? [:]
     }
 
     static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String) throws -> PlannedTask {

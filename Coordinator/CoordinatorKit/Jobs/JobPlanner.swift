@@ -50,8 +50,6 @@ public struct JobPlanners: Sendable {
         byKind = Dictionary(uniqueKeysWithValues: planners.map { ($0.kind, $0) })
     }
 
-    public static let builtIn = JobPlanners([EchoPlanner(), HPOPlanner()])
-
     public var kinds: [String] { byKind.keys.sorted() }
 
     public func planner(for kind: String) throws -> any JobPlanner {

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOSSL
 import Wire
 
 /// The serials `coordinator certs revoke` denied, read from the certificate directory's
@@ -25,5 +27,19 @@ public final class RevocationList: @unchecked Sendable {
             serials = Set(records.filter(\.revoked).map { $0.serial.lowercased() })
         }
         return serials.contains(serial.lowercased())
+    }
+
+    /// Who is on the other end of a connection whose TLS handshake completed: refused if
+    /// it presented no certificate, one without a Tower role, or a revoked one. Both the
+    /// cluster port and the JSON API authenticate through here.
+    func authenticate(_ pipeline: ChannelPipeline.SynchronousOperations) throws -> PeerIdentity {
+        guard let certificate = try pipeline.handler(type: NIOSSLHandler.self).peerCertificate else {
+            throw WireError.unauthenticated(reason: "no client certificate")
+        }
+        let identity = try PeerIdentity(peerCertificate: certificate)
+        guard !isRevoked(serial: identity.serial) else {
+            throw WireError.unauthenticated(reason: "certificate serial \(identity.serial) (\(identity.name)) has been revoked; ask the operator for a new one")
+        }
+        return identity
     }
 }

@@ -40,14 +40,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
             do {
-                let tls = try context.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
-                guard let certificate = tls.peerCertificate else {
-                    throw WireError.unauthenticated(reason: "no client certificate")
-                }
-                let identity = try PeerIdentity(peerCertificate: certificate)
-                guard !revocations.isRevoked(serial: identity.serial) else {
-                    throw WireError.unauthenticated(reason: "certificate serial \(identity.serial) (\(identity.name)) has been revoked; ask the operator for a new one")
-                }
+                let identity = try revocations.authenticate(context.pipeline.syncOperations)
                 peer = identity
                 logger[metadataKey: "peer"] = "\(identity.name)"
                 logger[metadataKey: "role"] = "\(identity.role.rawValue)"
