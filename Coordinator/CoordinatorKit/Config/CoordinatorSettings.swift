@@ -27,6 +27,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// When a search's winner becomes champion (`promotion:` in the YAML; a search may
     /// override it with `submit hpo --promotion FILE`).
     public var promotion = PromotionPolicy()
+    /// Limits on peers still authenticating and on stalled frames (`connection_limits:`).
+    public var connectionLimits = ConnectionLimits()
 
     public init() {}
 
@@ -55,12 +57,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var metrics_listen: String?
         var promotion: PromotionPolicy?
         var api_listen: String?
+        var connection_limits: ConnectionLimits?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen"]
+                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen",
+                                  "connection_limits"]
         if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
             for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
                 throw ConfigError.invalid("\(path): unknown key \"\(key)\"; known keys: \(known.sorted().joined(separator: ", "))")
@@ -88,6 +92,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.metrics_listen { s.metricsListen = v }
         if let v = file.promotion { s.promotion = v }
         if let v = file.api_listen { s.apiListen = v }
+        if let v = file.connection_limits { s.connectionLimits = v }
         try s.validate()
         return s
     }
@@ -102,6 +107,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
             throw ConfigError.invalid("max_frame_bytes must be between 4096 and \(Int32.max)")
         }
         guard prefetchPerSlot >= 1 else { throw ConfigError.invalid("prefetch_per_slot must be at least 1") }
+        try connectionLimits.validate()
     }
 
     public static func parseHostPort(_ text: String, key: String) throws -> (String, Int) {
