@@ -162,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorKitTests",
-            dependencies: ["CoordinatorKit", "Wire"],
+            dependencies: ["CoordinatorKit", "Wire", "WorkerKit"],
             path: "Tests/CoordinatorKitTests",
             swiftSettings: nioTargetSettings
         ),
