@@ -407,6 +407,7 @@ public final class WorkerAgent: @unchecked Sendable {
                 return (client, nextBlobRequest)
             }
             if let (client, id) = request {
+                logger.info("fetching a blob from the coordinator", metadata: ["sha256": "\(hash)"])
                 var body = WireBlobRequest()
                 body.sha256 = hash
                 client.send(.blobRequest(body), requestID: id)

@@ -60,7 +60,7 @@ public final class ConnectionLimiter: @unchecked Sendable {
     private var live: [ObjectIdentifier: Channel] = [:]
     private var refusedSinceLog = 0
     private var lastLog = Date.distantPast
-    private let refusals = Counter(label: "tower_refused_connections_total", dimensions: [("reason", "limit")])
+    private let refusals = Counter(label: "tower_refused_connections_total")
 
     public init(limits: ConnectionLimits, listener: String, logger: Logger) {
         self.limits = limits
