@@ -61,6 +61,21 @@ struct NetworkNamespaces {
     func address(_ host: String) -> String { "\(subnet).\(hosts.firstIndex(of: host)! + 1)" }
 
     func cut(_ host: String) throws { try Self.run(["ip", "link", "set", link(host), "down"]) }
+
+    static var hasNftables: Bool { (try? run(["nft", "--version"])) != nil }
+
+    /// Inside `host`, drops every packet arriving from `peer`: `host` can still send, but
+    /// hears nothing back — a half-open link.
+    func dropIncoming(at host: String, from peer: String) throws {
+        let ns = namespace(host)
+        try Self.run(["ip", "netns", "exec", ns, "nft", "add", "table", "inet", "towertest"])
+        try Self.run(["ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "towertest", "input", "{ type filter hook input priority 0 ; }"])
+        try Self.run(["ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "towertest", "input", "ip", "saddr", address(peer), "drop"])
+    }
+
+    func restoreIncoming(at host: String) throws {
+        try Self.run(["ip", "netns", "exec", namespace(host), "nft", "delete", "table", "inet", "towertest"])
+    }
     func heal(_ host: String) throws { try Self.run(["ip", "link", "set", link(host), "up"]) }
 
     func teardown() {
@@ -76,6 +91,46 @@ extension ProcessClusterSuites {
 @Suite(.serialized, .timeLimit(.minutes(3)), .enabled(if: NetworkNamespaces.available, "needs root and ip netns"))
 struct MultiHostTests {
     @Test func aWorkerCutOffMidJobLosesNothingAndRejoinsAfterTheLinkHeals() async throws {
+        try await withCluster { net, c, op in
+            let job = try await c.submitEcho(op, tasks: 120, sleepMs: 40)
+            try await c.waitUntil("a sixth of the job") { try await op.job(job).done >= 20 }
+            try net.cut("w1")
+            try await c.waitUntil("the coordinator to drop the cut-off worker") { c.log("coordinator").contains("silent for a lease period") }
+            let end = try await op.follow(job, every: .milliseconds(200)) { _ in }
+            #expect(end.state == .succeeded)
+            #expect(end.done == 120)
+            #expect(end.retries > 0)
+            let rows = try c.storedResults(job)
+            #expect(rows.count == 120 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
+
+            try net.heal("w1")
+            try await c.waitUntil("w1 to rejoin after the heal") { try await op.workers().contains { $0.name == "w1" } }
+            let again = try await c.submitEcho(op, tasks: 20, sleepMs: 0)
+            #expect(try await op.follow(again, every: .milliseconds(100)) { _ in }.state == .succeeded)
+        }
+    }
+
+    /// w1 still sends but hears nothing: it gives up at its heartbeat deadline, cuts the
+    /// connection itself (the coordinator sees it go), and the job finishes on w2.
+    @Test(.enabled(if: NetworkNamespaces.hasNftables, "needs nftables"))
+    func aHalfOpenLinkIsDetectedByTheWorkerAndLosesNothing() async throws {
+        try await withCluster { net, c, op in
+            let job = try await c.submitEcho(op, tasks: 120, sleepMs: 40)
+            try await c.waitUntil("a sixth of the job") { try await op.job(job).done >= 20 }
+            try net.dropIncoming(at: "w1", from: "c")
+            try await c.waitUntil("w1 to give up on the coordinator") { c.log("w1").contains("heartbeat unanswered") }
+            let end = try await op.follow(job, every: .milliseconds(200)) { _ in }
+            #expect(end.state == .succeeded)
+            let rows = try c.storedResults(job)
+            #expect(rows.count == 120 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
+            try net.restoreIncoming(at: "w1")
+            try await c.waitUntil("w1 to rejoin") { try await op.workers().contains { $0.name == "w1" } }
+        }
+    }
+
+    /// A coordinator and two workers, each in its own namespace, and an operator dialing
+    /// in over the bridge.
+    func withCluster(_ body: (NetworkNamespaces, ProcessCluster, OperatorClient) async throws -> Void) async throws {
         let net = try NetworkNamespaces(hosts: ["c", "w1", "w2"])
         defer { net.teardown() }
         let c = try ProcessCluster(workers: ["w1", "w2"])
@@ -109,22 +164,7 @@ struct MultiHostTests {
         guard let op else { Issue.record("cannot reach the coordinator's namespace"); return }
         defer { op.close() }
         try await c.waitForWorkers(2, op)
-
-        let job = try await c.submitEcho(op, tasks: 120, sleepMs: 40)
-        try await c.waitUntil("a sixth of the job") { try await op.job(job).done >= 20 }
-        try net.cut("w1")
-        try await c.waitUntil("the coordinator to drop the cut-off worker") { c.log("coordinator").contains("silent for a lease period") }
-        let end = try await op.follow(job, every: .milliseconds(200)) { _ in }
-        #expect(end.state == .succeeded)
-        #expect(end.done == 120)
-        #expect(end.retries > 0)
-        let rows = try c.storedResults(job)
-        #expect(rows.count == 120 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
-
-        try net.heal("w1")
-        try await c.waitUntil("w1 to rejoin after the heal") { try await op.workers().contains { $0.name == "w1" } }
-        let again = try await c.submitEcho(op, tasks: 20, sleepMs: 0)
-        #expect(try await op.follow(again, every: .milliseconds(100)) { _ in }.state == .succeeded)
+        try await body(net, c, op)
     }
 }
 }
