@@ -273,7 +273,11 @@ final class HPOController: JobController {
         for (k, v) in winner.metrics { metrics[k] = v }
         let sha = try context.blobs.put(winner.modelFile)
         let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
-                                                           description: "best of \(job.id) by \(metricKey)")
+                                                           description: "best of \(job.id) by \(metricKey)", sourceJob: job.id)
+        // Resumed after a crash that came after the decision: report it, decide nothing twice.
+        if let recorded = try context.tracking.decision(model: modelName, version: version, actor: "policy:\(job.id)") {
+            return (version, recorded.promoted, recorded.reasons)
+        }
         let championVersion = try context.tracking.alias(modelName, "champion")
         var championPredictions: HoldoutPredictions?
         if let championVersion {

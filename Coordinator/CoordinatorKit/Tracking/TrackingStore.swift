@@ -116,6 +116,13 @@ public final class TrackingStore: @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-version-source-job") { db in
+            // One version per registering job, whatever point a crash interrupted it at.
+            try db.execute(sql: """
+                ALTER TABLE model_version ADD COLUMN source_job TEXT;
+                CREATE UNIQUE INDEX model_version_source_job ON model_version(model, source_job) WHERE source_job IS NOT NULL;
+                """)
+        }
     }
 
     // MARK: Experiments and runs
@@ -234,15 +241,31 @@ public final class TrackingStore: @unchecked Sendable {
 
     /// Registers a new version of `model` (creating the model on first use); versions
     /// count up from 1.
-    public func registerVersion(model: String, runID: String?, sha256: String, metrics: [String: Double], description: String = "") throws -> Int {
+    /// Registers a new version. With `sourceJob`, registration is idempotent per job: a
+    /// job that registers again (its coordinator crashed after registering and resumed it)
+    /// gets the version it already has, so one search never makes two versions.
+    public func registerVersion(model: String, runID: String?, sha256: String, metrics: [String: Double], description: String = "",
+                                sourceJob: String? = nil) throws -> Int {
         try pool.write { db in
+            if let sourceJob, let existing = try Int.fetchOne(db, sql: "SELECT version FROM model_version WHERE model = ? AND source_job = ?",
+                                                             arguments: [model, sourceJob]) {
+                return existing
+            }
             let now = Date().timeIntervalSince1970
             try db.execute(sql: "INSERT OR IGNORE INTO registered_model (name, created_at) VALUES (?, ?)", arguments: [model, now])
             let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM model_version WHERE model = ?", arguments: [model]) ?? 0) + 1
-            try db.execute(sql: "INSERT INTO model_version VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [model, version, runID, sha256, Self.json(metrics), description, now])
+            try db.execute(sql: """
+                INSERT INTO model_version (model, version, run_id, sha256, metrics, description, created_at, source_job)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [model, version, runID, sha256, Self.json(metrics), description, now, sourceJob])
             return version
         }
+    }
+
+    /// The decision an actor already recorded for a version, if any (a resumed job's
+    /// decision is not made twice).
+    public func decision(model: String, version: Int, actor: String) throws -> PromotionRecord? {
+        try decisions(model: model).last { $0.version == version && $0.actor == actor }
     }
 
     public func models() throws -> [(name: String, versions: Int, aliases: [String: Int])] {
