@@ -443,6 +443,17 @@ public final class ClusterCore: @unchecked Sendable {
     private func recordDone(_ outcome: WireTaskOutcome, output: Data, from id: SessionID) {
         let info = taskInfo[outcome.taskID]
         let worker = sessions[id]?.name ?? id
+        let controller = info.flatMap { controllers[$0.job] }
+        if let controller, scheduler.lease(of: outcome.taskID)?.session == id {
+            do { try controller.validate(output: output) }
+            catch {
+                // A result the job cannot read is a failure, said loudly, not a success
+                // with nothing in it.
+                logger.error("refused a malformed result", metadata: ["task": "\(outcome.taskID)", "session": "\(id)", "error": "\(error)"])
+                recordFailure(outcome.taskID, .with { $0.message = "malformed result: \(error)"; $0.retryable = false }, from: id)
+                return
+            }
+        }
         switch scheduler.complete(outcome.taskID, attempt: Int(outcome.attempt), from: id, worker: worker) {
         case .refused:
             refusedResults.increment()
@@ -451,7 +462,9 @@ public final class ClusterCore: @unchecked Sendable {
                          metadata: ["task": "\(outcome.taskID)", "attempt": "\(outcome.attempt)", "session": "\(id)"])
         case let .recorded(attempts, jobEnd, revoke):
             sessions[id]?.tasksDone += 1
-            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs))
+            let directive = info.flatMap { info in controller.map { $0.completed(index: info.index, output: output) } }
+            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs,
+                                 record: directive?.record))
             tasksCompleted.increment()
             taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
             if let sent = assignedAt.removeValue(forKey: outcome.taskID) {
@@ -460,9 +473,7 @@ public final class ClusterCore: @unchecked Sendable {
                 roundTripObserver?(elapsed)
             }
             if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
-            if let info, let controller = controllers[info.job] {
-                addTasks(info.job, controller.completed(index: info.index, output: output))
-            }
+            if let info, let directive { addTasks(info.job, directive.tasks) }
             if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
         case .duplicate:
             duplicateResults.increment()
@@ -525,12 +536,11 @@ public final class ClusterCore: @unchecked Sendable {
                 logger.info("task returned to the queue", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "reason": "\(error)"])
             case let .failedForGood(attempts, jobEnd):
                 tasksFailed.increment()
-                writer.enqueue(.failed(task: item.task, attempts: attempts, error: error))
-                logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
                 let info = taskInfo[item.task]
-                if let info, let controller = controllers[info.job] {
-                    addTasks(info.job, controller.failed(index: info.index, error: error))
-                }
+                let directive = info.flatMap { info in controllers[info.job].map { $0.failed(index: info.index, error: error) } }
+                writer.enqueue(.failed(task: item.task, attempts: attempts, error: error, record: directive?.record))
+                logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
+                if let info, let directive { addTasks(info.job, directive.tasks) }
                 if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
             case .ignored:
                 break

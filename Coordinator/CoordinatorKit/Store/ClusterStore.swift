@@ -251,9 +251,11 @@ public final class ClusterStore: @unchecked Sendable {
         /// A task was handed out: its attempt count and holder, so a restart neither
         /// undercounts attempts nor refuses the holder's result.
         case leased(task: TaskID, attempts: Int, worker: String)
-        case done(task: TaskID, attempts: Int, output: Data, worker: String, durationUs: UInt64)
+        /// `record` holds the job's own writes for this result (e.g. its tracked run),
+        /// applied in the same transaction.
+        case done(task: TaskID, attempts: Int, output: Data, worker: String, durationUs: UInt64, record: (@Sendable (Database) throws -> Void)? = nil)
         case attemptFailed(task: TaskID, attempts: Int, error: String)
-        case failed(task: TaskID, attempts: Int, error: String)
+        case failed(task: TaskID, attempts: Int, error: String, record: (@Sendable (Database) throws -> Void)? = nil)
         case cancelled(job: String)
         case finished(job: String, state: String, error: String?, summarize: (@Sendable ([TaskResultRow]) throws -> Data)?)
         case audit(actor: String, action: String, subject: String, detail: String)
@@ -275,14 +277,16 @@ public final class ClusterStore: @unchecked Sendable {
                 try db.execute(sql: "UPDATE job SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [job])
             case let .leased(task, attempts, worker):
                 try leased.execute(arguments: [attempts, worker, Int64(task)])
-            case let .done(task, attempts, output, worker, durationUs):
+            case let .done(task, attempts, output, worker, durationUs, record):
                 try done.execute(arguments: [attempts, output, worker, Int64(durationUs), now, Int64(task)])
+                if db.changesCount > 0 { try record?(db) }
             case let .attemptFailed(task, attempts, error):
                 try db.execute(sql: "UPDATE task SET attempts = ?, error = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [attempts, error, Int64(task)])
-            case let .failed(task, attempts, error):
+            case let .failed(task, attempts, error, record):
                 try db.execute(sql: "UPDATE task SET state = 'failed', attempts = ?, error = ?, finished_at = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [attempts, error, now, Int64(task)])
+                if db.changesCount > 0 { try record?(db) }
             case let .cancelled(job):
                 try db.execute(sql: "UPDATE task SET state = 'cancelled', finished_at = ? WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [now, job])

@@ -141,7 +141,13 @@ public final class TrackingStore: @unchecked Sendable {
     /// Starts (or restarts, after a retry) a run; params and tags are replaced.
     public func startRun(_ id: String, experiment: String, jobID: String? = nil, taskIndex: Int? = nil,
                          params: [String: String], tags: [String: String]) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.startRun(db, id, experiment: experiment, jobID: jobID, taskIndex: taskIndex, params: params, tags: tags) }
+    }
+
+    /// The same inside a caller's transaction (a job writes its runs with its results).
+    public static func startRun(_ db: Database, _ id: String, experiment: String, jobID: String? = nil, taskIndex: Int? = nil,
+                                params: [String: String], tags: [String: String]) throws {
+        do {
             let exp = try Self.experimentID(db, experiment)
             try db.execute(sql: """
                 INSERT INTO run (id, experiment_id, job_id, task_index, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)
@@ -156,7 +162,11 @@ public final class TrackingStore: @unchecked Sendable {
     /// latest value, so a retried trial does not leave two curves.
     public func logMetrics(_ run: String, _ values: [(key: String, step: Int, value: Double)]) throws {
         guard !values.isEmpty else { return }
-        try pool.write { db in
+        try pool.write { db in try Self.logMetrics(db, run, values) }
+    }
+
+    public static func logMetrics(_ db: Database, _ run: String, _ values: [(key: String, step: Int, value: Double)]) throws {
+        do {
             let now = Date().timeIntervalSince1970
             let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO run_metric VALUES (?, ?, ?, ?, ?)")
             for v in values { try statement.execute(arguments: [run, v.key, v.step, v.value, now]) }
@@ -164,19 +174,31 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     public func setTags(_ run: String, _ tags: [String: String]) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.setTags(db, run, tags) }
+    }
+
+    public static func setTags(_ db: Database, _ run: String, _ tags: [String: String]) throws {
+        do {
             for (k, v) in tags { try db.execute(sql: "INSERT OR REPLACE INTO run_tag VALUES (?, ?, ?)", arguments: [run, k, v]) }
         }
     }
 
     public func addArtifact(_ run: String, name: String, sha256: String, size: Int) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.addArtifact(db, run, name: name, sha256: sha256, size: size) }
+    }
+
+    public static func addArtifact(_ db: Database, _ run: String, name: String, sha256: String, size: Int) throws {
+        do {
             try db.execute(sql: "INSERT OR REPLACE INTO artifact VALUES (?, ?, ?, ?)", arguments: [run, name, sha256, size])
         }
     }
 
     public func finishRun(_ id: String, status: String, error: String? = nil) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.finishRun(db, id, status: status, error: error) }
+    }
+
+    public static func finishRun(_ db: Database, _ id: String, status: String, error: String? = nil) throws {
+        do {
             try db.execute(sql: "UPDATE run SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                            arguments: [status, error, Date().timeIntervalSince1970, id])
             guard db.changesCount > 0 else { throw RegistryError.unknownRun(id) }
