@@ -29,10 +29,10 @@ public final class CoordinatorService: @unchecked Sendable {
             throw IdentityError.unreadable(path: settings.certificate, reason: "this certificate was issued for role \(identity.role?.rawValue ?? "none"), the coordinator needs one issued with --role coordinator")
         }
         sslContext = try identity.makeServerContext()
-        revocations = RevocationList(directory: settings.revocationDirectory)
+        revocations = RevocationList(directory: settings.revocationDirectory, logger: logger)
         let data = URL(fileURLWithPath: settings.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path)
+        let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path, durability: settings.durability)
         let blobs = try BlobStore(root: data.appendingPathComponent("blobs"))
         ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -65,18 +65,22 @@ public final class CoordinatorService: @unchecked Sendable {
                 }
                 .bind(host: settings.listenHost, port: settings.listenPort).get()
         } catch {
-            throw ConfigError.invalid("cannot listen on \(settings.listenHost):\(settings.listenPort): \(error) — is another coordinator running? choose another port with --listen")
+            throw ConfigError.cannotListen(service: "the cluster port", address: "\(settings.listenHost):\(settings.listenPort)", reason: "\(error)", flag: "--listen")
         }
         if !settings.metricsListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.metricsListen, key: "metrics_listen")
-            metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
+            do {
+                metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
+            } catch {
+                throw ConfigError.cannotListen(service: "metrics", address: settings.metricsListen, reason: "\(error)", flag: "--metrics-listen")
+            }
         }
         if !settings.apiListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.apiListen, key: "api_listen")
             do {
                 apiChannel = try await HTTPSAPI.bind(host: host, port: port, group: group, ssl: ssl, core: core, revocations: revocations, logger: logger)
             } catch {
-                throw ConfigError.invalid("cannot serve the API on \(settings.apiListen): \(error) — choose another with --api-listen, or \"\" to disable")
+                throw ConfigError.cannotListen(service: "the API", address: settings.apiListen, reason: "\(error)", flag: "--api-listen")
             }
         }
         logger.info("coordinator listening", metadata: [
