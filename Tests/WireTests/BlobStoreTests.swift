@@ -47,6 +47,46 @@ import Testing
         var assembler = BlobAssembler(hash: hash)
         #expect(throws: WireError.self) { _ = try assembler.append(chunks[1], into: target) }
     }
+
+    @Test func aClaimedTotalBeyondTheLimitIsRefusedBeforeAnyReservation() throws {
+        let target = try store()
+        let hash = String(repeating: "ab", count: 32)
+        var chunk = WireBlobChunk()
+        chunk.sha256 = hash
+        chunk.totalSize = UInt64(Int.max)
+        chunk.data = Data([1, 2, 3])
+        var assembler = BlobAssembler(hash: hash, maxBytes: 1 << 20)
+        #expect(throws: WireError.invalidArgument("blob \(hash) claims \(Int.max) bytes, more than the 1048576 this side accepts")) {
+            _ = try assembler.append(chunk, into: target)
+        }
+        // The default limit holds too (what the worker and the CLI use).
+        var defaults = BlobAssembler(hash: hash)
+        #expect(throws: WireError.invalidArgument("blob \(hash) claims \(Int.max) bytes, more than the \(BlobAssembler.defaultMaxBytes) this side accepts")) {
+            _ = try defaults.append(chunk, into: target)
+        }
+    }
+
+    @Test func chunksCarryingMoreOrLessThanTheClaimAreRefused() throws {
+        let source = try store(), target = try store()
+        let hash = try source.put(Data(repeating: 7, count: 5000))
+        let parts = try chunks(source, hash, chunkBytes: 2000)
+        var understated = parts[0]
+        understated.totalSize = 1000
+        var assembler = BlobAssembler(hash: hash)
+        #expect(throws: WireError.malformedFrame(reason: "blob \(hash) chunks carry more than the 1000 bytes claimed")) {
+            _ = try assembler.append(understated, into: target)
+        }
+        var short = BlobAssembler(hash: hash)
+        _ = try short.append(parts[0], into: target)
+        _ = try short.append(parts[1], into: target)
+        var early = parts[2]
+        early.data = Data()
+        early.last = true
+        #expect(throws: WireError.malformedFrame(reason: "blob \(hash) ended after 4000 of the 5000 bytes claimed")) {
+            _ = try short.append(early, into: target)
+        }
+        #expect(!target.contains(hash))
+    }
 }
 
 /// Every chunk of a stored blob, as the coordinator streams them.

@@ -121,11 +121,26 @@ public final class BlobStore: @unchecked Sendable {
 
 /// Reassembles one blob from its chunks, in order, and stores it only if the bytes hash to
 /// the address they were requested by.
+///
+/// The total size a chunk claims comes from the network, so it is checked against
+/// ``maxBytes`` and never reserved beyond ``maxReservationBytes`` up front: memory grows
+/// only with bytes that actually arrive, and a sender cannot make the receiver allocate
+/// by claiming a huge blob.
 public struct BlobAssembler {
-    public let hash: String
-    private var data = Data()
+    /// The largest blob accepted by default (datasets and model files are far smaller).
+    public static let defaultMaxBytes = 16 << 30
+    /// The most memory reserved ahead of the bytes that back it.
+    public static let maxReservationBytes = 64 << 20
 
-    public init(hash: String) { self.hash = hash }
+    public let hash: String
+    public let maxBytes: Int
+    private var data = Data()
+    private var claimed: UInt64?
+
+    public init(hash: String, maxBytes: Int = BlobAssembler.defaultMaxBytes) {
+        self.hash = hash
+        self.maxBytes = maxBytes
+    }
 
     /// Appends a chunk; returns true when the blob is complete and stored.
     public mutating func append(_ chunk: WireBlobChunk, into store: BlobStore) throws -> Bool {
@@ -135,12 +150,24 @@ public struct BlobAssembler {
         guard chunk.offset == UInt64(data.count) else {
             throw WireError.malformedFrame(reason: "blob \(hash) chunk at offset \(chunk.offset), expected \(data.count)")
         }
-        guard chunk.totalSize <= UInt64(Int.max) else {
-            throw WireError.invalidArgument("blob \(hash) claims \(chunk.totalSize) bytes")
+        guard chunk.totalSize <= UInt64(maxBytes) else {
+            throw WireError.invalidArgument("blob \(hash) claims \(chunk.totalSize) bytes, more than the \(maxBytes) this side accepts")
         }
-        if data.isEmpty { data.reserveCapacity(Int(chunk.totalSize)) }
+        if let claimed, claimed != chunk.totalSize {
+            throw WireError.malformedFrame(reason: "blob \(hash) chunk claims a total of \(chunk.totalSize) bytes, earlier chunks claimed \(claimed)")
+        }
+        guard UInt64(data.count) + UInt64(chunk.data.count) <= chunk.totalSize else {
+            throw WireError.malformedFrame(reason: "blob \(hash) chunks carry more than the \(chunk.totalSize) bytes claimed")
+        }
+        if claimed == nil {
+            claimed = chunk.totalSize
+            data.reserveCapacity(Int(min(chunk.totalSize, UInt64(Self.maxReservationBytes))))
+        }
         data.append(chunk.data)
         guard chunk.last else { return false }
+        guard UInt64(data.count) == chunk.totalSize else {
+            throw WireError.malformedFrame(reason: "blob \(hash) ended after \(data.count) of the \(chunk.totalSize) bytes claimed")
+        }
         try store.putVerified(data, expected: hash)
         return true
     }
