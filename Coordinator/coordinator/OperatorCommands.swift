@@ -130,17 +130,17 @@ struct Submit: AsyncParsableCommand {
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
         func run() async throws {
-            var spec = WireEchoSpec()
-            spec.tasks = UInt32(clamping: tasks)
-            spec.payloadBytes = UInt32(clamping: payloadBytes)
-            spec.sleepMs = UInt32(clamping: sleepMs)
-            spec.blobBytes = UInt32(clamping: blobBytes)
-            spec.failIndexPlusOne = failIndex.map { UInt32(clamping: $0 + 1) } ?? 0
+            let spec: WireEchoSpec
             var job = WireJobSpec()
+            do {
+                spec = try FlagValue.echoSpec(tasks: tasks, payloadBytes: payloadBytes, sleepMs: sleepMs, blobBytes: blobBytes, failIndex: failIndex)
+                job.maxAttempts = try FlagValue.uint32(maxAttempts, flag: "--max-attempts", allowed: 0...1000)
+            } catch {
+                throw ValidationError("\(error)")
+            }
             job.kind = JobKind.echo
             job.name = name
             job.spec = try spec.serializedData()
-            job.maxAttempts = UInt32(clamping: maxAttempts)
             try await withOperator(client) { c in
                 let accepted = try await c.submit(job)
                 print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
@@ -154,6 +154,11 @@ struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent jobs.")
     @OptionGroup var client: ClientOptions
     @Option var limit = 20
+
+    func validate() throws {
+        do { _ = try FlagValue.uint32(limit, flag: "--limit", allowed: 1...HTTPSAPI.maxLimit) }
+        catch { throw ValidationError("\(error)") }
+    }
 
     func run() async throws {
         try await withOperator(client) { c in
