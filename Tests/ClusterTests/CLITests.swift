@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+@testable import CoordinatorKit
+
+extension ProcessClusterSuites {
+/// The `coordinator` executable refuses bad input with messages that name the value, the
+/// key or the file, and writes nothing when it fails.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct CLIErrorTests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var firstErrorLine: String { String(stderr.split(separator: "\n").first ?? "") }
+    }
+
+    func coordinator(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = ProcessCluster.binDirectory.appendingPathComponent("coordinator")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func echoFlagsAreRefusedWithTheValueGiven() throws {
+        // Refused before any connection is tried (nothing listens on port 1).
+        let tasks = try coordinator(["submit", "echo", "--tasks=-1", "--coordinator", "127.0.0.1:1"])
+        #expect(tasks.status == 64)
+        #expect(tasks.firstErrorLine == "Error: --tasks must be from 1 to 5000000, got -1")
+        let payload = try coordinator(["submit", "echo", "--payload-bytes", "999999999999", "--coordinator", "127.0.0.1:1"])
+        #expect(payload.status == 64)
+        #expect(payload.firstErrorLine == "Error: --payload-bytes must be from 0 to 16777216, got 999999999999")
+    }
+
+    @Test func serveRefusesBadTimeoutsAndMalformedConfigNamingThem() throws {
+        let dir = try temporaryDirectory()
+        let lease = try coordinator(["serve", "--lease-timeout=-5", "--data-dir", dir.path])
+        #expect(lease.status == 1)
+        #expect(lease.firstErrorLine == "error: configuration error: --lease-timeout is -5.0; expected a number of seconds from 0.2 to 86400.0")
+        let nan = try coordinator(["serve", "--heartbeat-interval=nan", "--data-dir", dir.path])
+        #expect(nan.firstErrorLine == "error: configuration error: --heartbeat-interval is nan; expected a number of seconds from 0.05 to 43200.0")
+        let config = dir.appendingPathComponent("tower.yaml")
+        try Data("listen: 127.0.0.1:7443\ndata_dir: [oops\n".utf8).write(to: config)
+        let yaml = try coordinator(["serve", "--config", config.path])
+        #expect(yaml.status == 1)
+        #expect(yaml.firstErrorLine == "error: configuration error: \(config.path), line 3 is not valid YAML: while parsing a flow sequence: did not find expected ',' or ']'; fix the syntax there (see Deploy/tower.yaml for a sample)")
+        let durability = try coordinator(["serve", "--durability", "paranoid", "--data-dir", dir.path])
+        #expect(durability.firstErrorLine == "error: configuration error: --durability is paranoid; expected normal or strict")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("tower.sqlite").path))
+    }
+
+    /// Learning commands let ArgumentParser print their errors ("Error: …", capitalised).
+    @Test func aCSVThatFailsWritesNothing() throws {
+        let dir = try temporaryDirectory()
+        let csv = dir.appendingPathComponent("one-line.csv")
+        try Data(repeating: 0x78, count: 3 << 20).write(to: csv)  // 3 MiB, no newline
+        let out = dir.appendingPathComponent("out")
+        let model = out.appendingPathComponent("model.tower")
+        let plots = out.appendingPathComponent("plots")
+        let run = try coordinator(["train", "--csv", csv.path, "--out", model.path, "--plots", plots.path])
+        #expect(run.status == 1)
+        #expect(run.firstErrorLine == "Error: \(csv.path):1: the line is longer than 1048576 bytes; this is not a CSV file with one record per line (check the file and its line endings).")
+        #expect(!FileManager.default.fileExists(atPath: out.path), "\(String(describing: try? FileManager.default.contentsOfDirectory(atPath: out.path)))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["one-line.csv"])
+
+        // A CSV that fails later (a bad value on line 3) writes nothing either.
+        let bad = dir.appendingPathComponent("bad.csv")
+        try Data("a,label\n1,0\nx,1\n".utf8).write(to: bad)
+        let late = try coordinator(["train", "--csv", bad.path, "--out", model.path, "--plots", plots.path])
+        #expect(late.status == 1)
+        #expect(late.firstErrorLine == "Error: \(bad.path):3: column 1 ('a') has non-numeric value 'x'. Fix the value, leave it empty or write NA for missing, or declare the column categorical (--categorical a).")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+}
+}
