@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Wire
 @testable import CoordinatorKit
 
 extension ProcessClusterSuites {
@@ -81,6 +82,36 @@ extension ProcessClusterSuites {
         #expect(late.status == 1)
         #expect(late.firstErrorLine == "Error: \(bad.path):3: column 1 ('a') has non-numeric value 'x'. Fix the value, leave it empty or write NA for missing, or declare the column categorical (--categorical a).")
         #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
+    @Test func followStopsWhenTheCoordinatorIsGone() async throws {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1"], slots: 1)
+        defer { op.close(); c.stopAll() }
+        let job = try await c.submitEcho(op, tasks: 20, sleepMs: 500)
+        c.kill9(c.coordinator)
+        // What one poll now fails with (the connection is gone), to build the exact error.
+        let lastError: Error
+        do { _ = try await op.job(job); Issue.record("a dead coordinator answered"); return } catch { lastError = error }
+        do {
+            _ = try await op.follow(job, every: .milliseconds(20), maxFailedPolls: 3) { _ in }
+            Issue.record("follow returned without a coordinator")
+        } catch {
+            #expect(error as? WireError == JobFollower.unreachable(job: job, polls: 3, lastError: lastError), "\(error)")
+        }
+    }
+
+    @Test func workerFlagsAreRefusedNamingTheFlag() throws {
+        let process = Process()
+        process.executableURL = ProcessCluster.binDirectory.appendingPathComponent("worker")
+        process.arguments = ["--coordinator", "127.0.0.1:1", "--cert", "c.pem", "--key", "k.pem", "--ca", "ca.pem", "--slots", "0"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+        #expect(text.split(separator: "\n").first == "Error: --slots must be from 1 to 4096, got 0")
     }
 }
 }

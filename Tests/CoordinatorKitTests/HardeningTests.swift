@@ -127,5 +127,22 @@ import Wire
             return WireJobSummary.with { $0.jobID = "j"; $0.state = .succeeded }
         }, progress: { _ in })
         #expect(end.state == .succeeded && flaky.count == 2)
+        #expect(JobFollower.isConnectivity(WireError.remote(code: .shuttingDown, message: "shutting down")))
+        #expect(!JobFollower.isConnectivity(WireError.remote(code: .forbidden, message: "no")))
+    }
+}
+
+@Suite struct ListLimitTests {
+    @Test func aJobListingIsCappedWhoeverAsks() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-limit-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let s = try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path)
+        for i in 0..<(ClusterStore.maxListedJobs + 5) {
+            _ = try s.insertJob(JobRow(id: "j\(i)", kind: "echo", name: "n", spec: Data(), state: "queued", total: 0, maxAttempts: 1,
+                                       createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op"), tasks: [])
+        }
+        #expect(try s.jobs(limit: Int(UInt32.max)).count == 1000)
+        #expect(try s.jobs(limit: 7).count == 7)
+        #expect(try s.jobs(limit: 0).count == 1)
     }
 }

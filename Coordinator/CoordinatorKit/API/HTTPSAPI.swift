@@ -35,7 +35,7 @@ public enum HTTPSAPI {
     }
 
     /// The most jobs one `GET /api/v1/jobs?limit=N` returns; larger limits are clamped.
-    public static let maxLimit = 1000
+    public static let maxLimit = ClusterStore.maxListedJobs
 
     /// The router: a plain function from a path to the wire request it mirrors, so the
     /// API is answered by the same code and checked against the same ``Permissions`` table

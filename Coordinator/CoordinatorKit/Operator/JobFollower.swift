@@ -42,7 +42,11 @@ public struct JobFollower: Sendable {
     /// opposed to an answer refusing the request.
     static func isConnectivity(_ error: Error) -> Bool {
         switch error as? WireError {
-        case .remote?, .forbidden?, .unauthenticated?, .notFound?, .invalidArgument?, .versionMismatch?:
+        case let .remote(code, _)?:
+            // A coordinator shutting down is about to be gone; anything else it says is
+            // its answer.
+            return code == .shuttingDown
+        case .forbidden?, .unauthenticated?, .notFound?, .invalidArgument?, .versionMismatch?:
             return false
         default:
             return !(error is CancellationError)

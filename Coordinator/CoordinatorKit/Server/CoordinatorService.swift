@@ -30,6 +30,10 @@ public final class CoordinatorService: @unchecked Sendable {
         }
         sslContext = try identity.makeServerContext()
         revocations = RevocationList(directory: settings.revocationDirectory, logger: logger)
+        // Said at startup too, not only when the first peer is refused.
+        do { _ = try revocations.checkRevoked(serial: "") } catch {
+            logger.error("revocation index unreadable: refusing every peer but the coordinator until it is fixed", metadata: ["error": "\(error)"])
+        }
         let data = URL(fileURLWithPath: settings.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path, durability: settings.durability)

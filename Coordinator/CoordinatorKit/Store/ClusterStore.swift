@@ -193,8 +193,13 @@ public final class ClusterStore: @unchecked Sendable {
         }
     }
 
+    /// The most jobs one listing returns, whoever asks (wire ListJobs or the API), so a
+    /// request cannot make the coordinator load its whole history.
+    public static let maxListedJobs = 1000
+
     public func jobs(limit: Int = 100) throws -> [JobRow] {
-        try pool.read { db in
+        let limit = min(max(limit, 1), Self.maxListedJobs)
+        return try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map(Self.jobRow)
         }
     }
