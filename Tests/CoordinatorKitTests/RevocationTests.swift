@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -45,6 +46,53 @@ import Wire
         try Data("[]".utf8).write(to: index)
         #expect(try list.admit(worker) == worker)
         #expect(try list.admit(op) == op)
+    }
+
+    /// Collects log lines at error level, to count them.
+    final class ErrorLines: LogHandler, @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            guard level == .error else { return }
+            lock.withLock { lines.append("\(message) \(metadata?["refused_since_last_report"].map { "\($0)" } ?? "")") }
+        }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    /// A metric's current value from the process-wide Prometheus registry (0 if absent).
+    static func metric(_ name: String) -> Double {
+        for line in TowerMetrics.exposition().split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1)) ?? .nan
+        }
+        return 0
+    }
+
+    @Test func aFloodOfRefusalsLogsOnceAndCountsTheRest() throws {
+        let dir = try temporaryDirectory()
+        try Data("{".utf8).write(to: dir.appendingPathComponent(ClusterCA.indexFile))
+        TowerMetrics.bootstrap()
+        let before = Self.metric("tower_revocation_index_refusals_total")
+        let lines = ErrorLines()
+        // An interval no test outlives: every refusal after the first is only counted.
+        let list = RevocationList(directory: dir.path, logger: Logger(label: "t", factory: { _ in lines }), errorLogInterval: .infinity)
+        for i in 0..<50 {
+            #expect(throws: WireError.self) { try list.admit(PeerIdentity(name: "w\(i)", role: .worker, serial: "\(i)")) }
+        }
+        #expect(lines.all == ["refusing every peer: revocation index unreadable 0"])
+        // Every refusal is counted, and the index is flagged broken.
+        #expect(Self.metric("tower_revocation_index_refusals_total") - before == 50)
+        #expect(Self.metric("tower_revocation_index_broken") == 1)
+        // A zero interval reports every refusal with the count suppressed before it.
+        let every = ErrorLines()
+        let loud = RevocationList(directory: dir.path, logger: Logger(label: "t", factory: { _ in every }), errorLogInterval: 0)
+        for i in 0..<3 { _ = try? loud.admit(PeerIdentity(name: "w\(i)", role: .worker, serial: "\(i)")) }
+        #expect(every.all.count == 3)
     }
 
     @Test func anIndexThatIsADirectoryIsRefused() throws {

@@ -24,14 +24,16 @@ public enum RevocationError: Error, Equatable, CustomStringConvertible, Sendable
 ///
 /// Fails closed: an index that exists but cannot be read or parsed refuses every peer
 /// except the coordinator role (it cannot tell who was revoked), logs an error at most once
-/// per ``errorLogInterval``, counts each refusal in `tower_revocation_index_refusals_total`,
+/// per `errorLogInterval` (a flood of refused peers does not flood the log), counts each refusal in `tower_revocation_index_refusals_total`,
 /// and lets peers in again on the first check after the file is fixed. A missing index
 /// means nothing was ever revoked.
 public final class RevocationList: @unchecked Sendable {
-    /// How often a broken index is reported in the log; refusals in between are counted.
-    public static let errorLogInterval: TimeInterval = 30
+    /// How often a broken index is reported in the log by default; refusals in between are
+    /// counted and reported with the next line.
+    public static let defaultErrorLogInterval: TimeInterval = 30
 
     private let directory: URL
+    private let errorLogInterval: TimeInterval
     private let logger: Logger
     private let lock = NSLock()
     private var modified: Date?
@@ -43,9 +45,11 @@ public final class RevocationList: @unchecked Sendable {
     private let refusals = Counter(label: "tower_revocation_index_refusals_total")
     private let brokenGauge = Gauge(label: "tower_revocation_index_broken")
 
-    public init(directory: String, logger: Logger = Logger(label: "tower.revocation")) {
+    public init(directory: String, logger: Logger = Logger(label: "tower.revocation"),
+                errorLogInterval: TimeInterval = RevocationList.defaultErrorLogInterval) {
         self.directory = URL(fileURLWithPath: directory)
         self.logger = logger
+        self.errorLogInterval = errorLogInterval
     }
 
     public var indexPath: String { directory.appendingPathComponent(ClusterCA.indexFile).path }
@@ -139,7 +143,7 @@ public final class RevocationList: @unchecked Sendable {
         refusals.increment()
         lock.lock()
         let now = Date()
-        let due = lastErrorLog.map { now.timeIntervalSince($0) >= Self.errorLogInterval } ?? true
+        let due = lastErrorLog.map { now.timeIntervalSince($0) >= errorLogInterval } ?? true
         let suppressed = refusedSinceLog
         if due {
             lastErrorLog = now
