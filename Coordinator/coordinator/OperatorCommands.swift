@@ -352,6 +352,11 @@ struct Promote: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument var name: String
     @Argument var version: Int
+
+    func validate() throws {
+        do { _ = try FlagValue.uint32(version, flag: "VERSION", allowed: 1...Int(UInt32.max)) }
+        catch { throw ValidationError("\(error)") }
+    }
     @Option var reason: String
     @Option(help: "Alias to move (default champion; any name, e.g. canary).") var alias = "champion"
 

@@ -42,6 +42,13 @@ extension ProcessClusterSuites {
         let payload = try coordinator(["submit", "echo", "--payload-bytes", "999999999999", "--coordinator", "127.0.0.1:1"])
         #expect(payload.status == 64)
         #expect(payload.firstErrorLine == "Error: --payload-bytes must be from 0 to 16777216, got 999999999999")
+        let version = try coordinator(["promote", "match", "--reason", "x", "--coordinator", "127.0.0.1:1", "--", "-5"])
+        #expect(version.status == 64)
+        #expect(version.firstErrorLine == "Error: VERSION must be from 1 to 4294967295, got -5")
+        let demo = try coordinator(["demo", "--tasks=-3"])
+        #expect(demo.firstErrorLine == "Error: --tasks must be from 1 to 5000000, got -3")
+        let jobs = try coordinator(["jobs", "--limit=0", "--coordinator", "127.0.0.1:1"])
+        #expect(jobs.firstErrorLine == "Error: --limit must be from 1 to 1000, got 0")
     }
 
     @Test func serveRefusesBadTimeoutsAndMalformedConfigNamingThem() throws {
