@@ -200,3 +200,44 @@ import Wire
         #expect(error.description == "configuration error: cannot serve metrics on \(taken): bind: Address already in use (errno: 98) — is another coordinator or program using that address? choose another with --metrics-listen, or \"\" to disable it")
     }
 }
+
+/// A store file that cannot be written, even by root: `chattr +i` (ext4 and most Linux
+/// file systems), undone afterwards.
+@Suite struct ReadOnlyStoreTests {
+    static func chattr(_ flag: String, _ path: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["chattr", flag, path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    static let canMakeImmutable: Bool = {
+        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("tower-chattr-\(UUID().uuidString.prefix(8))")
+        FileManager.default.createFile(atPath: probe.path, contents: nil)
+        defer { _ = chattr("-i", probe.path); try? FileManager.default.removeItem(at: probe) }
+        return chattr("+i", probe.path)
+    }()
+
+    @Test(.enabled(if: canMakeImmutable, "needs chattr +i (root on ext4/xfs)"))
+    func aReadOnlyStoreNamesTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-ro-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("tower.sqlite").path
+        do { _ = try ClusterStore(path: path) }
+        for file in [path, path + "-wal", path + "-shm", dir.path] where FileManager.default.fileExists(atPath: file) {
+            #expect(Self.chattr("+i", file))
+        }
+        defer { for file in [dir.path, path, path + "-wal", path + "-shm"] { _ = Self.chattr("-i", file) } }
+        do {
+            _ = try ClusterStore(path: path)
+            Issue.record("a read-only store opened")
+        } catch let StoreOpenError.cannotOpen(failedPath, reason) {
+            #expect(failedPath == path)
+            #expect(reason == "unable to open database file — the coordinator needs to read and write the file, its -wal and -shm files and their directory; check permissions, ownership and that the disk is mounted read-write")
+        }
+    }
+}
