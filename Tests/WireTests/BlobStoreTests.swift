@@ -87,6 +87,34 @@ import Testing
         }
         #expect(!target.contains(hash))
     }
+
+    @Test func aBlobThatCannotBeWrittenNamesTheDirectoryAndLeavesNothing() throws {
+        let s = try store()
+        let data = Data("unwritable".utf8)
+        let hash = BlobStore.sha256Hex(data)
+        let dir = s.url(for: hash).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Immutable even for root (what a full or read-only disk looks like to a writer).
+        guard Self.chattr("+i", dir.path) else { return }
+        defer { _ = Self.chattr("-i", dir.path) }
+        #expect(throws: BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: "Operation not permitted")) {
+            try s.put(data)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        #expect(BlobStoreError.cannotWrite(hash: "ab", directory: "/d/ab", reason: "No space left on device").description
+                == "cannot store blob ab in /d/ab: No space left on device; free space on that disk or fix its permissions (df -h, ls -ld), then retry")
+    }
+
+    static func chattr(_ flag: String, _ path: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["chattr", flag, path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
 }
 
 /// Every chunk of a stored blob, as the coordinator streams them.

@@ -1,6 +1,18 @@
 import Crypto
 import Foundation
 
+/// A blob could not be written to the local store.
+public enum BlobStoreError: Error, Equatable, CustomStringConvertible, Sendable {
+    case cannotWrite(hash: String, directory: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotWrite(hash, directory, reason):
+            return "cannot store blob \(hash) in \(directory): \(reason); free space on that disk or fix its permissions (df -h, ls -ld), then retry"
+        }
+    }
+}
+
 /// A content-addressed store on disk: every blob is named by the SHA-256 of its bytes
 /// (lowercase hex) and lives at `root/ab/abcdef…`. Writes go to a temporary file that is
 /// renamed into place, so a reader never sees a partial blob and a crash leaves none.
@@ -64,14 +76,44 @@ public final class BlobStore: @unchecked Sendable {
         let target = url(for: hash)
         if FileManager.default.fileExists(atPath: target.path) { return }
         let dir = target.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(hash).\(UUID().uuidString).tmp")
-        try data.write(to: tmp)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: (error as NSError).localizedDescription)
+        }
+        if let code = Self.writeFile(tmp.path, data) {
+            // A half-written temporary file would only eat more of a full disk.
+            unlink(tmp.path)
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: String(cString: strerror(code)))
+        }
         if rename(tmp.path, target.path) != 0 {
             let code = errno
             try? FileManager.default.removeItem(at: tmp)
-            throw WireError.invalidArgument("cannot store blob \(hash) in \(dir.path): \(String(cString: strerror(code)))")
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: String(cString: strerror(code)))
         }
+    }
+
+    /// Writes with POSIX calls so a failure keeps its errno ("No space left on device"),
+    /// which Foundation's `Data.write` turns into a generic message. Returns the errno.
+    static func writeFile(_ path: String, _ data: Data) -> Int32? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return errno }
+        var failure: Int32?
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += n
+            }
+        }
+        if close(fd) != 0, failure == nil { failure = errno }
+        return failure
     }
 
     /// Reads a stored blob chunk by chunk, in order; safe to call `next()` from any thread,
