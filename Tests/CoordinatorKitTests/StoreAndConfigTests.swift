@@ -196,6 +196,19 @@ import Wire
             #expect(service == "metrics" && address == taken && flag == "--metrics-listen")
             #expect(reason.contains("Address already in use"), "\(reason)")
         }
+        // The API's port too.
+        var api = cluster.coordinatorSettings()
+        api.apiListen = taken
+        api.dataDirectory = cluster.directory.appendingPathComponent("data-api").path
+        let second = try CoordinatorService(settings: api, group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { await second.shutdown() } }
+        do {
+            try await second.start()
+            Issue.record("the API bound an address already in use")
+        } catch let ConfigError.cannotListen(service, address, reason, flag) {
+            #expect(service == "the API" && address == taken && flag == "--api-listen")
+            #expect(reason.contains("Address already in use"), "\(reason)")
+        }
         let error = ConfigError.cannotListen(service: "metrics", address: taken, reason: "bind: Address already in use (errno: 98)", flag: "--metrics-listen")
         #expect(error.description == "configuration error: cannot serve metrics on \(taken): bind: Address already in use (errno: 98) — is another coordinator or program using that address? choose another with --metrics-listen, or \"\" to disable it")
     }
