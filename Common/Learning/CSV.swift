@@ -17,10 +17,21 @@ public struct CSVTable: Sendable {
     public let lineNumbers: [Int]
     private let quotedFields: Set<Int>
 
+    /// Longest line accepted. Real rows are a few hundred bytes; a longer "line" is a
+    /// binary or newline-less file, refused before it is parsed as one giant header.
+    public static let maxLineBytes = 1 << 20
+    /// Largest file accepted: field offsets are stored as Int32 to halve their memory.
+    public static let maxFileBytes = Int(Int32.max) - 1
+
     public var rowCount: Int { lineNumbers.count }
     public var columnCount: Int { header.count }
 
     public init(contentsOf url: URL) throws {
+        // Checked before reading, so an oversized file costs no memory.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue,
+           size > Self.maxFileBytes {
+            throw DataError.fileTooLarge(file: url.path, bytes: size, limit: Self.maxFileBytes)
+        }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw DataError.unreadable(file: url.path, reason: error.localizedDescription)
@@ -42,12 +53,14 @@ public struct CSVTable: Sendable {
         var line = 0
         var pos = 0
         let n = bytes.count
-        precondition(n < Int(Int32.max), "CSV files above 2 GiB are not supported")
+        guard n <= Self.maxFileBytes else { throw DataError.fileTooLarge(file: file, bytes: n, limit: Self.maxFileBytes) }
         var rowStarts: [Int32] = [], rowEnds: [Int32] = [], rowQuoted: [Int] = []
         while pos < n {
             line += 1
             var lineEnd = pos
-            while lineEnd < n && bytes[lineEnd] != 10 { lineEnd += 1 }
+            let longest = min(n, pos + Self.maxLineBytes + 1)
+            while lineEnd < longest && bytes[lineEnd] != 10 { lineEnd += 1 }
+            if lineEnd - pos > Self.maxLineBytes { throw DataError.lineTooLong(file: file, line: line, limit: Self.maxLineBytes) }
             let next = lineEnd + 1
             var contentEnd = lineEnd
             if contentEnd > pos && bytes[contentEnd - 1] == 13 { contentEnd -= 1 }

@@ -16,6 +16,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
     case unbalancedQuote(file: String, line: Int)
     case schemaMismatch(missing: [String])
     case emptyDataSet(reason: String)
+    case lineTooLong(file: String, line: Int, limit: Int)
+    case fileTooLarge(file: String, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -43,6 +45,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
             return "the data lacks features the model was trained on: \(missing.joined(separator: ", ")). Score data built the same way as the training data."
         case let .emptyDataSet(reason):
             return "no rows to work with: \(reason)"
+        case let .lineTooLong(file, line, limit):
+            return "\(file):\(line): the line is longer than \(limit) bytes; this is not a CSV file with one record per line (check the file and its line endings)."
+        case let .fileTooLarge(file, bytes, limit):
+            return "\(file): the file has \(bytes) bytes, more than the \(limit) a CSV table may have; split it (e.g. `split -l`) or sample it before loading."
         }
     }
 }

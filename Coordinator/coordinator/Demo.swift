@@ -32,6 +32,15 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Keep the cluster's files here instead of a temporary directory.") var dir: String?
     @Option(name: .customLong("log-level")) var logLevel = "warning"
 
+    func validate() throws {
+        do {
+            _ = try FlagValue.uint32(workers, flag: "--workers", allowed: 1...64)
+            _ = try FlagValue.uint32(tasks, flag: "--tasks", allowed: 1...EchoPlanner.maxTasks)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
     func run() async throws {
         LogSetup.bootstrap(level: logLevel)
         TowerMetrics.bootstrap()

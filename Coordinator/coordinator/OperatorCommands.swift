@@ -136,17 +136,17 @@ struct Submit: AsyncParsableCommand {
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
         func run() async throws {
-            var spec = WireEchoSpec()
-            spec.tasks = UInt32(clamping: tasks)
-            spec.payloadBytes = UInt32(clamping: payloadBytes)
-            spec.sleepMs = UInt32(clamping: sleepMs)
-            spec.blobBytes = UInt32(clamping: blobBytes)
-            spec.failIndexPlusOne = failIndex.map { UInt32(clamping: $0 + 1) } ?? 0
+            let spec: WireEchoSpec
             var job = WireJobSpec()
+            do {
+                spec = try FlagValue.echoSpec(tasks: tasks, payloadBytes: payloadBytes, sleepMs: sleepMs, blobBytes: blobBytes, failIndex: failIndex)
+                job.maxAttempts = try FlagValue.uint32(maxAttempts, flag: "--max-attempts", allowed: 0...1000)
+            } catch {
+                throw ValidationError("\(error)")
+            }
             job.kind = JobKind.echo
             job.name = name
             job.spec = try spec.serializedData()
-            job.maxAttempts = UInt32(clamping: maxAttempts)
             try await withOperator(client) { c in
                 let accepted = try await c.submit(job)
                 print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
@@ -160,6 +160,11 @@ struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent jobs.")
     @OptionGroup var client: ClientOptions
     @Option var limit = 20
+
+    func validate() throws {
+        do { _ = try FlagValue.uint32(limit, flag: "--limit", allowed: 1...HTTPSAPI.maxLimit) }
+        catch { throw ValidationError("\(error)") }
+    }
 
     func run() async throws {
         try await withOperator(client) { c in
@@ -353,6 +358,11 @@ struct Promote: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument var name: String
     @Argument var version: Int
+
+    func validate() throws {
+        do { _ = try FlagValue.uint32(version, flag: "VERSION", allowed: 1...Int(UInt32.max)) }
+        catch { throw ValidationError("\(error)") }
+    }
     @Option var reason: String
     @Option(help: "Alias to move (default champion; any name, e.g. canary).") var alias = "champion"
 

@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted.") var maxFrameBytes: Int?
     @Option(name: .customLong("metrics-listen"), help: "Prometheus endpoint HOST:PORT (plain HTTP; empty string disables).") var metricsListen: String?
     @Option(name: .customLong("api-listen"), help: "Read-only JSON API over HTTPS with client certificates, HOST:PORT (empty string disables).") var apiListen: String?
+    @Option(help: "What a committed write survives: normal (a process crash loses nothing; the default) or strict (a power loss loses nothing; slower writes).") var durability: String?
     @Option(name: .customLong("log-level")) var logLevel: String?
 
     func run() async throws {
@@ -52,8 +53,18 @@ struct Serve: AsyncParsableCommand {
         if let key { s.privateKey = key }
         if let ca { s.ca = ca }
         if let certsDir { s.certsDirectory = certsDir }
-        if let leaseTimeout { s.leaseTimeoutMs = UInt64(leaseTimeout * 1000) }
-        if let heartbeatInterval { s.heartbeatIntervalMs = UInt32(heartbeatInterval * 1000) }
+        if let leaseTimeout {
+            s.leaseTimeoutMs = try CoordinatorSettings.milliseconds(leaseTimeout, key: "--lease-timeout", from: 0.2, to: CoordinatorSettings.maxLeaseTimeoutSeconds)
+        }
+        if let heartbeatInterval {
+            s.heartbeatIntervalMs = UInt32(try CoordinatorSettings.milliseconds(heartbeatInterval, key: "--heartbeat-interval", from: 0.05, to: CoordinatorSettings.maxLeaseTimeoutSeconds / 2))
+        }
+        if let durability {
+            guard let d = Durability(rawValue: durability) else {
+                throw ConfigError.invalidValue(key: "--durability", value: durability, expected: "normal or strict")
+            }
+            s.durability = d
+        }
         if let maxAttempts { s.maxAttempts = maxAttempts }
         if let maxFrameBytes { s.maxFrameBytes = maxFrameBytes }
         if let metricsListen { s.metricsListen = metricsListen }

@@ -76,13 +76,20 @@ extension ProcessClusterSuites {
         _ = try await subscriber.request(.subscribe(.with { $0.models = ["match"] }))
 
         // A bad space is refused at submit, naming the field; nothing is stored.
+        let inverted = "model: gbdt\nparams:\n  learning_rate: {loguniform: [0.3, 0.01]}\n"
+        let refusal: String
+        do { _ = try SearchSpace(yaml: inverted); refusal = "" } catch { refusal = WireError.invalidArgument("search space: \(error)").description }
         do {
-            _ = try await search(op, space: "model: gbdt\nparams:\n  learning_rate: {loguniform: [0.3, 0.01]}\n", data: data)
+            _ = try await search(op, space: inverted, data: data)
             Issue.record("an inverted range was accepted")
         } catch let WireError.remote(code, message) {
             #expect(code == .invalidArgument)
+            #expect(message == refusal)
             #expect(message.contains("learning_rate"), "\(message)")
         }
+        #expect(try await op.jobs().isEmpty, "a refused search left a job behind")
+        #expect(try await op.models().isEmpty, "a refused search registered a model")
+        #expect(try await op.runs(experiment: "search").isEmpty, "a refused search recorded runs")
 
         // 1. A weak model becomes the first champion: no champion yet, floors apply.
         let (weakJob, weak) = try await search(op, space: Self.weak, data: data)
@@ -124,8 +131,14 @@ extension ProcessClusterSuites {
         // 3. The same search again is no better: declined, and the record says why.
         let (_, again) = try await search(op, space: Self.strong, data: data)
         #expect(again.version == 3 && !again.promoted)
-        #expect(again.reasons.contains { $0.contains("margin") })
         let model = try await op.model("match")
+        // The declined reason exactly, rebuilt from the recorded numbers ("margin" alone
+        // would also match the passing reason).
+        let declined = try #require(model.decisions.last)
+        let n = declined.numbers
+        let expected = "AUC \(PromotionPolicy.signed(n["auc_diff"] ?? .nan)) (95% CI \(PromotionPolicy.signed(n["auc_diff_ci_low"] ?? .nan))…\(PromotionPolicy.signed(n["auc_diff_ci_high"] ?? .nan))): lower bound below the margin 0.0020; the gain is not established"
+        #expect(again.reasons.contains(expected), "\(again.reasons)")
+        #expect(!again.reasons.contains { $0.contains("≥ margin") }, "\(again.reasons)")
         #expect(model.aliases["champion"] == 2)
         #expect(model.decisions.map(\.promoted) == [true, true, false])
 

@@ -4,25 +4,28 @@ import Wire
 @testable import CoordinatorKit
 
 extension SecurityTests {
-    func curl(_ c: InProcessCoordinator, _ path: String, as name: String?) throws -> (status: Int32, body: String) {
+    /// One GET with curl. `status` is the HTTP status, or 0 when no HTTP response came
+    /// (curl prints 000); `exit` and `stderr` say why.
+    func curl(_ c: InProcessCoordinator, _ path: String, as name: String?) throws -> (status: Int, body: String, exit: Int32, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var args = ["curl", "-s", "-w", "\n%{http_code}", "--cacert", c.cluster.ca]
+        var args = ["curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", "--cacert", c.cluster.ca]
         if let name { args += ["--cert", c.cluster.certificate(name), "--key", c.cluster.key(name)] }
         p.arguments = args + ["https://localhost:\(c.service.apiPort!)\(path)"]
-        let out = Pipe()
+        let out = Pipe(), err = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        p.standardError = err
         try p.run()
-        p.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        return (Int32(lines.last ?? "") ?? Int32(p.terminationStatus) * -1, lines.dropLast().joined(separator: "\n"))
+        return (Int(lines.last ?? "") ?? -1, lines.dropLast().joined(separator: "\n"), p.terminationStatus, errors)
     }
 
     /// The dashboard's JSON API: HTTPS, client certificates, read-only.
     @Test func jsonAPIServesJobsAndModelsToOperatorsOnly() async throws {
-        let c = try await InProcessCoordinator.start()
+        let c = try await InProcessCoordinator.start(extra: [("gw", .gateway)])
         defer { Task { await c.stop() } }
         let op = try await c.operatorClient()
         var spec = WireJobSpec()
@@ -43,7 +46,47 @@ extension SecurityTests {
         #expect(try WireModelDetail(jsonString: model.body).versions.first?.metrics["holdout_auc"] == 0.9)
         #expect(try curl(c, "/api/v1/models/nope", as: "operator").status == 404)
         // A worker certificate may not read it; without a certificate TLS refuses.
-        #expect(try curl(c, "/api/v1/jobs", as: "w1").status == 403)
-        #expect(try curl(c, "/api/v1/jobs", as: nil).status <= 0)
+        let worker = try curl(c, "/api/v1/jobs", as: "w1")
+        #expect(worker.status == 403)
+        #expect(worker.body == APIHandler.errorJSON("forbidden for role worker: a worker certificate may not send ListJobs, which /api/v1/jobs answers"))
+        let anonymous = try curl(c, "/api/v1/jobs", as: nil)
+        #expect(anonymous.status == 0, "\(anonymous)")
+        #expect(anonymous.exit != 0 && anonymous.stderr.contains("certificate required"), "\(anonymous)")
+    }
+
+    /// The API grants exactly what the wire protocol's ``Permissions`` table grants: a
+    /// gateway reads models and nothing else.
+    @Test func theAPIAndTheWireShareOnePermissionTable() async throws {
+        let c = try await InProcessCoordinator.start(extra: [("gw", .gateway)])
+        defer { Task { await c.stop() } }
+        let expectations: [(path: String, request: String, status: Int)] = [
+            ("/api/v1/jobs", "ListJobs", 403),
+            ("/api/v1/jobs/j1", "GetJob", 403),
+            ("/api/v1/workers", "ListWorkers", 403),
+            ("/api/v1/experiments/e/runs", "ListRuns", 403),
+            ("/api/v1/models", "ListModels", 200),
+            ("/api/v1/models/nope", "GetModel", 404),
+        ]
+        for (path, request, status) in expectations {
+            let reply = try curl(c, path, as: "gw")
+            #expect(reply.status == status, "\(path): \(reply)")
+            if status == 403 {
+                #expect(reply.body == APIHandler.errorJSON("forbidden for role gateway: a gateway certificate may not send \(request), which \(path) answers"))
+            }
+        }
+        #expect(try WireModelList(jsonString: try curl(c, "/api/v1/models", as: "gw").body).models.isEmpty)
+    }
+
+    @Test func theJobsLimitIsCheckedAndClamped() throws {
+        #expect(try HTTPSAPI.limit(nil) == 50)
+        #expect(try HTTPSAPI.limit("7") == 7)
+        #expect(try HTTPSAPI.limit("99999999") == HTTPSAPI.maxLimit)
+        #expect(throws: WireError.invalidArgument("limit must be a whole number from 1 to 1000, got \"-5\"")) { try HTTPSAPI.limit("-5") }
+        #expect(throws: WireError.invalidArgument("limit must be a whole number from 1 to 1000, got \"many\"")) { try HTTPSAPI.limit("many") }
+        guard case let .listJobs(list) = try HTTPSAPI.request(for: "/api/v1/jobs", query: ["limit": "5000"]) else {
+            Issue.record("/api/v1/jobs should mirror ListJobs")
+            return
+        }
+        #expect(list.limit == 1000)
     }
 }

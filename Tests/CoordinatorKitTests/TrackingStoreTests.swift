@@ -52,17 +52,28 @@ import Testing
         for _ in 1...3 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
         try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
         // Both decided against version 1; only one may move the alias.
-        let results = await withTaskGroup(of: Bool.self) { group in
+        let results = await withTaskGroup(of: (Int, Result<PromotionRecord, RegistryError>).self) { group in
             for v in [2, 3] {
                 group.addTask {
-                    (try? t.decide(model: "m", alias: "champion", version: v, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")) != nil
+                    (v, Result { try t.decide(model: "m", alias: "champion", version: v, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p") }
+                        .mapError { $0 as? RegistryError ?? .unknownRun("unexpected \($0)") })
                 }
             }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+            return await group.reduce(into: [(Int, Result<PromotionRecord, RegistryError>)]()) { $0.append($1) }
         }
-        #expect(results.filter { $0 }.count == 1)
+        let winners = results.filter { if case .success = $0.1 { return true } else { return false } }
+        #expect(winners.count == 1)
         let winner = try #require(try t.alias("m", "champion"))
-        #expect([2, 3].contains(winner))
+        #expect(winners.first?.0 == winner)
+        let losers = results.filter { $0.0 != winner }
+        #expect(losers.count == 1)
+        if case let .failure(error)? = losers.first?.1 {
+            #expect(error == .aliasMoved(model: "m", alias: "champion", expected: 1, actual: winner))
+        } else {
+            Issue.record("the loser did not fail: \(losers)")
+        }
+        // Only the winner's decision is recorded as a promotion.
+        #expect(try t.decisions(model: "m").filter(\.promoted).map(\.version) == [1, winner])
     }
 
     @Test func rollbackRestoresThePreviousChampionAndSurvivesRestart() throws {

@@ -91,4 +91,39 @@ import Testing
             }
         }
     }
+
+    @Test func aLineLongerThanTheLimitIsRefusedWithItsNumber() throws {
+        // A header, one good row, then 2 MiB without a newline (like a binary file).
+        var bytes = Array("a,label\n1,0\n".utf8)
+        bytes += [UInt8](repeating: 0x41, count: 2 << 20)
+        #expect(throws: DataError.lineTooLong(file: "big.csv", line: 3, limit: CSVTable.maxLineBytes)) {
+            try CSVTable(bytes: bytes, file: "big.csv")
+        }
+        #expect(DataError.lineTooLong(file: "big.csv", line: 3, limit: 1 << 20).description
+                == "big.csv:3: the line is longer than 1048576 bytes; this is not a CSV file with one record per line (check the file and its line endings).")
+        // Exactly at the limit is still a line.
+        let header = Array("a".utf8) + [UInt8](repeating: 0x61, count: CSVTable.maxLineBytes - 1) + Array("\n1\n".utf8)
+        #expect(try CSVTable(bytes: header, file: "edge.csv").rowCount == 1)
+    }
+
+    @Test func aHeaderWithoutNewlineIsRefusedOnLineOne() throws {
+        let url = Fixtures.write(String(repeating: "x", count: 3 << 20))
+        #expect(throws: DataError.lineTooLong(file: url.path, line: 1, limit: CSVTable.maxLineBytes)) {
+            try TabularCSV.load(url, options: .init())
+        }
+    }
+
+    @Test func aFileOver2GiBIsATypedErrorNotATrap() throws {
+        // Sparse: takes no disk space, and is refused before it is read.
+        let url = Fixtures.temporaryDirectory().appendingPathComponent("huge.csv")
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: UInt64(Int32.max) + 10)
+        try handle.close()
+        #expect(throws: DataError.fileTooLarge(file: url.path, bytes: Int(Int32.max) + 10, limit: CSVTable.maxFileBytes)) {
+            try CSVTable(contentsOf: url)
+        }
+        #expect(DataError.fileTooLarge(file: "h.csv", bytes: 3_000_000_000, limit: CSVTable.maxFileBytes).description
+                == "h.csv: the file has 3000000000 bytes, more than the 2147483646 a CSV table may have; split it (e.g. `split -l`) or sample it before loading.")
+    }
 }

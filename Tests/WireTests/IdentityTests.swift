@@ -35,6 +35,33 @@ import X509
         #expect(identity.role == .worker)
     }
 
+    @Test func aKeyThatIsNotTheCertificatesNamesBothFiles() throws {
+        let dir = tempDir()
+        let ca = try ClusterCA.initialize(in: dir)
+        let (_, certURL, _) = try ca.issueAndWrite(name: "w1", role: .worker)
+        let (_, _, otherKey) = try ca.issueAndWrite(name: "w2", role: .worker)
+        let caPath = dir.appendingPathComponent("ca.pem").path
+        #expect(throws: IdentityError.keyMismatch(certificate: certURL.path, key: otherKey.path)) {
+            try TLSIdentity(certificate: certURL.path, key: otherKey.path, ca: caPath)
+        }
+        #expect(IdentityError.keyMismatch(certificate: "/c/w1.pem", key: "/c/w2-key.pem").description
+                == "the private key /c/w2-key.pem does not belong to the certificate /c/w1.pem; pass the key file issued with that certificate (NAME-key.pem beside NAME.pem)")
+    }
+
+    @Test func aBrokenPEMNamesItsOwnFile() throws {
+        let dir = tempDir()
+        let ca = try ClusterCA.initialize(in: dir)
+        let (_, certURL, keyURL) = try ca.issueAndWrite(name: "w1", role: .worker)
+        try Data("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n".utf8).write(to: keyURL)
+        do {
+            _ = try TLSIdentity(certificate: certURL.path, key: keyURL.path, ca: dir.appendingPathComponent("ca.pem").path)
+            Issue.record("a broken key was accepted")
+        } catch let IdentityError.unreadable(path, reason) {
+            #expect(path == keyURL.path)
+            #expect(reason.hasPrefix("not a valid PEM private key: "), "\(reason)")
+        }
+    }
+
     @Test func initRefusesToOverwriteACA() throws {
         let dir = tempDir()
         _ = try ClusterCA.initialize(in: dir)

@@ -23,6 +23,16 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-frame-bytes")) var maxFrameBytes = WireFraming.defaultMaxFrameBytes
     @Option(name: .customLong("log-level")) var logLevel: String?
 
+    /// Refuses numbers that would trap or mean nothing once converted, naming the flag.
+    func validate() throws {
+        if let slots, !(1...4096).contains(slots) {
+            throw ValidationError("--slots must be from 1 to 4096, got \(slots)")
+        }
+        guard (4096...Int(Int32.max)).contains(maxFrameBytes) else {
+            throw ValidationError("--max-frame-bytes must be from 4096 to \(Int32.max), got \(maxFrameBytes)")
+        }
+    }
+
     func run() async throws {
         let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
         LoggingSystem.bootstrap { label in

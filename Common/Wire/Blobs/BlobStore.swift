@@ -1,6 +1,18 @@
 import Crypto
 import Foundation
 
+/// A blob could not be written to the local store.
+public enum BlobStoreError: Error, Equatable, CustomStringConvertible, Sendable {
+    case cannotWrite(hash: String, directory: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotWrite(hash, directory, reason):
+            return "cannot store blob \(hash) in \(directory): \(reason); free space on that disk or fix its permissions (df -h, ls -ld), then retry"
+        }
+    }
+}
+
 /// A content-addressed store on disk: every blob is named by the SHA-256 of its bytes
 /// (lowercase hex) and lives at `root/ab/abcdef…`. Writes go to a temporary file that is
 /// renamed into place, so a reader never sees a partial blob and a crash leaves none.
@@ -64,14 +76,44 @@ public final class BlobStore: @unchecked Sendable {
         let target = url(for: hash)
         if FileManager.default.fileExists(atPath: target.path) { return }
         let dir = target.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(hash).\(UUID().uuidString).tmp")
-        try data.write(to: tmp)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: (error as NSError).localizedDescription)
+        }
+        if let code = Self.writeFile(tmp.path, data) {
+            // A half-written temporary file would only eat more of a full disk.
+            unlink(tmp.path)
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: String(cString: strerror(code)))
+        }
         if rename(tmp.path, target.path) != 0 {
             let code = errno
             try? FileManager.default.removeItem(at: tmp)
-            throw WireError.invalidArgument("cannot store blob \(hash) in \(dir.path): \(String(cString: strerror(code)))")
+            throw BlobStoreError.cannotWrite(hash: hash, directory: dir.path, reason: String(cString: strerror(code)))
         }
+    }
+
+    /// Writes with POSIX calls so a failure keeps its errno ("No space left on device"),
+    /// which Foundation's `Data.write` turns into a generic message. Returns the errno.
+    static func writeFile(_ path: String, _ data: Data) -> Int32? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return errno }
+        var failure: Int32?
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += n
+            }
+        }
+        if close(fd) != 0, failure == nil { failure = errno }
+        return failure
     }
 
     /// Reads a stored blob chunk by chunk, in order; safe to call `next()` from any thread,
@@ -121,11 +163,26 @@ public final class BlobStore: @unchecked Sendable {
 
 /// Reassembles one blob from its chunks, in order, and stores it only if the bytes hash to
 /// the address they were requested by.
+///
+/// The total size a chunk claims comes from the network, so it is checked against
+/// ``maxBytes`` and never reserved beyond ``maxReservationBytes`` up front: memory grows
+/// only with bytes that actually arrive, and a sender cannot make the receiver allocate
+/// by claiming a huge blob.
 public struct BlobAssembler {
-    public let hash: String
-    private var data = Data()
+    /// The largest blob accepted by default (datasets and model files are far smaller).
+    public static let defaultMaxBytes = 16 << 30
+    /// The most memory reserved ahead of the bytes that back it.
+    public static let maxReservationBytes = 64 << 20
 
-    public init(hash: String) { self.hash = hash }
+    public let hash: String
+    public let maxBytes: Int
+    private var data = Data()
+    private var claimed: UInt64?
+
+    public init(hash: String, maxBytes: Int = BlobAssembler.defaultMaxBytes) {
+        self.hash = hash
+        self.maxBytes = maxBytes
+    }
 
     /// Appends a chunk; returns true when the blob is complete and stored.
     public mutating func append(_ chunk: WireBlobChunk, into store: BlobStore) throws -> Bool {
@@ -135,12 +192,24 @@ public struct BlobAssembler {
         guard chunk.offset == UInt64(data.count) else {
             throw WireError.malformedFrame(reason: "blob \(hash) chunk at offset \(chunk.offset), expected \(data.count)")
         }
-        guard chunk.totalSize <= UInt64(Int.max) else {
-            throw WireError.invalidArgument("blob \(hash) claims \(chunk.totalSize) bytes")
+        guard chunk.totalSize <= UInt64(maxBytes) else {
+            throw WireError.invalidArgument("blob \(hash) claims \(chunk.totalSize) bytes, more than the \(maxBytes) this side accepts")
         }
-        if data.isEmpty { data.reserveCapacity(Int(chunk.totalSize)) }
+        if let claimed, claimed != chunk.totalSize {
+            throw WireError.malformedFrame(reason: "blob \(hash) chunk claims a total of \(chunk.totalSize) bytes, earlier chunks claimed \(claimed)")
+        }
+        guard UInt64(data.count) + UInt64(chunk.data.count) <= chunk.totalSize else {
+            throw WireError.malformedFrame(reason: "blob \(hash) chunks carry more than the \(chunk.totalSize) bytes claimed")
+        }
+        if claimed == nil {
+            claimed = chunk.totalSize
+            data.reserveCapacity(Int(min(chunk.totalSize, UInt64(Self.maxReservationBytes))))
+        }
         data.append(chunk.data)
         guard chunk.last else { return false }
+        guard UInt64(data.count) == chunk.totalSize else {
+            throw WireError.malformedFrame(reason: "blob \(hash) ended after \(data.count) of the \(chunk.totalSize) bytes claimed")
+        }
         try store.putVerified(data, expected: hash)
         return true
     }

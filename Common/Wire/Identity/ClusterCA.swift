@@ -31,6 +31,8 @@ public enum IdentityError: Error, CustomStringConvertible, Equatable {
     case noRole(subject: String)
     case unknownCertificate(String)
     case invalidName(String)
+    /// The private key is not the one the certificate was issued for.
+    case keyMismatch(certificate: String, key: String)
 
     public var description: String {
         switch self {
@@ -46,6 +48,8 @@ public enum IdentityError: Error, CustomStringConvertible, Equatable {
             return "no certificate named or numbered \(what) in the index; see `coordinator certs list`"
         case let .invalidName(name):
             return "invalid certificate name \(name): use letters, digits, '-', '_' and '.'"
+        case let .keyMismatch(certificate, key):
+            return "the private key \(key) does not belong to the certificate \(certificate); pass the key file issued with that certificate (NAME-key.pem beside NAME.pem)"
         }
     }
 }
@@ -198,13 +202,18 @@ public struct ClusterCA {
     public static func readIndex(in directory: URL) throws -> [CertificateRecord] {
         let url = directory.appendingPathComponent(indexFile)
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
         do {
-            return try decoder.decode([CertificateRecord].self, from: Data(contentsOf: url))
+            return try decodeIndex(Data(contentsOf: url))
         } catch {
             throw IdentityError.unreadable(path: url.path, reason: "\(error)")
         }
+    }
+
+    /// Parses the contents of an `index.json`.
+    public static func decodeIndex(_ data: Data) throws -> [CertificateRecord] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode([CertificateRecord].self, from: data)
     }
 
     static func writeIndex(_ records: [CertificateRecord], in directory: URL) throws {

@@ -14,16 +14,32 @@ public struct TLSIdentity: Sendable {
     public let certificate: Certificate
 
     public init(certificatePEM: String, privateKeyPEM: String, caPEM: String) throws {
-        do {
-            certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8))
-            privateKey = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
-            trustRoots = try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8))
-            certificate = try Certificate(pemEncoded: certificatePEM)
-        } catch {
-            throw IdentityError.unreadable(path: "(in memory)", reason: "\(error)")
+        try self.init(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM, caPEM: caPEM,
+                      sources: (certificate: "(in memory)", key: "(in memory)", ca: "(in memory)"))
+    }
+
+    /// Parses each PEM apart so that an error names the one file at fault, and checks the
+    /// key against the certificate here: otherwise the mismatch surfaces only later as
+    /// BoringSSL's bare `failedToLoadPrivateKey` when a TLS context is built.
+    init(certificatePEM: String, privateKeyPEM: String, caPEM: String,
+         sources: (certificate: String, key: String, ca: String)) throws {
+        func parse<T>(_ source: String, _ what: String, _ body: () throws -> T) throws -> T {
+            do { return try body() }
+            catch { throw IdentityError.unreadable(path: source, reason: "not a valid PEM \(what): \(error)") }
         }
-        guard !certificateChain.isEmpty, !trustRoots.isEmpty else {
-            throw IdentityError.unreadable(path: "(in memory)", reason: "no certificate in PEM text")
+        certificateChain = try parse(sources.certificate, "certificate") { try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)) }
+        certificate = try parse(sources.certificate, "certificate") { try Certificate(pemEncoded: certificatePEM) }
+        privateKey = try parse(sources.key, "private key") { try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem) }
+        trustRoots = try parse(sources.ca, "CA certificate") { try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)) }
+        guard !certificateChain.isEmpty else {
+            throw IdentityError.unreadable(path: sources.certificate, reason: "no certificate in the PEM text")
+        }
+        guard !trustRoots.isEmpty else {
+            throw IdentityError.unreadable(path: sources.ca, reason: "no certificate in the PEM text")
+        }
+        // Keys X509 cannot parse (none that Tower issues) are left to BoringSSL's check.
+        if let key = try? Certificate.PrivateKey(pemEncoded: privateKeyPEM), key.publicKey != certificate.publicKey {
+            throw IdentityError.keyMismatch(certificate: sources.certificate, key: sources.key)
         }
     }
 
@@ -34,11 +50,7 @@ public struct TLSIdentity: Sendable {
             catch { throw IdentityError.unreadable(path: path, reason: "\(what) file: \(error.localizedDescription)") }
         }
         let cert = try read(certPath, "certificate"), key = try read(keyPath, "private key"), ca = try read(caPath, "CA")
-        do {
-            try self.init(certificatePEM: cert, privateKeyPEM: key, caPEM: ca)
-        } catch IdentityError.unreadable(_, let reason) {
-            throw IdentityError.unreadable(path: "\(certPath) / \(keyPath) / \(caPath)", reason: reason)
-        }
+        try self.init(certificatePEM: cert, privateKeyPEM: key, caPEM: ca, sources: (certPath, keyPath, caPath))
     }
 
     public var role: ClusterRole? { certificate.towerRole }

@@ -25,6 +25,14 @@ public struct TaskError: Error, CustomStringConvertible, Sendable {
 extension WireEchoSpec {
     /// The payload task `index` carries: deterministic, so a result can be checked
     /// against its input without storing both.
+    /// Why `payload` is not the one task `index` was given, or nil when it is.
+    public static func payloadMismatch(_ payload: Data, index: Int, bytes: Int) -> String? {
+        let expected = Self.payload(index: index, bytes: bytes)
+        guard payload != expected else { return nil }
+        let first = zip(payload, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(payload.count, expected.count)
+        return "task \(index)'s payload is not the one its job generated (\(payload.count) of \(expected.count) bytes, first difference at byte \(first)): the bytes were altered between the coordinator and the worker; check the hosts' memory and network, then submit the job again"
+    }
+
     public static func payload(index: Int, bytes: Int) -> Data {
         var data = Data(count: bytes)
         var state = UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15 &+ 1

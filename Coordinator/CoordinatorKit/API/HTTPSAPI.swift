@@ -8,18 +8,19 @@ import SwiftProtobuf
 import Wire
 
 /// A read-only JSON API over HTTPS for dashboards and scripts, authenticated like the
-/// cluster port (mutual TLS against the cluster CA; operator or gateway certificates).
+/// cluster port (mutual TLS against the cluster CA) and permitted by the same
+/// ``Permissions`` table: each route is the wire request it mirrors.
 /// Bodies are the protocol's own messages in protobuf's canonical JSON mapping, so the
 /// API and the wire never drift apart.
 ///
-/// Routes (GET):
-///   /api/v1/jobs                              recent jobs
-///   /api/v1/jobs/{id}                         one job
-///   /api/v1/workers                           connected workers
-///   /api/v1/experiments/{name}/runs?sort=M    runs with params, metrics, tags, curves of M
-///   /api/v1/models                            registered models and aliases
-///   /api/v1/models/{name}                     versions, aliases, every decision
-enum HTTPSAPI {
+/// Routes (GET), with the wire request each mirrors:
+///   /api/v1/jobs?limit=N                      recent jobs, N ≤ 1000 (ListJobs)
+///   /api/v1/jobs/{id}                         one job (GetJob)
+///   /api/v1/workers                           connected workers (ListWorkers)
+///   /api/v1/experiments/{name}/runs?sort=M    runs with params, metrics, tags, curves of M (ListRuns)
+///   /api/v1/models                            registered models and aliases (ListModels)
+///   /api/v1/models/{name}                     versions, aliases, every decision (GetModel)
+public enum HTTPSAPI {
     static func bind(host: String, port: Int, group: EventLoopGroup, ssl: NIOSSLContext, core: ClusterCore, revocations: RevocationList,
                      limiter: ConnectionLimiter, logger: Logger) async throws -> Channel {
         try await ServerBootstrap(group: group)
@@ -41,28 +42,63 @@ enum HTTPSAPI {
             .bind(host: host, port: port).get()
     }
 
-    /// The router: a plain function from a path to the message it answers with.
-    static func route(_ path: String, query: [String: String], core: ClusterCore) -> EventLoopFuture<any SwiftProtobuf.Message> {
+    /// The most jobs one `GET /api/v1/jobs?limit=N` returns; larger limits are clamped.
+    public static let maxLimit = ClusterStore.maxListedJobs
+
+    /// The router: a plain function from a path to the wire request it mirrors, so the
+    /// API is answered by the same code and checked against the same ``Permissions`` table
+    /// as the cluster port.
+    static func request(for path: String, query: [String: String]) throws -> WireEnvelope.OneOf_Body {
         let parts = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
         guard parts.count >= 3, parts[0] == "api", parts[1] == "v1" else {
-            return core.loop.makeFailedFuture(WireError.notFound(what: "\(path); routes live under /api/v1/"))
+            throw WireError.notFound(what: "\(path); routes live under /api/v1/")
         }
         switch Array(parts.dropFirst(2)) {
         case ["jobs"]:
-            return core.listJobs(limit: Int(query["limit"] ?? "") ?? 50).map { $0 }
+            let count = try limit(query["limit"])
+            return .listJobs(.with { $0.limit = UInt32(count) })
         case let list where list.count == 2 && list[0] == "jobs":
-            return core.summary(of: list[1]).map { $0 }
+            return .getJob(.with { $0.jobID = list[1] })
         case ["workers"]:
-            return core.workers().map { $0 }
+            return .listWorkers(WireListWorkers())
         case let list where list.count == 3 && list[0] == "experiments" && list[2] == "runs":
-            let request = WireListRuns.with { $0.experiment = list[1]; $0.sortBy = query["sort"] ?? ""; $0.ascending = query["order"] == "asc" }
-            return core.registry.runs(request).map { $0 }
+            return .listRuns(.with { $0.experiment = list[1]; $0.sortBy = query["sort"] ?? ""; $0.ascending = query["order"] == "asc" })
         case ["models"]:
-            return core.registry.models().map { $0 }
+            return .listModels(WireListModels())
         case let list where list.count == 2 && list[0] == "models":
-            return core.registry.model(list[1]).map { $0 }
+            return .getModel(.with { $0.name = list[1] })
         default:
-            return core.loop.makeFailedFuture(WireError.notFound(what: path))
+            throw WireError.notFound(what: path)
+        }
+    }
+
+    /// `limit` as given, defaulting to 50 and clamped to ``maxLimit`` so one request
+    /// cannot make the coordinator load its whole history.
+    static func limit(_ text: String?) throws -> Int {
+        guard let text, !text.isEmpty else { return 50 }
+        guard let value = Int(text), value >= 1 else {
+            throw WireError.invalidArgument("limit must be a whole number from 1 to \(maxLimit), got \"\(text)\"")
+        }
+        return min(value, maxLimit)
+    }
+
+    /// Answers a request that ``request(for:query:)`` produced.
+    static func answer(_ request: WireEnvelope.OneOf_Body, core: ClusterCore) -> EventLoopFuture<any SwiftProtobuf.Message> {
+        switch request {
+        case let .listJobs(list):
+            return core.listJobs(limit: Int(list.limit)).map { $0 }
+        case let .getJob(get):
+            return core.summary(of: get.jobID).map { $0 }
+        case .listWorkers:
+            return core.workers().map { $0 }
+        case let .listRuns(runs):
+            return core.registry.runs(runs).map { $0 }
+        case .listModels:
+            return core.registry.models().map { $0 }
+        case let .getModel(get):
+            return core.registry.model(get.name).map { $0 }
+        default:
+            return core.loop.makeFailedFuture(WireError.notFound(what: "\(Permissions.name(of: request)) has no API route"))
         }
     }
 }
@@ -100,17 +136,24 @@ final class APIHandler: ChannelInboundHandler {
         } catch {
             return respond(context: context, status: .unauthorized, body: Self.errorJSON("\(error)"))
         }
-        guard peer.role == .operator || peer.role == .gateway else {
-            return respond(context: context, status: .forbidden, body: Self.errorJSON("a \(peer.role.rawValue) certificate may not read the API"))
-        }
         guard head.method == .GET else {
             return respond(context: context, status: .methodNotAllowed, body: Self.errorJSON("the API is read-only: use GET"))
         }
         let components = URLComponents(string: head.uri)
         var query: [String: String] = [:]
         for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        let request: WireEnvelope.OneOf_Body
+        do {
+            request = try HTTPSAPI.request(for: components?.path ?? head.uri, query: query)
+        } catch {
+            return respond(context: context, status: Self.status(for: error), body: Self.errorJSON("\(error)"))
+        }
+        guard Permissions.allowed(request, for: peer.role) else {
+            let refusal = WireError.forbidden(role: peer.role.rawValue, message: "a \(peer.role.rawValue) certificate may not send \(Permissions.name(of: request)), which \(head.uri) answers")
+            return respond(context: context, status: .forbidden, body: Self.errorJSON("\(refusal)"))
+        }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        HTTPSAPI.route(components?.path ?? head.uri, query: query, core: core).hop(to: context.eventLoop).whenComplete { result in
+        HTTPSAPI.answer(request, core: core).hop(to: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
             switch result {
             case let .success(message):
@@ -119,14 +162,17 @@ final class APIHandler: ChannelInboundHandler {
                 let json = (try? message.jsonString(options: options)) ?? "{}"
                 handler.respond(context: context, status: .ok, body: json)
             case let .failure(error):
-                let status: HTTPResponseStatus
-                switch error as? WireError {
-                case .notFound?: status = .notFound
-                case .invalidArgument?: status = .badRequest
-                default: status = (error is RegistryError) ? .notFound : .internalServerError
-                }
-                handler.respond(context: context, status: status, body: Self.errorJSON(String(describing: error)))
+                handler.respond(context: context, status: Self.status(for: error), body: Self.errorJSON(String(describing: error)))
             }
+        }
+    }
+
+    static func status(for error: Error) -> HTTPResponseStatus {
+        switch error as? WireError {
+        case .notFound?: return .notFound
+        case .invalidArgument?: return .badRequest
+        case .forbidden?: return .forbidden
+        default: return (error is RegistryError) ? .notFound : .internalServerError
         }
     }
 

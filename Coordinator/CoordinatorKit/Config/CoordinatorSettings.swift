@@ -29,6 +29,11 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var promotion = PromotionPolicy()
     /// Limits on peers still authenticating and on stalled frames (`connection_limits:`).
     public var connectionLimits = ConnectionLimits()
+    /// What a committed write survives (`durability: normal|strict`); see ``Durability``.
+    public var durability: Durability = .normal
+
+    /// Longest lease timeout accepted: a day. Longer would only hide dead workers.
+    public static let maxLeaseTimeoutSeconds: Double = 86_400
 
     public init() {}
 
@@ -58,14 +63,18 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var promotion: PromotionPolicy?
         var api_listen: String?
         var connection_limits: ConnectionLimits?
+        var durability: String?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen",
+                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
                                   "connection_limits"]
-        if let node = try Yams.compose(yaml: text), let mapping = node.mapping {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) }
+        catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
+        if let node = root, let mapping = node.mapping {
             for key in mapping.keys.compactMap(\.string) where !known.contains(key) {
                 throw ConfigError.invalid("\(path): unknown key \"\(key)\"; known keys: \(known.sorted().joined(separator: ", "))")
             }
@@ -84,8 +93,18 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.private_key { s.privateKey = v }
         if let v = file.ca { s.ca = v }
         s.certsDirectory = file.certs_dir
-        if let v = file.lease_timeout_seconds { s.leaseTimeoutMs = UInt64(v * 1000) }
-        if let v = file.heartbeat_interval_seconds { s.heartbeatIntervalMs = UInt32(v * 1000) }
+        if let v = file.lease_timeout_seconds {
+            s.leaseTimeoutMs = try milliseconds(v, key: "\(path): lease_timeout_seconds", from: 0.2, to: maxLeaseTimeoutSeconds)
+        }
+        if let v = file.heartbeat_interval_seconds {
+            s.heartbeatIntervalMs = UInt32(try milliseconds(v, key: "\(path): heartbeat_interval_seconds", from: 0.05, to: maxLeaseTimeoutSeconds / 2))
+        }
+        if let v = file.durability {
+            guard let d = Durability(rawValue: v) else {
+                throw ConfigError.invalidValue(key: "\(path): durability", value: v, expected: Durability.allCases.map(\.rawValue).joined(separator: " or "))
+            }
+            s.durability = d
+        }
         if let v = file.max_attempts { s.maxAttempts = v }
         if let v = file.max_frame_bytes { s.maxFrameBytes = v }
         if let v = file.prefetch_per_slot { s.prefetchPerSlot = v }
@@ -97,8 +116,19 @@ public struct CoordinatorSettings: Sendable, Equatable {
         return s
     }
 
+    /// Seconds from a config file or flag as milliseconds, refusing what is not a finite
+    /// number in `from...to` instead of trapping on the conversion.
+    public static func milliseconds(_ seconds: Double, key: String, from lower: Double, to upper: Double) throws -> UInt64 {
+        guard seconds.isFinite, seconds >= lower, seconds <= upper else {
+            throw ConfigError.invalidValue(key: key, value: "\(seconds)", expected: "a number of seconds from \(lower) to \(upper)")
+        }
+        return UInt64((seconds * 1000).rounded())
+    }
+
     public func validate() throws {
-        guard leaseTimeoutMs >= 200 else { throw ConfigError.invalid("lease_timeout_seconds must be at least 0.2") }
+        guard leaseTimeoutMs >= 200, leaseTimeoutMs <= UInt64(Self.maxLeaseTimeoutSeconds * 1000) else {
+            throw ConfigError.invalid("lease_timeout_seconds must be from 0.2 to \(Self.maxLeaseTimeoutSeconds)")
+        }
         guard heartbeatIntervalMs >= 50, UInt64(heartbeatIntervalMs) * 2 <= leaseTimeoutMs else {
             throw ConfigError.invalid("heartbeat_interval_seconds must be at least 0.05 and at most half of lease_timeout_seconds")
         }
@@ -108,6 +138,24 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         guard prefetchPerSlot >= 1 else { throw ConfigError.invalid("prefetch_per_slot must be at least 1") }
         try connectionLimits.validate()
+    }
+
+    static func line(of error: Error) -> Int? {
+        switch error as? YamlError {
+        case let .scanner(_, _, mark, _)?, let .parser(_, _, mark, _)?, let .composer(_, _, mark, _)?:
+            return mark.line
+        default:
+            return nil
+        }
+    }
+
+    static func problem(of error: Error) -> String {
+        switch error as? YamlError {
+        case let .scanner(context, problem, _, _)?, let .parser(context, problem, _, _)?, let .composer(context, problem, _, _)?:
+            return context.map { "\($0.text): \(problem)" } ?? problem
+        default:
+            return "\(error)"
+        }
     }
 
     public static func parseHostPort(_ text: String, key: String) throws -> (String, Int) {
@@ -120,9 +168,27 @@ public struct CoordinatorSettings: Sendable, Equatable {
     }
 }
 
-public enum ConfigError: Error, CustomStringConvertible {
+public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case invalid(String)
+    /// `key` (a YAML key prefixed with its file, or a flag) holds a value out of range.
+    case invalidValue(key: String, value: String, expected: String)
+    /// The file is not YAML at all; `line` is where the parser gave up.
+    case malformedYAML(path: String, line: Int?, reason: String)
+    /// A listener could not bind `address`, usually because another process holds it.
+    case cannotListen(service: String, address: String, reason: String, flag: String)
+
     public var description: String {
-        switch self { case let .invalid(m): return "configuration error: \(m)" }
+        switch self {
+        case let .invalid(m):
+            return "configuration error: \(m)"
+        case let .invalidValue(key, value, expected):
+            return "configuration error: \(key) is \(value); expected \(expected)"
+        case let .malformedYAML(path, line, reason):
+            let place = line.map { "\(path), line \($0)" } ?? path
+            return "configuration error: \(place) is not valid YAML: \(reason); fix the syntax there (see Deploy/tower.yaml for a sample)"
+        case let .cannotListen(service, address, reason, flag):
+            let disable = flag == "--listen" ? "" : ", or \"\" to disable it"
+            return "configuration error: cannot serve \(service) on \(address): \(reason) — is another coordinator or program using that address? choose another with \(flag)\(disable)"
+        }
     }
 }

@@ -8,6 +8,8 @@ public struct EchoPlanner: JobPlanner {
     public static let maxTasks = 5_000_000
     public static let maxPayloadBytes = 16 << 20
     public static let maxSleepMs = 3_600_000
+    /// The shared blob is generated in the coordinator's memory.
+    public static let maxBlobBytes = 1 << 30
 
     public init() {}
 
@@ -21,6 +23,9 @@ public struct EchoPlanner: JobPlanner {
         }
         guard Int(spec.sleepMs) <= Self.maxSleepMs else {
             throw WireError.invalidArgument("echo.sleep_ms must be at most \(Self.maxSleepMs), got \(spec.sleepMs)")
+        }
+        guard Int(spec.blobBytes) <= Self.maxBlobBytes else {
+            throw WireError.invalidArgument("echo.blob_bytes must be at most \(Self.maxBlobBytes), got \(spec.blobBytes)")
         }
         var blob = ""
         if spec.blobBytes > 0 {
@@ -41,8 +46,8 @@ public struct EchoPlanner: JobPlanner {
         var summary = WireEchoSummary()
         for row in results where row.state == "done" {
             let output = try WireEchoOutput(serializedBytes: row.output ?? Data())
-            guard output.payload == WireEchoSpec.payload(index: row.index, bytes: Int(spec.payloadBytes)) else {
-                throw WireError.invalidArgument("task \(row.index) echoed a payload that differs from its input")
+            if let mismatch = WireEchoSpec.payloadMismatch(output.payload, index: row.index, bytes: Int(spec.payloadBytes)) {
+                throw WireError.invalidArgument(mismatch)
             }
             summary.tasks += 1
             summary.payloadBytes += UInt64(output.payload.count)

@@ -100,7 +100,7 @@ public final class OperatorClient: @unchecked Sendable {
     }
 
     public func jobs(limit: Int = 50) async throws -> [WireJobSummary] {
-        guard case let .jobList(list) = try await client.request(.listJobs(.with { $0.limit = UInt32(limit) })) else { throw unexpected("ListJobs") }
+        guard case let .jobList(list) = try await client.request(.listJobs(.with { $0.limit = UInt32(clamping: limit) })) else { throw unexpected("ListJobs") }
         return list.jobs
     }
 
@@ -119,14 +119,12 @@ public final class OperatorClient: @unchecked Sendable {
         return list.results
     }
 
-    /// Polls the job until it ends, calling `progress` after every poll.
-    public func follow(_ id: String, every interval: Duration = .milliseconds(400), progress: (WireJobSummary) -> Void) async throws -> WireJobSummary {
-        while true {
-            let summary = try await job(id)
-            progress(summary)
-            if summary.state.isTerminal { return summary }
-            try await Task.sleep(for: interval)
-        }
+    /// Polls the job until it ends, calling `progress` after every poll. A poll that fails
+    /// for want of the coordinator is retried; after `maxFailedPolls` in a row it gives up
+    /// with ``WireError/unreachable(_:)`` instead of polling forever.
+    public func follow(_ id: String, every interval: Duration = .milliseconds(400), maxFailedPolls: Int = JobFollower.defaultMaxFailedPolls,
+                       progress: (WireJobSummary) -> Void) async throws -> WireJobSummary {
+        try await JobFollower(id: id, interval: interval, maxFailedPolls: maxFailedPolls).run(poll: { try await self.job(id) }, progress: progress)
     }
 
     private func unexpected(_ request: String) -> WireError {

@@ -33,13 +33,17 @@ public final class CoordinatorService: @unchecked Sendable {
             throw IdentityError.unreadable(path: settings.certificate, reason: "this certificate was issued for role \(identity.role?.rawValue ?? "none"), the coordinator needs one issued with --role coordinator")
         }
         sslContext = try identity.makeServerContext()
-        revocations = RevocationList(directory: settings.revocationDirectory)
+        revocations = RevocationList(directory: settings.revocationDirectory, logger: logger)
+        // Said at startup too, not only when the first peer is refused.
+        do { _ = try revocations.checkRevoked(serial: "") } catch {
+            logger.error("revocation index unreadable: refusing every peer but the coordinator until it is fixed", metadata: ["error": "\(error)"])
+        }
         clusterConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "cluster", logger: logger)
         apiConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "api", logger: logger)
         Self.raiseFileLimit(logger: logger)
         let data = URL(fileURLWithPath: settings.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path)
+        let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path, durability: settings.durability)
         let blobs = try BlobStore(root: data.appendingPathComponent("blobs"))
         ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -78,11 +82,15 @@ public final class CoordinatorService: @unchecked Sendable {
                 }
                 .bind(host: settings.listenHost, port: settings.listenPort).get()
         } catch {
-            throw ConfigError.invalid("cannot listen on \(settings.listenHost):\(settings.listenPort): \(error) — is another coordinator running? choose another port with --listen")
+            throw ConfigError.cannotListen(service: "the cluster port", address: "\(settings.listenHost):\(settings.listenPort)", reason: "\(error)", flag: "--listen")
         }
         if !settings.metricsListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.metricsListen, key: "metrics_listen")
-            metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
+            do {
+                metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
+            } catch {
+                throw ConfigError.cannotListen(service: "metrics", address: settings.metricsListen, reason: "\(error)", flag: "--metrics-listen")
+            }
         }
         if !settings.apiListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.apiListen, key: "api_listen")
@@ -90,7 +98,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 apiChannel = try await HTTPSAPI.bind(host: host, port: port, group: group, ssl: ssl, core: core, revocations: revocations,
                                                      limiter: apiConnections, logger: logger)
             } catch {
-                throw ConfigError.invalid("cannot serve the API on \(settings.apiListen): \(error) — choose another with --api-listen, or \"\" to disable")
+                throw ConfigError.cannotListen(service: "the API", address: settings.apiListen, reason: "\(error)", flag: "--api-listen")
             }
         }
         logger.info("coordinator listening", metadata: [

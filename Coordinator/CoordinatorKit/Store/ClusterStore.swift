@@ -62,15 +62,43 @@ public final class ClusterStore: @unchecked Sendable {
     public let pool: DatabasePool
     public let path: String
 
-    public init(path: String) throws {
+    public let durability: Durability
+
+    /// Opens (creating if needed) the store at `path`. Errors name the file and say what to
+    /// check, since SQLite's own messages ("file is not a database") do not.
+    public init(path: String, durability: Durability = .normal) throws {
         self.path = path
+        self.durability = durability
         var config = Configuration()
         config.busyMode = .timeout(10)
+        let pragma = "PRAGMA synchronous = \(durability.synchronousPragma)"
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: pragma)
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(pool)
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            // GRDB sets synchronous = NORMAL on the writer when it turns WAL on, after
+            // prepareDatabase ran; set it again so `strict` really reaches the writer.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: pragma) }
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreOpenError.cannotOpen(path: path, reason: Self.explain(error))
+        }
+    }
+
+    private static func explain(_ error: Error) -> String {
+        guard let db = error as? DatabaseError else { return "\(error)" }
+        let message = db.message ?? "\(db.resultCode)"
+        switch db.resultCode.primaryResultCode {
+        case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+            return "\(message) — the file is not a Tower store or is damaged; restore it from a backup or point data_dir elsewhere"
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_AUTH:
+            return "\(message) — the coordinator needs to read and write the file, its -wal and -shm files and their directory; check permissions, ownership and that the disk is mounted read-write"
+        case .SQLITE_FULL:
+            return "\(message) — the disk is full; free space and restart"
+        default:
+            return message
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -173,8 +201,13 @@ public final class ClusterStore: @unchecked Sendable {
         }
     }
 
+    /// The most jobs one listing returns, whoever asks (wire ListJobs or the API), so a
+    /// request cannot make the coordinator load its whole history.
+    public static let maxListedJobs = 1000
+
     public func jobs(limit: Int = 100) throws -> [JobRow] {
-        try pool.read { db in
+        let limit = min(max(limit, 1), Self.maxListedJobs)
+        return try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map(Self.jobRow)
         }
     }
@@ -293,9 +326,15 @@ public final class ClusterStore: @unchecked Sendable {
             case let .finished(job, state, error, summarize):
                 var summary: Data?
                 var message = error
+                var state = state
                 if let summarize {
                     do { summary = try summarize(try Self.results(db, job: job)) }
-                    catch { message = (message.map { $0 + "; " } ?? "") + "summary failed: \(error)" }
+                    catch {
+                        // A summary that cannot be made (e.g. echoed payloads that fail
+                        // verification) means the results are not what the job promised.
+                        state = "failed"
+                        message = (message.map { $0 + "; " } ?? "") + "summary failed: \(error)"
+                    }
                 }
                 try db.execute(sql: "UPDATE job SET state = ?, error = ?, summary = ?, finished_at = ? WHERE id = ?",
                                arguments: [state, message, summary, now, job])

@@ -359,22 +359,39 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     /// Moves the alias back to the version it pointed at before its current one, recorded
-    /// like any other decision.
+    /// like any other decision. Repeated rollbacks keep walking back through the alias's
+    /// history (3 → 2 → 1), never forward to the version just rolled back from.
     @discardableResult
     public func rollback(model: String, alias: String = "champion", actor: String, reason: String) throws -> PromotionRecord {
         let target: (current: Int, previous: Int) = try pool.read { db in
             guard let current = try Int.fetchOne(db, sql: "SELECT version FROM model_alias WHERE model = ? AND alias = ?", arguments: [model, alias]),
-                  let previous = try Int.fetchOne(db, sql: """
-                      SELECT previous_version FROM promotion_decision
-                      WHERE model = ? AND alias = ? AND version = ? AND promoted = 1 AND previous_version IS NOT NULL
-                      ORDER BY id DESC LIMIT 1
-                      """, arguments: [model, alias, current]) else {
+                  let previous = Self.rollbackTarget(history: try Row.fetchAll(db, sql: """
+                      SELECT version, action FROM promotion_decision
+                      WHERE model = ? AND alias = ? AND promoted = 1 ORDER BY id
+                      """, arguments: [model, alias]).map { (version: $0["version"], action: $0["action"]) }, current: current) else {
                 throw RegistryError.nothingToRollBack(model: model, alias: alias)
             }
             return (current, previous)
         }
         return try decide(model: model, alias: alias, version: target.previous, expected: target.current, promoted: true,
                           action: "rollback", reasons: ["rolled back from version \(target.current): \(reason)"], numbers: [:], actor: actor)
+    }
+
+    /// Replays the alias moves as a stack, a promotion pushing its version and a rollback
+    /// popping the one it left, so the version under the top is where the next rollback
+    /// goes.
+    static func rollbackTarget(history: [(version: Int, action: String)], current: Int) -> Int? {
+        var stack: [Int] = []
+        for move in history {
+            if move.action == "rollback" {
+                stack.removeLast(min(1, stack.count))
+                if stack.last != move.version { stack.append(move.version) }
+            } else {
+                stack.append(move.version)
+            }
+        }
+        if stack.last == current { stack.removeLast() }
+        return stack.last
     }
 
     public func decisions(model: String) throws -> [PromotionRecord] {

@@ -74,7 +74,9 @@ import Testing
         let d = Self.policy().decide(candidate: champion, champion: champion)
         #expect(!d.promoted)
         #expect(d.numbers["auc_diff"] == 0)
-        #expect(d.reasons.contains { $0.contains("lower bound below the margin 0.0020") }, "\(d.reasons)")
+        // "margin" also appears in the passing reason, so match the declined one exactly.
+        #expect(d.reasons.contains("AUC +0.0000 (95% CI +0.0000…+0.0000): lower bound below the margin 0.0020; the gain is not established"), "\(d.reasons)")
+        #expect(!d.reasons.contains { $0.contains("≥ margin") }, "\(d.reasons)")
     }
 
     @Test func worseCandidateIsRefused() throws {

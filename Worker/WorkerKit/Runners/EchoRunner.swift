@@ -15,6 +15,11 @@ public struct EchoRunner: TaskRunner {
         if input.fail {
             throw TaskError("diagnostic failure requested for task \(task.index)", retryable: true)
         }
+        // Verified here so that a corrupted payload fails its task, visibly, instead of
+        // being echoed back and counted as done.
+        if let mismatch = WireEchoSpec.payloadMismatch(input.payload, index: Int(task.index), bytes: input.payload.count) {
+            throw TaskError(mismatch, retryable: false)
+        }
         if input.sleepMs > 0 {
             try await Task.sleep(nanoseconds: UInt64(input.sleepMs) * 1_000_000)
         }
