@@ -18,8 +18,13 @@ public enum WireProtocol {
 }
 
 extension WireCapabilities {
-    /// What this host offers: cores, memory, and the external tools found on PATH.
-    public static func probeHost(slots: Int? = nil, labels: [String: String] = [:], jobKinds: [String]) -> WireCapabilities {
+    /// Tools every worker looks for, beyond those its kinds require, so operators see
+    /// what a host could run.
+    public static let commonTools = ["ffmpeg", "ffprobe", "espeak-ng"]
+
+    /// What this host offers: cores, memory, the job kinds it has runners for, and which
+    /// of `tools` (plus ``commonTools``) are on its PATH, each with its version line.
+    public static func probeHost(slots: Int? = nil, labels: [String: String] = [:], jobKinds: [String], tools: [String] = []) -> WireCapabilities {
         var caps = WireCapabilities()
         caps.cores = UInt32(ProcessInfo.processInfo.activeProcessorCount)
         caps.memoryBytes = ProcessInfo.processInfo.physicalMemory
@@ -27,11 +32,34 @@ extension WireCapabilities {
         caps.labels = labels
         caps.jobKinds = jobKinds
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for tool in ["ffmpeg", "ffprobe", "espeak-ng"] {
-            if path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }) {
-                caps.tools.append(tool)
-            }
+        for tool in Set(commonTools + tools).sorted() {
+            let candidates = path.split(separator: ":").map { "\($0)/\(tool)" }
+            guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { continue }
+            caps.tools.append(tool)
+            if let version = versionLine(of: found) { caps.toolVersions[tool] = version }
         }
         return caps
+    }
+
+    /// The first line `TOOL -version` (ffmpeg's spelling) or `TOOL --version` prints, or
+    /// nil if neither answers within two seconds.
+    static func versionLine(of executable: String) -> String? {
+        for flag in ["-version", "--version"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = [flag]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { continue }
+            let deadline = Date().addingTimeInterval(2)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { process.terminate(); continue }
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            if process.terminationStatus == 0, let line = text.split(separator: "\n").first {
+                return String(line.prefix(200))
+            }
+        }
+        return nil
     }
 }

@@ -35,8 +35,14 @@ import Wire
         try s.apply([
             .done(task: ids[0], attempts: 1, output: try output(WireEchoSpec.payload(index: 0, bytes: 32)), worker: "w1", durationUs: 1),
             .done(task: ids[1], attempts: 1, output: try output(altered), worker: "w1", durationUs: 1),
-            .finished(job: "j1", state: "succeeded", error: nil, summarize: { rows in try planner.summarize(spec: spec, results: rows) }),
         ])
+        // How the core concludes a job whose tasks all ended.
+        var progress = Scheduler.JobProgress(total: 2, maxAttempts: 1)
+        progress.done = 2
+        let end = JobEnding.conclude(progress: progress, rule: EchoKind.failureRule) {
+            try planner.summarize(spec: spec, results: try s.results(job: "j1"))
+        }
+        try s.apply([.finished(job: "j1", state: end.state, error: end.error, summary: end.summary)])
         let row = try #require(try s.job("j1"))
         let mismatch = try #require(WireEchoSpec.payloadMismatch(altered, index: 1, bytes: 32))
         #expect(row.state == "failed")

@@ -40,7 +40,7 @@ import Wire
             let ids = try s.insertJob(job("j1", total: 2), tasks: [PlannedTask(input: Data()), PlannedTask(input: Data())])
             try s.apply([.attemptFailed(task: ids[1], attempts: 2, error: "lost")])
             _ = try s.insertJob(job("j2", total: 1), tasks: [PlannedTask(input: Data())])
-            try s.apply([.finished(job: "j2", state: "succeeded", error: nil, summarize: nil)])
+            try s.apply([.finished(job: "j2", state: "succeeded", error: nil, summary: nil)])
         }
         let reopened = try ClusterStore(path: path)
         #expect(try reopened.unfinishedJobs().map(\.id) == ["j1"])

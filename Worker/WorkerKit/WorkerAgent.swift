@@ -38,6 +38,8 @@ public struct WorkerConfig: Sendable {
 public final class WorkerAgent: @unchecked Sendable {
     public let config: WorkerConfig
     private let runners: [String: any TaskRunner]
+    /// What this worker advertises in every Hello.
+    public let capabilities: WireCapabilities
     private let cache: BlobStore
     private let group: EventLoopGroup
     private let logger: Logger
@@ -65,6 +67,12 @@ public final class WorkerAgent: @unchecked Sendable {
     public init(config: WorkerConfig, runners: [any TaskRunner] = TaskRunners.builtIn, group: EventLoopGroup, logger: Logger) throws {
         self.config = config
         self.runners = Dictionary(uniqueKeysWithValues: runners.map { ($0.kind, $0) })
+        // Probed once: tools do not come and go while a worker runs.
+        let capabilities = WireCapabilities.probeHost(slots: config.slots, labels: config.labels, jobKinds: runners.map(\.kind).sorted(),
+                                                      tools: runners.flatMap(\.descriptor.requiredTools))
+        self.capabilities = capabilities
+        logger.info("worker capabilities", metadata: ["kinds": "\(capabilities.jobKinds.joined(separator: ","))",
+                                                      "tools": "\(capabilities.tools.map { "\($0) (\(capabilities.toolVersions[$0] ?? "?"))" }.joined(separator: ", "))"])
         self.cache = try BlobStore(root: config.cacheDirectory)
         self.group = group
         self.logger = logger
@@ -124,7 +132,7 @@ public final class WorkerAgent: @unchecked Sendable {
         hello.role = .worker
         hello.name = config.name
         hello.binaryVersion = WireProtocol.binaryVersion
-        hello.capabilities = .probeHost(slots: config.slots, labels: config.labels, jobKinds: runners.keys.sorted())
+        hello.capabilities = capabilities
         let client = try await WireClient.connect(
             host: config.host, port: config.port, identity: config.identity, hello: hello,
             maxFrameBytes: config.maxFrameBytes, group: group,

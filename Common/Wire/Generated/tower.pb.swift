@@ -585,6 +585,9 @@ public nonisolated struct WireCapabilities: Sendable {
   /// Job kinds this binary has runners for.
   public var jobKinds: [String] = []
 
+  /// The first line of each tool's version output, by tool name.
+  public var toolVersions: Dictionary<String,String> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -925,43 +928,106 @@ public nonisolated struct WireListJobs: Sendable {
   public init() {}
 }
 
-public nonisolated struct WireJobSummary: Sendable {
+public nonisolated struct WireJobSummary: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String = String()
+  public var jobID: String {
+    get {_storage._jobID}
+    set {_uniqueStorage()._jobID = newValue}
+  }
 
-  public var kind: String = String()
+  public var kind: String {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
-  public var state: WireJobState = .unspecified
+  public var state: WireJobState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
-  public var total: UInt32 = 0
+  public var total: UInt32 {
+    get {_storage._total}
+    set {_uniqueStorage()._total = newValue}
+  }
 
-  public var done: UInt32 = 0
+  public var done: UInt32 {
+    get {_storage._done}
+    set {_uniqueStorage()._done = newValue}
+  }
 
-  public var failed: UInt32 = 0
+  public var failed: UInt32 {
+    get {_storage._failed}
+    set {_uniqueStorage()._failed = newValue}
+  }
 
-  public var running: UInt32 = 0
+  public var running: UInt32 {
+    get {_storage._running}
+    set {_uniqueStorage()._running = newValue}
+  }
 
-  public var queued: UInt32 = 0
+  public var queued: UInt32 {
+    get {_storage._queued}
+    set {_uniqueStorage()._queued = newValue}
+  }
 
-  public var createdAtMs: Int64 = 0
+  public var createdAtMs: Int64 {
+    get {_storage._createdAtMs}
+    set {_uniqueStorage()._createdAtMs = newValue}
+  }
 
-  public var finishedAtMs: Int64 = 0
+  public var finishedAtMs: Int64 {
+    get {_storage._finishedAtMs}
+    set {_uniqueStorage()._finishedAtMs = newValue}
+  }
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
-  public var retries: UInt32 = 0
+  public var retries: UInt32 {
+    get {_storage._retries}
+    set {_uniqueStorage()._retries = newValue}
+  }
 
   /// Kind-specific summary once the job has ended (e.g. EchoSummary).
-  public var summary: Data = Data()
+  public var summary: Data {
+    get {_storage._summary}
+    set {_uniqueStorage()._summary = newValue}
+  }
+
+  /// The summary as its kind's descriptor reads it for people.
+  public var summaryLines: [String] {
+    get {_storage._summaryLines}
+    set {_uniqueStorage()._summaryLines = newValue}
+  }
+
+  /// Why queued tasks are not running, when no connected worker can run them.
+  public var waiting: String {
+    get {_storage._waiting}
+    set {_uniqueStorage()._waiting = newValue}
+  }
+
+  /// How many tasks the job expects in all, when it grows as it runs (a search plans
+  /// max_trials but starts with one wave); 0 when `total` is all there is.
+  public var planned: UInt32 {
+    get {_storage._planned}
+    set {_uniqueStorage()._planned = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct WireJobList: Sendable {
@@ -2254,7 +2320,7 @@ nonisolated extension WireErrorFrame: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension WireCapabilities: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Capabilities"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cores\0\u{3}memory_bytes\0\u{1}labels\0\u{1}tools\0\u{1}slots\0\u{3}job_kinds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cores\0\u{3}memory_bytes\0\u{1}labels\0\u{1}tools\0\u{1}slots\0\u{3}job_kinds\0\u{3}tool_versions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2268,6 +2334,7 @@ nonisolated extension WireCapabilities: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.tools) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.slots) }()
       case 6: try { try decoder.decodeRepeatedStringField(value: &self.jobKinds) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.toolVersions) }()
       default: break
       }
     }
@@ -2292,6 +2359,9 @@ nonisolated extension WireCapabilities: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.jobKinds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.jobKinds, fieldNumber: 6)
     }
+    if !self.toolVersions.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.toolVersions, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2302,6 +2372,7 @@ nonisolated extension WireCapabilities: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.tools != rhs.tools {return false}
     if lhs.slots != rhs.slots {return false}
     if lhs.jobKinds != rhs.jobKinds {return false}
+    if lhs.toolVersions != rhs.toolVersions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3052,94 +3123,177 @@ nonisolated extension WireListJobs: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension WireJobSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}kind\0\u{1}name\0\u{1}state\0\u{1}total\0\u{1}done\0\u{1}failed\0\u{1}running\0\u{1}queued\0\u{3}created_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{1}retries\0\u{1}summary\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}kind\0\u{1}name\0\u{1}state\0\u{1}total\0\u{1}done\0\u{1}failed\0\u{1}running\0\u{1}queued\0\u{3}created_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{1}retries\0\u{1}summary\0\u{3}summary_lines\0\u{1}waiting\0\u{1}planned\0")
+
+  fileprivate class _StorageClass {
+    var _jobID: String = String()
+    var _kind: String = String()
+    var _name: String = String()
+    var _state: WireJobState = .unspecified
+    var _total: UInt32 = 0
+    var _done: UInt32 = 0
+    var _failed: UInt32 = 0
+    var _running: UInt32 = 0
+    var _queued: UInt32 = 0
+    var _createdAtMs: Int64 = 0
+    var _finishedAtMs: Int64 = 0
+    var _error: String = String()
+    var _retries: UInt32 = 0
+    var _summary: Data = Data()
+    var _summaryLines: [String] = []
+    var _waiting: String = String()
+    var _planned: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _jobID = source._jobID
+      _kind = source._kind
+      _name = source._name
+      _state = source._state
+      _total = source._total
+      _done = source._done
+      _failed = source._failed
+      _running = source._running
+      _queued = source._queued
+      _createdAtMs = source._createdAtMs
+      _finishedAtMs = source._finishedAtMs
+      _error = source._error
+      _retries = source._retries
+      _summary = source._summary
+      _summaryLines = source._summaryLines
+      _waiting = source._waiting
+      _planned = source._planned
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 4: try { try decoder.decodeSingularEnumField(value: &self.state) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.done) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.failed) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.running) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.queued) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtMs) }()
-      case 12: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.retries) }()
-      case 14: try { try decoder.decodeSingularBytesField(value: &self.summary) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._kind) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 4: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._total) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._done) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._failed) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._running) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._queued) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtMs) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._finishedAtMs) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._retries) }()
+        case 14: try { try decoder.decodeSingularBytesField(value: &_storage._summary) }()
+        case 15: try { try decoder.decodeRepeatedStringField(value: &_storage._summaryLines) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._waiting) }()
+        case 17: try { try decoder.decodeSingularUInt32Field(value: &_storage._planned) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.jobID.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
-    }
-    if !self.kind.isEmpty {
-      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
-    }
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
-    }
-    if self.state != .unspecified {
-      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 4)
-    }
-    if self.total != 0 {
-      try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 5)
-    }
-    if self.done != 0 {
-      try visitor.visitSingularUInt32Field(value: self.done, fieldNumber: 6)
-    }
-    if self.failed != 0 {
-      try visitor.visitSingularUInt32Field(value: self.failed, fieldNumber: 7)
-    }
-    if self.running != 0 {
-      try visitor.visitSingularUInt32Field(value: self.running, fieldNumber: 8)
-    }
-    if self.queued != 0 {
-      try visitor.visitSingularUInt32Field(value: self.queued, fieldNumber: 9)
-    }
-    if self.createdAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 10)
-    }
-    if self.finishedAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.finishedAtMs, fieldNumber: 11)
-    }
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 12)
-    }
-    if self.retries != 0 {
-      try visitor.visitSingularUInt32Field(value: self.retries, fieldNumber: 13)
-    }
-    if !self.summary.isEmpty {
-      try visitor.visitSingularBytesField(value: self.summary, fieldNumber: 14)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._jobID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
+      }
+      if !_storage._kind.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._kind, fieldNumber: 2)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 3)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 4)
+      }
+      if _storage._total != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._total, fieldNumber: 5)
+      }
+      if _storage._done != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._done, fieldNumber: 6)
+      }
+      if _storage._failed != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._failed, fieldNumber: 7)
+      }
+      if _storage._running != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._running, fieldNumber: 8)
+      }
+      if _storage._queued != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._queued, fieldNumber: 9)
+      }
+      if _storage._createdAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdAtMs, fieldNumber: 10)
+      }
+      if _storage._finishedAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._finishedAtMs, fieldNumber: 11)
+      }
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 12)
+      }
+      if _storage._retries != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._retries, fieldNumber: 13)
+      }
+      if !_storage._summary.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._summary, fieldNumber: 14)
+      }
+      if !_storage._summaryLines.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._summaryLines, fieldNumber: 15)
+      }
+      if !_storage._waiting.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._waiting, fieldNumber: 16)
+      }
+      if _storage._planned != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._planned, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireJobSummary, rhs: WireJobSummary) -> Bool {
-    if lhs.jobID != rhs.jobID {return false}
-    if lhs.kind != rhs.kind {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.total != rhs.total {return false}
-    if lhs.done != rhs.done {return false}
-    if lhs.failed != rhs.failed {return false}
-    if lhs.running != rhs.running {return false}
-    if lhs.queued != rhs.queued {return false}
-    if lhs.createdAtMs != rhs.createdAtMs {return false}
-    if lhs.finishedAtMs != rhs.finishedAtMs {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.retries != rhs.retries {return false}
-    if lhs.summary != rhs.summary {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._jobID != rhs_storage._jobID {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._total != rhs_storage._total {return false}
+        if _storage._done != rhs_storage._done {return false}
+        if _storage._failed != rhs_storage._failed {return false}
+        if _storage._running != rhs_storage._running {return false}
+        if _storage._queued != rhs_storage._queued {return false}
+        if _storage._createdAtMs != rhs_storage._createdAtMs {return false}
+        if _storage._finishedAtMs != rhs_storage._finishedAtMs {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._retries != rhs_storage._retries {return false}
+        if _storage._summary != rhs_storage._summary {return false}
+        if _storage._summaryLines != rhs_storage._summaryLines {return false}
+        if _storage._waiting != rhs_storage._waiting {return false}
+        if _storage._planned != rhs_storage._planned {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,13 +1,12 @@
 import Foundation
 
-/// The job kinds this release knows. Each kind has its spec and result messages in
-/// tower.proto, a planner in CoordinatorKit/Jobs and a runner in WorkerKit/Runners.
+/// The names of the job kinds built into this release; each kind's descriptor (in this
+/// folder) says everything else about it.
 public enum JobKind {
-    /// Diagnostic: every task echoes its payload, optionally after sleeping and after
-    /// reading a shared blob. Proves the path end to end.
-    public static let echo = "echo"
-    /// Hyperparameter search: one task per trial, adaptive (TPE), with ASHA early stopping.
-    public static let hpo = "hpo"
+    public static let echo = EchoKind.name
+    public static let hpo = HPOKind.name
+    /// Every kind compiled in, for lists that a process extends with its own.
+    public static let builtIn: [AnyJobKind] = [EchoKind.erased, HPOKind.erased]
 }
 
 /// A failure a runner reports on purpose. `retryable: false` means running the task again

@@ -4,7 +4,7 @@ import Wire
 /// Job kind `echo`: the diagnostic job. Task `i` carries a deterministic payload; the
 /// summary counts tasks per worker and checks every echoed payload against its input.
 public struct EchoPlanner: JobPlanner {
-    public let kind = JobKind.echo
+    public let descriptor = EchoKind.erased
     public static let maxTasks = 5_000_000
     public static let maxPayloadBytes = 16 << 20
     public static let maxSleepMs = 3_600_000

@@ -10,7 +10,7 @@ import Wire
 /// search ends the best trial is evaluated on the holdout, registered as a new model
 /// version and put through the ``PromotionPolicy``.
 public struct HPOPlanner: JobPlanner {
-    public let kind = JobKind.hpo
+    public let descriptor = HPOKind.erased
     public var policy: PromotionPolicy
     public var logger: Logger
 
@@ -69,6 +69,30 @@ public struct HPOPlanner: JobPlanner {
 
     public func summarize(spec: Data, results: [TaskResultRow]) throws -> Data { Data() }
 
+    /// A recorded trial again with its data set blob, parameters and seed, as a one-trial
+    /// search in the same experiment; the new run is tagged `rerun_of`.
+    public func rerun(_ run: RunSummary, runID: String) throws -> WireJobSpec? {
+        guard let dataset = run.tags["dataset_sha256"], let kind = run.tags["model_kind"] else {
+            throw WireError.invalidArgument("run \(runID) was not recorded by a search (no data set or model kind); only trials can be re-run")
+        }
+        // Every parameter as recorded; the first as a one-choice categorical, since a
+        // search space needs something to "search".
+        let fixed = run.params.sorted { $0.key < $1.key }.enumerated().map { i, p in
+            i == 0 ? "  \(p.key): {categorical: [\"\(p.value)\"]}" : "  \(p.key): \"\(p.value)\""
+        }.joined(separator: "\n")
+        var spec = WireHPOSpec()
+        spec.experiment = run.experiment
+        spec.modelName = "rerun"
+        spec.datasetSha256 = dataset
+        spec.rerunOf = runID
+        spec.space = "model: \(kind)\nmetric: \(run.tags["metric"] ?? "auc")\nsampler: random\nmax_trials: 1\nmax_concurrent: 1\nparams:\n\(fixed)\n"
+        var job = WireJobSpec()
+        job.kind = HPOKind.name
+        job.name = "rerun \(runID)"
+        job.spec = try spec.serializedData()
+        return job
+    }
+
     public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? {
         let checked = try check(job.spec)
         return try HPOController(job: job, checked: checked, existing: existing, context: context, logger: logger)
@@ -99,6 +123,9 @@ final class HPOController: JobController {
     private let code = GitInfo.current
 
     var metricKey: String { "valid_" + space.metric.rawValue }
+
+    /// A search grows a wave at a time up to max_trials.
+    var plannedTotal: Int { space.maxTrials }
 
     init(job: JobRow, checked: HPOPlanner.Checked, existing: [TaskResultRow], context: JobContext, logger: Logger) throws {
         self.job = job

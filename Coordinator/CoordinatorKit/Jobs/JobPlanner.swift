@@ -5,7 +5,8 @@ import Wire
 /// The coordinator's side of one job kind: checks a submitted spec and splits it into
 /// tasks, then turns the tasks' results into the job's summary when it ends.
 public protocol JobPlanner: Sendable {
-    var kind: String { get }
+    /// The kind this planner plans, from `Common/Wire/Jobs`.
+    var descriptor: AnyJobKind { get }
     /// Validates `spec` and returns the tasks to run. Errors are ``WireError/invalidArgument(_:)``
     /// naming the field, and nothing is stored when planning fails.
     func plan(spec: Data, blobs: BlobStore) throws -> [PlannedTask]
@@ -22,6 +23,12 @@ extension JobController {
 }
 
 extension JobPlanner {
+    public var kind: String { descriptor.name }
+
+    /// A job that repeats one tracked run of this kind, for `coordinator runs rerun`; nil
+    /// when the kind cannot repeat a run.
+    public func rerun(_ run: RunSummary, runID: String) throws -> WireJobSpec? { nil }
+
     public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? { nil }
 }
 
@@ -62,6 +69,12 @@ public protocol JobController: AnyObject {
     /// Once every task has ended: the job's summary (heavy work such as evaluating and
     /// promoting the winner belongs here).
     func finish(results: [TaskResultRow]) throws -> Data
+    /// How many tasks the job expects in all while it grows (0 if unknown).
+    var plannedTotal: Int { get }
+}
+
+extension JobController {
+    public var plannedTotal: Int { 0 }
 }
 
 /// The planners of every job kind this coordinator runs.

@@ -183,8 +183,11 @@ public struct ProgressLine {
 
     public init() {}
 
+    /// A job that grows as it runs (a search) is measured against what it plans, and the
+    /// line says how many tasks exist so far; a job that ended is measured as it ended.
     public mutating func render(_ s: WireJobSummary, width: Int = 30) -> String {
-        let total = max(1, Int(s.total))
+        let growing = !s.state.isTerminal && s.planned > s.total
+        let total = max(1, Int(growing ? s.planned : s.total))
         let finished = Int(s.done + s.failed)
         let filled = min(width, finished * width / total)
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
@@ -197,7 +200,9 @@ public struct ProgressLine {
             eta = String(format: "%d:%02d", Int(left) / 60, Int(left) % 60)
         }
         let pct = 100 * finished / total
-        var line = "\(bar) \(finished)/\(s.total) \(pct)%  \(String(format: "%.0f", rate)) tasks/s  ETA \(eta)  running \(s.running)"
+        var line = "\(bar) \(finished)/\(total) \(pct)%  \(String(format: "%.0f", rate)) tasks/s  ETA \(eta)  running \(s.running)"
+        if growing { line += "  (\(s.total) started of \(s.planned) planned)" }
+        if !s.waiting.isEmpty { line += "  waiting: \(s.waiting)" }
         if s.retries > 0 { line += "  retries \(s.retries)" }
         if s.failed > 0 { line += "  failed \(s.failed)" }
         return line

@@ -53,6 +53,8 @@ public final class ClusterCore: @unchecked Sendable {
     /// Subscribers (gateways, operators) told whenever an alias moves.
     public let promotions: PromotionBroadcaster
     private var controllers: [String: any JobController] = [:]
+    /// Job summaries as operators read them.
+    private let views: JobView
 
     private var scheduler: Scheduler
     private var sessions: [SessionID: WorkerSession] = [:]
@@ -95,6 +97,7 @@ public final class ClusterCore: @unchecked Sendable {
         self.settings = settings
         self.logger = logger
         self.scheduler = Scheduler(leaseTimeoutMs: settings.leaseTimeoutMs, prefetchPerSlot: settings.prefetchPerSlot)
+        self.views = JobView(store: store, planners: planners)
         self.tracking = TrackingStore(store)
         self.registry = RegistryService(tracking: tracking, loop: loop)
         self.promotions = PromotionBroadcaster(tracking: tracking, logger: logger)
@@ -172,10 +175,12 @@ public final class ClusterCore: @unchecked Sendable {
         DispatchQueue.global().async {
             do {
                 let planner = try self.planners.planner(for: spec.kind)
-                let planned = try planner.plan(spec: spec.spec, blobs: self.blobs)
+                // Stored in binary form whichever form the client sent (JSON from --spec).
+                let specBytes = try planner.descriptor.normalizeSpec(spec.spec)
+                let planned = try planner.plan(spec: specBytes, blobs: self.blobs)
                 let attempts = spec.maxAttempts > 0 ? Int(spec.maxAttempts) : self.settings.maxAttempts
                 let job = JobRow(id: Self.newJobID(), kind: spec.kind, name: spec.name.isEmpty ? spec.kind : spec.name,
-                                 spec: spec.spec, state: "queued", total: planned.count, maxAttempts: attempts,
+                                 spec: specBytes, state: "queued", total: planned.count, maxAttempts: attempts,
                                  createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: peer.name)
                 let ids = try self.store.insertJob(job, tasks: planned)
                 let controller = try planner.controller(for: job, existing: [], context: self.jobContext)
@@ -198,35 +203,19 @@ public final class ClusterCore: @unchecked Sendable {
         return promise.futureResult
     }
 
-    /// Runs a recorded trial again with its data set blob, parameters and seed, as a
-    /// one-trial search in the same experiment; the new run is tagged `rerun_of`.
+    /// Runs a tracked run again, as the kind that recorded it says (a search repeats one
+    /// trial with its data, parameters and seed).
     public func rerun(_ runID: String, by peer: PeerIdentity) -> EventLoopFuture<WireJobAccepted> {
-        let promise = loop.makePromise(of: WireJobSpec.self)
-        DispatchQueue.global().async {
-            promise.completeWith(Result {
-                let run = try self.tracking.run(runID)
-                guard let dataset = run.tags["dataset_sha256"], let kind = run.tags["model_kind"] else {
-                    throw WireError.invalidArgument("run \(runID) was not recorded by a search (no data set or model kind); only trials can be re-run")
-                }
-                // Every parameter as recorded; the first as a one-choice categorical, since a
-                // search space needs something to "search".
-                let fixed = run.params.sorted { $0.key < $1.key }.enumerated().map { i, p in
-                    i == 0 ? "  \(p.key): {categorical: [\"\(p.value)\"]}" : "  \(p.key): \"\(p.value)\""
-                }.joined(separator: "\n")
-                var spec = WireHPOSpec()
-                spec.experiment = run.experiment
-                spec.modelName = "rerun"
-                spec.datasetSha256 = dataset
-                spec.rerunOf = runID
-                spec.space = "model: \(kind)\nmetric: \(run.tags["metric"] ?? "auc")\nsampler: random\nmax_trials: 1\nmax_concurrent: 1\nparams:\n\(fixed)\n"
-                var job = WireJobSpec()
-                job.kind = JobKind.hpo
-                job.name = "rerun \(runID)"
-                job.spec = try spec.serializedData()
-                return job
-            })
-        }
-        return promise.futureResult.flatMap { self.submit($0, by: peer) }
+        fromStore { () -> WireJobSpec in
+            let run = try self.tracking.run(runID)
+            guard let jobID = run.jobID, let job = try self.store.job(jobID) else {
+                throw WireError.invalidArgument("run \(runID) was not recorded by a job; only runs of a job can be re-run")
+            }
+            guard let spec = try self.planners.planner(for: job.kind).rerun(run, runID: runID) else {
+                throw WireError.invalidArgument("run \(runID) belongs to a \(job.kind) job, and \(job.kind) jobs cannot re-run a run")
+            }
+            return spec
+        }.flatMap { self.submit($0, by: peer) }
     }
 
     static func newJobID() -> String {
@@ -245,8 +234,9 @@ public final class ClusterCore: @unchecked Sendable {
         for task in pending {
             if let worker = task.leasedTo, task.attempts > 0 { grants[task.id] = .init(worker: worker, attempt: task.attempts) }
         }
+        let tools = (try? planners.planner(for: job.kind).descriptor.requiredTools) ?? []
         scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed,
-                         retries: retries, grants: grants)
+                         retries: retries, grants: grants, needs: Scheduler.Needs(kind: job.kind, tools: Set(tools)))
         if pending.isEmpty { finishIfEnded(job.id) }
         scheduleAssign()
     }
@@ -267,12 +257,17 @@ public final class ClusterCore: @unchecked Sendable {
 
     /// The job's progress: live from the scheduler while it runs, from the store after.
     public func summary(of id: String) -> EventLoopFuture<WireJobSummary> {
-        loop.submit { () -> (JobRow?, Scheduler.JobProgress?) in
-            (self.activeJobs[id], self.scheduler.progress(of: id))
-        }.flatMap { active, progress in
-            if let active, let progress { return self.loop.makeSucceededFuture(Self.summary(active, progress, problem: self.storeProblem)) }
-            return self.fromStore(flushing: true) { try self.storedSummary(id) }
+        loop.submit { self.liveView(id) }.flatMap { live in
+            if let live { return self.loop.makeSucceededFuture(self.views.summary(live.row, live.progress, live: live)) }
+            return self.fromStore(flushing: true) { try self.views.stored(id) }
         }
+    }
+
+    /// What only the running core knows of an active job. Call on the loop.
+    private func liveView(_ id: String) -> JobView.Live? {
+        guard let row = activeJobs[id], let progress = scheduler.progress(of: id) else { return nil }
+        return JobView.Live(row: row, progress: progress, waiting: scheduler.waiting(id),
+                            planned: controllers[id]?.plannedTotal ?? 0, problem: storeProblem)
     }
 
     /// Runs store reads off the event loop (after the pending writes, if asked), so a
@@ -286,38 +281,12 @@ public final class ClusterCore: @unchecked Sendable {
         return promise.futureResult
     }
 
-    private func storedSummary(_ id: String) throws -> WireJobSummary {
-        guard let row = try self.store.job(id) else { throw WireError.notFound(what: "job \(id); `coordinator jobs` lists the known ones") }
-        let counts = try self.store.taskCounts(job: id)
-        var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
-        p.done = counts.done
-        p.failed = counts.failed
-        p.retries = counts.retries
-        p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
-        return Self.summary(row, p)
-    }
-
     public func listJobs(limit: Int) -> EventLoopFuture<WireJobList> {
-        loop.submit { () -> [String: (JobRow, Scheduler.JobProgress)] in
-            var live: [String: (JobRow, Scheduler.JobProgress)] = [:]
-            for (id, row) in self.activeJobs { if let p = self.scheduler.progress(of: id) { live[id] = (row, p) } }
+        loop.submit { () -> [String: JobView.Live] in
+            var live: [String: JobView.Live] = [:]
+            for id in self.activeJobs.keys { live[id] = self.liveView(id) }
             return live
-        }.flatMap { live in self.fromStore { try self.storedJobs(limit: limit, live: live) } }
-    }
-
-    private func storedJobs(limit: Int, live: [String: (JobRow, Scheduler.JobProgress)]) throws -> WireJobList {
-        var list = WireJobList()
-        for row in try store.jobs(limit: limit) {
-            if let (active, progress) = live[row.id] {
-                list.jobs.append(Self.summary(active, progress, problem: storeProblem))
-            } else {
-                var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
-                let c = try store.taskCounts(job: row.id)
-                (p.done, p.failed, p.retries) = (c.done, c.failed, c.retries)
-                list.jobs.append(Self.summary(row, p))
-            }
-        }
-        return list
+        }.flatMap { live in self.fromStore { try self.views.list(limit: limit, live: live) } }
     }
 
     public func taskResults(job id: String) -> EventLoopFuture<WireTaskResultList> {
@@ -337,25 +306,6 @@ public final class ClusterCore: @unchecked Sendable {
         }
     }
 
-    static func summary(_ row: JobRow, _ p: Scheduler.JobProgress, problem: String? = nil) -> WireJobSummary {
-        var s = WireJobSummary()
-        s.jobID = row.id
-        s.kind = row.kind
-        s.name = row.name
-        s.state = WireJobState(storeName: row.state)
-        s.total = UInt32(p.total)
-        s.done = UInt32(p.done)
-        s.failed = UInt32(p.failed)
-        s.running = UInt32(max(0, p.leased))
-        s.queued = UInt32(max(0, p.queued))
-        s.retries = UInt32(p.retries)
-        s.createdAtMs = Int64(row.createdAt.timeIntervalSince1970 * 1000)
-        s.finishedAtMs = Int64((row.finishedAt?.timeIntervalSince1970 ?? 0) * 1000)
-        s.error = problem ?? row.error ?? p.firstError ?? ""
-        s.summary = row.summary ?? Data()
-        return s
-    }
-
     // MARK: Workers
 
     /// Registers a worker after its Hello; returns its session id.
@@ -366,7 +316,8 @@ public final class ClusterCore: @unchecked Sendable {
         let slots = max(1, Int(capabilities.slots))
         let session = WorkerSession(id: id, name: name, address: address, capabilities: capabilities, channel: channel)
         sessions[id] = session
-        scheduler.addWorker(id, name: name, slots: slots, now: nowMs)
+        scheduler.addWorker(id, name: name, slots: slots, now: nowMs,
+                            offer: Scheduler.Offer(kinds: Set(capabilities.jobKinds), tools: Set(capabilities.tools)))
         workersGauge.record(sessions.count)
         logger.info("worker joined", metadata: ["session": "\(id)", "address": "\(address)", "slots": "\(slots)", "tools": "\(capabilities.tools.joined(separator: ","))"])
         scheduleAssign()
@@ -548,43 +499,30 @@ public final class ClusterCore: @unchecked Sendable {
         }
     }
 
+    /// Concludes a job whose tasks all ended. Its summary (for a search: evaluating and
+    /// promoting the winner) is made off the loop and outside the store's write
+    /// transaction; the job reads as running until the summary is stored.
     private func finish(_ end: Scheduler.JobEnd) {
         guard let job = activeJobs.removeValue(forKey: end.job) else { return }
         let p = end.progress
         let controller = controllers.removeValue(forKey: job.id)
-        // An adaptive job (hpo) fails only if none of its tasks succeeded: a failed
-        // trial is part of a search.
-        let failed = controller == nil ? p.failed > 0 : p.done == 0
-        let state = failed ? "failed" : (p.cancelled > 0 ? "cancelled" : "succeeded")
         for (id, info) in taskInfo where info.job == job.id { taskInfo[id] = nil }
         scheduler.forget(job: job.id)
-        logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
-        if let controller {
-            // Heavy end-of-job work (evaluating and promoting a winner) runs off the loop;
-            // the job reads as running until its summary is stored.
-            let writer = self.writer, store = self.store, logger = self.logger
-            DispatchQueue.global().async {
-                // A summary computed from a store that missed writes would be wrong: wait
-                // for the store (it is retried) rather than summarize what is there.
-                while !writer.flush() { sleep(1) }
-                let summary: Data
-                do { summary = try controller.finish(results: try store.results(job: job.id)) }
-                catch {
-                    logger.error("job summary failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
-                    writer.enqueue(.finished(job: job.id, state: "failed", error: "\(error)", summarize: nil))
-                    return
-                }
-                let error = state != "succeeded" ? (p.firstError ?? "no task succeeded") : p.firstError
-                writer.enqueue(.finished(job: job.id, state: state, error: error, summarize: { _ in summary }))
+        let planner = try? planners.planner(for: job.kind)
+        let rule = planner?.descriptor.failureRule ?? .allMustSucceed
+        let writer = self.writer, store = self.store, logger = self.logger
+        DispatchQueue.global().async {
+            // A summary computed from a store that missed writes would be wrong: wait for
+            // the store (it is retried) rather than summarize what is there.
+            while !writer.flush() { sleep(1) }
+            let (state, error, summary) = JobEnding.conclude(progress: p, rule: rule) {
+                let results = try store.results(job: job.id)
+                if let controller { return try controller.finish(results: results) }
+                return try planner?.summarize(spec: job.spec, results: results) ?? Data()
             }
-            return
+            logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
+            writer.enqueue(.finished(job: job.id, state: state, error: error, summary: summary))
         }
-        var summarize: (@Sendable ([TaskResultRow]) throws -> Data)?
-        if let planner = try? planners.planner(for: job.kind) {
-            let spec = job.spec
-            summarize = { rows in try planner.summarize(spec: spec, results: rows) }
-        }
-        writer.enqueue(.finished(job: job.id, state: state, error: p.firstError, summarize: summarize))
     }
 
     private func revoke(_ pairs: [(SessionID, TaskID)], reason: String, stopEarly: Bool = false) {

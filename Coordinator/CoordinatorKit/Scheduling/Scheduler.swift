@@ -16,8 +16,32 @@ import Wire
 ///   anything else is ``Completion/refused``.
 /// - A worker silent for a whole lease period leaves the pool before its leases are
 ///   returned, so nothing is assigned to a worker that is being dropped.
+/// - A task goes only to a worker that runs its job's kind and has every tool the kind
+///   needs; a job no connected worker can run waits (``waiting(_:)`` says why) and spends
+///   no attempts.
 /// - A job ends exactly once, when every one of its tasks is done, failed or cancelled.
 public struct Scheduler {
+    /// What a job's tasks need of a worker.
+    public struct Needs: Equatable, Sendable {
+        public var kind: String
+        public var tools: Set<String>
+        public init(kind: String, tools: Set<String> = []) {
+            self.kind = kind
+            self.tools = tools
+        }
+    }
+
+    /// What a worker offers: the kinds it has runners for and the tools on its host.
+    public struct Offer: Equatable, Sendable {
+        public var kinds: Set<String>
+        public var tools: Set<String>
+        public init(kinds: Set<String>, tools: Set<String> = []) {
+            self.kinds = kinds
+            self.tools = tools
+        }
+        func satisfies(_ needs: Needs) -> Bool { kinds.contains(needs.kind) && needs.tools.isSubset(of: tools) }
+    }
+
     public enum TaskState: String, Sendable {
         case queued, leased, done, failed, cancelled
         public var isTerminal: Bool { self == .done || self == .failed || self == .cancelled }
@@ -65,6 +89,7 @@ public struct Scheduler {
     struct Worker {
         var name: String
         var slots: Int
+        var offer: Offer
         var lastHeard: UInt64
         var running: Set<TaskID> = []
         var draining = false
@@ -121,8 +146,11 @@ public struct Scheduler {
 
     private(set) var tasks: [TaskID: Task] = [:]
     private(set) public var jobs: [String: JobProgress] = [:]
-    private var queue: [TaskID] = []
-    private var queueHead = 0
+    /// Queued tasks per job, and jobs in the order they were added: a job nobody can run
+    /// is skipped whole without holding up the others.
+    private var queues: [String: TaskQueue] = [:]
+    private var jobOrder: [String] = []
+    private var needs: [String: Needs] = [:]
     private var workers: [SessionID: Worker] = [:]
     private var workerOrder: [SessionID] = []
     private var nextWorker = 0
@@ -140,7 +168,10 @@ public struct Scheduler {
     /// `retries` carries the retries already spent, and `grants` the attempts already
     /// handed out, so a resumed job keeps its bookkeeping exactly.
     public mutating func addJob(_ job: String, maxAttempts: Int, pending: [(TaskID, attempts: Int)], done: Int = 0, failed: Int = 0,
-                                retries: Int = 0, grants: [TaskID: Grant] = [:]) {
+                                retries: Int = 0, grants: [TaskID: Grant] = [:], needs jobNeeds: Needs? = nil) {
+        needs[job] = jobNeeds
+        if queues[job] == nil { jobOrder.append(job) }
+        queues[job, default: TaskQueue()].reserve(pending.count)
         var progress = JobProgress(total: pending.count + done + failed, maxAttempts: max(1, maxAttempts))
         progress.done = done
         progress.failed = failed
@@ -150,7 +181,7 @@ public struct Scheduler {
             var task = Task(job: job, state: .queued, attempts: attempts)
             if let grant = grants[id] { task.grants = [grant] }
             tasks[id] = task
-            queue.append(id)
+            queues[job, default: TaskQueue()].append(id)
         }
     }
 
@@ -163,7 +194,7 @@ public struct Scheduler {
         jobs[job] = progress
         for id in pending {
             tasks[id] = Task(job: job, state: .queued, attempts: 0)
-            queue.append(id)
+            queues[job, default: TaskQueue()].append(id)
         }
         return true
     }
@@ -171,7 +202,21 @@ public struct Scheduler {
     public func progress(of job: String) -> JobProgress? { jobs[job] }
     public func state(of task: TaskID) -> TaskState? { tasks[task]?.state }
     public func lease(of task: TaskID) -> Lease? { tasks[task]?.lease }
-    public var queuedCount: Int { queue.count - queueHead }
+    public var queuedCount: Int { jobs.values.reduce(0) { $0 + max(0, $1.queued) } }
+
+    /// Why a job's queued tasks cannot start, when no connected worker can run them; nil
+    /// when some worker can (or nothing is queued).
+    public func waiting(_ job: String) -> String? {
+        guard let progress = jobs[job], progress.queued > 0, let needs = needs[job] else { return nil }
+        let live = workers.values.filter { !$0.draining }
+        guard !live.contains(where: { $0.offer.satisfies(needs) }) else { return nil }
+        if live.isEmpty { return "no worker is connected" }
+        let withKind = live.filter { $0.offer.kinds.contains(needs.kind) }
+        if withKind.isEmpty { return "no connected worker runs job kind \(needs.kind)" }
+        let missing = needs.tools.subtracting(withKind.reduce(into: Set<String>()) { $0.formUnion($1.offer.tools) }).sorted()
+        let lacking = needs.tools.sorted().joined(separator: ", ")
+        return "no connected worker has \(lacking) (\(missing.isEmpty ? "none has all of them" : "missing everywhere: " + missing.joined(separator: ", ")))"
+    }
     public var leasedCount: Int { workers.values.reduce(0) { $0 + $1.running.count } }
 
     /// Cancels a job's unfinished tasks. Returns the sessions that must stop running some.
@@ -196,6 +241,9 @@ public struct Scheduler {
     public mutating func forget(job: String) {
         guard jobs[job]?.isFinished == true else { return }
         jobs[job] = nil
+        needs[job] = nil
+        queues[job] = nil
+        jobOrder.removeAll { $0 == job }
         tasks = tasks.filter { $0.value.job != job }
     }
 
@@ -203,9 +251,18 @@ public struct Scheduler {
 
     /// Adds a worker session; `name` is the identity from its certificate, which results
     /// are checked against.
-    public mutating func addWorker(_ session: SessionID, name: String, slots: Int, now: UInt64) {
+    /// `offer` nil means every kind and tool (tests of other rules).
+    public mutating func addWorker(_ session: SessionID, name: String, slots: Int, now: UInt64, offer: Offer? = nil) {
         if workers[session] == nil { workerOrder.append(session) }
-        workers[session] = Worker(name: name, slots: max(1, slots), lastHeard: now)
+        workers[session] = Worker(name: name, slots: max(1, slots), offer: offer ?? Offer(kinds: [], tools: []), lastHeard: now)
+        if offer == nil { acceptsAnything.insert(session) } else { acceptsAnything.remove(session) }
+    }
+
+    private var acceptsAnything: Set<SessionID> = []
+
+    private func canRun(_ session: SessionID, _ job: String) -> Bool {
+        guard let needs = needs[job] else { return true }
+        return acceptsAnything.contains(session) || workers[session]?.offer.satisfies(needs) == true
     }
 
     /// Any message from the worker proves it alive.
@@ -234,7 +291,8 @@ public struct Scheduler {
 
     // MARK: Leases
 
-    /// Fills every worker's free capacity from the queue, spreading tasks round-robin.
+    /// Fills every worker's free capacity from the queues, job by job in the order the jobs
+    /// came, spreading each job's tasks round-robin over the workers that can run them.
     public mutating func assign(now: UInt64) -> [Assignment] {
         var result: [Assignment] = []
         guard !workerOrder.isEmpty else { return result }
@@ -243,26 +301,29 @@ public struct Scheduler {
             let free = worker.slots * prefetchPerSlot - worker.running.count
             if free > 0 { capacity[id] = free }
         }
-        while !capacity.isEmpty, let id = popQueued() {
-            // Next worker in rotation that still has room.
-            var session: SessionID?
-            for _ in 0..<workerOrder.count {
-                let candidate = workerOrder[nextWorker % workerOrder.count]
-                nextWorker = (nextWorker + 1) % workerOrder.count
-                if let free = capacity[candidate], free > 0 { session = candidate; break }
+        for job in jobOrder where !capacity.isEmpty {
+            let able = workerOrder.filter { canRun($0, job) }
+            guard !able.isEmpty else { continue }
+            while !capacity.isEmpty, able.contains(where: { capacity[$0] != nil }), let id = queues[job]?.pop(where: { tasks[$0]?.state == .queued }) {
+                // Next capable worker in rotation that still has room.
+                var session: SessionID!
+                for _ in 0..<workerOrder.count {
+                    let candidate = workerOrder[nextWorker % workerOrder.count]
+                    nextWorker = (nextWorker + 1) % workerOrder.count
+                    if capacity[candidate] != nil, canRun(candidate, job) { session = candidate; break }
+                }
+                capacity[session]! -= 1
+                if capacity[session]! == 0 { capacity[session] = nil }
+                var task = tasks[id]!
+                task.attempts += 1
+                task.state = .leased
+                task.lease = Lease(session: session, attempt: task.attempts, expiresAt: now + leaseTimeoutMs)
+                task.grants.append(Grant(worker: workers[session]!.name, attempt: task.attempts))
+                tasks[id] = task
+                workers[session]!.running.insert(id)
+                jobs[task.job]!.leased += 1
+                result.append(Assignment(session: session, task: id, attempt: task.attempts))
             }
-            guard let session else { pushFront(id); break }
-            capacity[session]! -= 1
-            if capacity[session]! == 0 { capacity[session] = nil }
-            var task = tasks[id]!
-            task.attempts += 1
-            task.state = .leased
-            task.lease = Lease(session: session, attempt: task.attempts, expiresAt: now + leaseTimeoutMs)
-            task.grants.append(Grant(worker: workers[session]!.name, attempt: task.attempts))
-            tasks[id] = task
-            workers[session]!.running.insert(id)
-            jobs[task.job]!.leased += 1
-            result.append(Assignment(session: session, task: id, attempt: task.attempts))
         }
         return result
     }
@@ -368,7 +429,7 @@ public struct Scheduler {
         progress.retries += 1
         tasks[id] = task
         jobs[task.job] = progress
-        queue.append(id)
+        queues[task.job, default: TaskQueue()].append(id)
         return .requeued(attempts: task.attempts)
     }
 
@@ -376,28 +437,28 @@ public struct Scheduler {
         guard let progress = jobs[job], progress.isFinished else { return nil }
         return JobEnd(job: job, progress: progress)
     }
+}
 
-    /// Pops the next task that is still queued; cancelled or completed tasks left in the
-    /// queue are skipped here rather than searched for when they change state.
-    private mutating func popQueued() -> TaskID? {
-        while queueHead < queue.count {
-            let id = queue[queueHead]
-            queueHead += 1
-            if queueHead > 4096 && queueHead * 2 > queue.count {
-                queue.removeFirst(queueHead)
-                queueHead = 0
+/// A FIFO of task ids that pops in O(1) and compacts itself now and then. Tasks that
+/// changed state while queued (cancelled, finished elsewhere) are skipped when popped
+/// rather than searched for when they change.
+struct TaskQueue {
+    private var items: [TaskID] = []
+    private var head = 0
+
+    mutating func reserve(_ count: Int) { items.reserveCapacity(items.count + count) }
+    mutating func append(_ id: TaskID) { items.append(id) }
+
+    mutating func pop(where isLive: (TaskID) -> Bool) -> TaskID? {
+        while head < items.count {
+            let id = items[head]
+            head += 1
+            if head > 4096 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
             }
-            if tasks[id]?.state == .queued { return id }
+            if isLive(id) { return id }
         }
         return nil
-    }
-
-    private mutating func pushFront(_ id: TaskID) {
-        if queueHead > 0 {
-            queueHead -= 1
-            queue[queueHead] = id
-        } else {
-            queue.insert(id, at: 0)
-        }
     }
 }

@@ -290,7 +290,8 @@ public final class ClusterStore: @unchecked Sendable {
         case attemptFailed(task: TaskID, attempts: Int, error: String)
         case failed(task: TaskID, attempts: Int, error: String, record: (@Sendable (Database) throws -> Void)? = nil)
         case cancelled(job: String)
-        case finished(job: String, state: String, error: String?, summarize: (@Sendable ([TaskResultRow]) throws -> Data)?)
+        /// The job's end, with the summary made before the write (never inside it).
+        case finished(job: String, state: String, error: String?, summary: Data?)
         case audit(actor: String, action: String, subject: String, detail: String)
     }
 
@@ -323,19 +324,7 @@ public final class ClusterStore: @unchecked Sendable {
             case let .cancelled(job):
                 try db.execute(sql: "UPDATE task SET state = 'cancelled', finished_at = ? WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [now, job])
-            case let .finished(job, state, error, summarize):
-                var summary: Data?
-                var message = error
-                var state = state
-                if let summarize {
-                    do { summary = try summarize(try Self.results(db, job: job)) }
-                    catch {
-                        // A summary that cannot be made (e.g. echoed payloads that fail
-                        // verification) means the results are not what the job promised.
-                        state = "failed"
-                        message = (message.map { $0 + "; " } ?? "") + "summary failed: \(error)"
-                    }
-                }
+            case let .finished(job, state, message, summary):
                 try db.execute(sql: "UPDATE job SET state = ?, error = ?, summary = ?, finished_at = ? WHERE id = ?",
                                arguments: [state, message, summary, now, job])
             case let .audit(actor, action, subject, detail):

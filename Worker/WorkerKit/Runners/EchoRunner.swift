@@ -4,7 +4,7 @@ import Wire
 /// Job kind `echo`: returns the payload it was given, after the requested sleep, having
 /// read the shared blob (through the cache) when the task names one.
 public struct EchoRunner: TaskRunner {
-    public let kind = JobKind.echo
+    public let descriptor = EchoKind.erased
 
     public init() {}
 

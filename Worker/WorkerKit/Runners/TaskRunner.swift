@@ -8,8 +8,14 @@ import Wire
 /// another attempt. Long runners should check `Task.isCancelled`: the coordinator cancels
 /// a task when its job is cancelled or another worker finished it first.
 public protocol TaskRunner: Sendable {
-    var kind: String { get }
+    /// The kind this runner runs, from `Common/Wire/Jobs`; its required tools are what the
+    /// worker looks for on its host and advertises.
+    var descriptor: AnyJobKind { get }
     func run(_ task: WireTaskAssignment, context: TaskContext) async throws -> Data
+}
+
+extension TaskRunner {
+    public var kind: String { descriptor.name }
 }
 
 /// What a runner may use besides its input.

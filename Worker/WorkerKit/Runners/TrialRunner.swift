@@ -6,7 +6,7 @@ import Wire
 /// returns its metrics, model file and plots. While training it reports validation metrics
 /// every `report_every` iterations and stops early when the coordinator's ASHA says so.
 public struct TrialRunner: TaskRunner {
-    public let kind = JobKind.hpo
+    public let descriptor = HPOKind.erased
     private let datasets = PreparedDatasets()
 
     public init() {}
