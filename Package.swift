@@ -69,6 +69,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
@@ -161,7 +162,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorKitTests",
-            dependencies: ["CoordinatorKit", "Wire"],
+            dependencies: ["CoordinatorKit", "Wire", "WorkerKit"],
             path: "Tests/CoordinatorKitTests",
             swiftSettings: nioTargetSettings
         ),

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tower needs. Idempotent: skips what is present, and runs
-# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media]
+# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media] [--test]
+# --test adds what the multi-host tests use (network namespaces, nftables for half-open links).
 set -euo pipefail
 packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates curl)
 for arg in "$@"; do
   case "$arg" in
     --proto) packages+=(protobuf-compiler) ;;
     --media) packages+=(ffmpeg espeak-ng fonts-noto-cjk) ;;
-    *) echo "install-deps.sh: unknown option $arg (use --proto or --media)" >&2; exit 2 ;;
+    --test) packages+=(iproute2 nftables) ;;
+    *) echo "install-deps.sh: unknown option $arg (use --proto, --media or --test)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -127,7 +127,7 @@ struct Demo: AsyncParsableCommand {
         for p in processes { p.waitUntilExit() }
         let summary = try await client.job(accepted.jobID)
         let searchEnd = try await client.job(searchJob.jobID)
-        client.close()
+        await client.shutdown()
         await service.shutdown()
 
         print("")

@@ -28,8 +28,14 @@ struct ClientOptions: ParsableArguments {
 func withOperator<T>(_ options: ClientOptions, _ body: (OperatorClient) async throws -> T) async throws -> T {
     do {
         let client = try await options.connect()
-        defer { client.close() }
-        return try await body(client)
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -120,6 +120,32 @@ final class ProcessCluster: @unchecked Sendable {
         (try? String(contentsOf: cluster.directory.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
     }
 
+    /// Waits (bounded) for a process to exit; a hang fails the test instead of blocking it.
+    func waitForExit(_ process: Process, within limit: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { throw WireError.timedOut(what: "\(process.executableURL?.lastPathComponent ?? "process") to exit") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Runs an operator command of the `coordinator` executable against this cluster.
+    func runOperatorCommand(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = Self.binDirectory.appendingPathComponent("coordinator")
+        process.arguments = arguments + ["--coordinator", "127.0.0.1:\(port)", "--cert", cluster.certificate("operator"),
+                                         "--key", cluster.key("operator"), "--ca", cluster.ca]
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tower-cli-\(UUID()).txt")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: out)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        try await waitForExit(process, within: .seconds(60))
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
+
     func stopAll() {
         for p in workers.values { kill9(p) }
         kill9(coordinator)

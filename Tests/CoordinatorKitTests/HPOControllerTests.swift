@@ -34,7 +34,10 @@ import Wire
             params: {num_leaves: {int: [4, 16]}}
             """)
         #expect(first.count == 2)
-        let next = controller.failed(index: 0, error: "training diverged")
+        let directive = controller.failed(index: 0, error: "training diverged")
+        // What the core writes with the failure, in the same transaction.
+        try tracking.pool.write { db in try directive.record?(db) }
+        let next = directive.tasks
         #expect(next.count == 1)
         #expect(try WireTrialInput(serializedBytes: next[0].input).trial == 2)
         _ = try controller.finish(results: [])  // waits for the tracking writes
@@ -44,7 +47,7 @@ import Wire
         #expect(try tracking.run("j-t2").status == "running")
         // Once max_trials are planned, no more come.
         _ = controller.failed(index: 1, error: "x")
-        #expect(controller.failed(index: 2, error: "x").isEmpty)
+        #expect(controller.failed(index: 2, error: "x").tasks.isEmpty)
     }
 
     @Test func ashaStopsATrialBehindTheBestAtARung() throws {
@@ -63,5 +66,55 @@ import Wire
         _ = try controller.finish(results: [])
         #expect(try tracking.curve("j-t0", metric: "valid_auc").map(\.step) == [10, 20])
         #expect(try tracking.run("j-t1").tags["asha"] != nil)
+    }
+
+    /// A trial output that does not decode, or says nothing of how the trial went, is
+    /// refused instead of counting as an empty success.
+    @Test func aMalformedTrialOutputIsRefused() throws {
+        let (controller, _, _) = try setUp(space: """
+            model: gbdt
+            sampler: random
+            seed: 1
+            max_trials: 2
+            max_concurrent: 2
+            params: {num_leaves: {int: [4, 16]}}
+            """)
+        #expect(throws: WireError.self) { try controller.validate(output: Data([0xFF, 0xFF, 0xFF])) }
+        do {
+            try controller.validate(output: try WireTrialOutput().serializedData())
+            Issue.record("an empty trial output was accepted")
+        } catch let error as WireError {
+            #expect("\(error)" == "invalid argument: the trial output has neither valid_auc nor a model file")
+        }
+        var good = WireTrialOutput()
+        good.metrics = ["valid_auc": 0.8]
+        try controller.validate(output: try good.serializedData())
+    }
+
+    /// A trial's run is finished in the same write as its result: applying the directive
+    /// records metrics and status; nothing is left "running" for a finished trial.
+    @Test func aCompletedTrialsRunIsWrittenWithItsResult() throws {
+        let (controller, _, tracking) = try setUp(space: """
+            model: gbdt
+            sampler: random
+            seed: 1
+            max_trials: 3
+            max_concurrent: 2
+            params: {num_leaves: {int: [4, 16]}}
+            """)
+        #expect(try tracking.run("j-t0").status == "running")
+        var out = WireTrialOutput()
+        out.metrics = ["valid_auc": 0.81]
+        out.iterations = 40
+        out.worker = "w1"
+        let directive = controller.completed(index: 0, output: try out.serializedData())
+        #expect(directive.tasks.count == 1)
+        try tracking.pool.write { db in try directive.record?(db) }
+        let run = try tracking.run("j-t0")
+        #expect(run.status == "finished")
+        #expect(run.metrics["valid_auc"] == 0.81)
+        #expect(run.tags["worker"] == "w1")
+        // The next trial's run was started by the same write.
+        #expect(try tracking.run("j-t2").status == "running")
     }
 }

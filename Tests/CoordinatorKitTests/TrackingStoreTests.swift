@@ -93,4 +93,26 @@ import Testing
             try reopened.decide(model: "m", alias: "champion", version: 9, expected: 1, promoted: true, action: "manual", reasons: [], numbers: [:], actor: "a")
         }
     }
+
+    /// The end of a search is idempotent: registering again for the same job (a coordinator
+    /// that crashed after registering, or after deciding, and resumed the job) returns the
+    /// version it has, and the decision already recorded is found instead of made twice.
+    @Test func aJobRegistersOneVersionWhateverPointACrashInterruptedItAt() throws {
+        let (_, t, _) = try stores()
+        let sha = String(repeating: "b", count: 64)
+        let first = try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j")
+        // Crash after registering: the resumed job registers again.
+        #expect(try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j") == first)
+        #expect(try t.decision(model: "match", version: first, actor: "policy:j") == nil)
+        _ = try t.decide(model: "match", alias: "champion", version: first, expected: nil, promoted: true, action: "auto",
+                         reasons: ["floors met"], numbers: [:], actor: "policy:j")
+        // Crash after deciding: the decision is found, not made again.
+        #expect(try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: [:], sourceJob: "j") == first)
+        let recorded = try #require(try t.decision(model: "match", version: first, actor: "policy:j"))
+        #expect(recorded.promoted && recorded.reasons == ["floors met"])
+        #expect(try t.models().first { $0.name == "match" }?.versions == 1)
+        #expect(try t.decisions(model: "match").count == 1)
+        // Another job gets its own version.
+        #expect(try t.registerVersion(model: "match", runID: "k-t0", sha256: sha, metrics: [:], sourceJob: "k") == first + 1)
+    }
 }

@@ -82,7 +82,13 @@ public final class WorkerAgent: @unchecked Sendable {
                 let client = try await connect()
                 failures = 0
                 try? await client.closeFuture.get()
-                lock.withLock { if self.client === client { self.client = nil } }
+                lock.withLock {
+                    if self.client === client { self.client = nil }
+                    // Blob transfers in flight died with the connection: start them over
+                    // on the next one (the waiting tasks keep waiting, not hang).
+                    blobRequests.removeAll()
+                    for hash in blobWaiters.keys { assemblers[hash] = BlobAssembler(hash: hash) }
+                }
                 if isDrained { break }
                 logger.warning("lost the coordinator; reconnecting", metadata: ["coordinator": "\(config.host):\(config.port)"])
                 reconnects.increment()
@@ -123,15 +129,26 @@ public final class WorkerAgent: @unchecked Sendable {
             host: config.host, port: config.port, identity: config.identity, hello: hello,
             maxFrameBytes: config.maxFrameBytes, group: group,
             onMessage: { [weak self] envelope in self?.handle(envelope) })
-        let (pending, isDraining) = lock.withLock { () -> ([WireTaskOutcome], Bool) in
+        let (pending, isDraining, blobs) = lock.withLock { () -> ([WireTaskOutcome], Bool, [(String, UInt64)]) in
             self.client = client
             let pending = self.unsent
             self.unsent.removeAll()
-            return (pending, self.draining)
+            var blobs: [(String, UInt64)] = []
+            for hash in blobWaiters.keys.sorted() {
+                nextBlobRequest += 1
+                blobRequests[nextBlobRequest] = hash
+                assemblers[hash] = BlobAssembler(hash: hash)
+                blobs.append((hash, nextBlobRequest))
+            }
+            return (pending, self.draining, blobs)
         }
         logger.info("connected to the coordinator", metadata: ["session": "\(client.welcome.sessionID)", "redelivered": "\(pending.count)"])
         if !pending.isEmpty {
             deliver(pending, over: client)
+        }
+        for (hash, id) in blobs {
+            logger.info("fetching a blob again after reconnecting", metadata: ["sha256": "\(hash)"])
+            client.send(.blobRequest(.with { $0.sha256 = hash }), requestID: id)
         }
         if isDraining { client.send(.drain(WireDrain())) }
         startHeartbeats(client)
@@ -152,7 +169,9 @@ public final class WorkerAgent: @unchecked Sendable {
             client.requestFuture(.heartbeat(beat), timeout: interval * 3).whenFailure { error in
                 self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
                 task.cancel()
-                client.close()
+                // A coordinator that does not answer heartbeats will not answer a TLS
+                // close_notify either: cut the socket and start reconnecting now.
+                client.abort()
             }
         }
     }
@@ -221,7 +240,7 @@ public final class WorkerAgent: @unchecked Sendable {
             tasks.forEach { $0.cancel() }
             logger.info("tasks cancelled by the coordinator", metadata: ["count": "\(cancel.taskIds.count)", "reason": "\(cancel.reason)"])
         case let .blobChunk(chunk):
-            receive(chunk)
+            receive(chunk, requestID: envelope.requestID)
         case let .error(error):
             if let hash = lock.withLock({ blobRequests.removeValue(forKey: envelope.requestID) }) {
                 finishBlob(hash, .failure(WireError.remote(code: error.code, message: error.message)))
@@ -379,17 +398,16 @@ public final class WorkerAgent: @unchecked Sendable {
                     blobWaiters[hash]!.append(continuation)
                     return nil
                 }
-                guard let client else {
-                    continuation.resume(throwing: TaskError("not connected; blob \(hash) cannot be fetched now"))
-                    return nil
-                }
                 blobWaiters[hash] = [continuation]
                 assemblers[hash] = BlobAssembler(hash: hash)
+                // Not connected: the request goes out as soon as a connection is up.
+                guard let client else { return nil }
                 nextBlobRequest += 1
                 blobRequests[nextBlobRequest] = hash
                 return (client, nextBlobRequest)
             }
             if let (client, id) = request {
+                logger.info("fetching a blob from the coordinator", metadata: ["sha256": "\(hash)"])
                 var body = WireBlobRequest()
                 body.sha256 = hash
                 client.send(.blobRequest(body), requestID: id)
@@ -397,11 +415,13 @@ public final class WorkerAgent: @unchecked Sendable {
         }
     }
 
-    private func receive(_ chunk: WireBlobChunk) {
+    private func receive(_ chunk: WireBlobChunk, requestID: UInt64) {
         let hash = chunk.sha256
         do {
             let complete = try lock.withLock { () -> Bool in
-                guard var assembler = assemblers[hash] else { return false }
+                // Chunks of a transfer from before a reconnect may still arrive first; only
+                // the current request's chunks count.
+                guard var assembler = assemblers[hash], blobRequests[requestID] == hash else { return false }
                 let done = try assembler.append(chunk, into: cache)
                 assemblers[hash] = done ? nil : assembler
                 return done

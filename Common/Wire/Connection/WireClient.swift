@@ -42,6 +42,7 @@ public final class WireClient: @unchecked Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let tls = try NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : host)
+                        try channel.pipeline.syncOperations.addHandler(ConnectionAbort.handler())
                         try channel.pipeline.syncOperations.addHandler(tls)
                         try channel.pipeline.syncOperations.addHandlers(WireFraming.handlers(maxFrameBytes: maxFrameBytes))
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -97,6 +98,18 @@ public final class WireClient: @unchecked Sendable {
 
     public func close() {
         channel.close(promise: nil)
+    }
+
+    /// Closes cleanly (TLS close_notify both ways) and waits until the connection is gone,
+    /// so a process that exits next leaves no unclean shutdown on the coordinator's side.
+    public func shutdown() async {
+        try? await channel.close()
+    }
+
+    /// Closes the socket at once without waiting for the peer: for a peer that stopped
+    /// answering (see ``ConnectionAbort``).
+    public func abort() {
+        ConnectionAbort.abort(channel)
     }
 }
 
@@ -191,6 +204,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     /// TLS failures arrive as BoringSSL error stacks; say what they mean for an operator.
     static func explain(_ error: Error) -> Error {
         if let wire = error as? WireError { return wire }
+        if let frame = error as? WireFrameError { return frame.error }
         if let ssl = error as? NIOSSLError, case .handshakeFailed = ssl {
             return WireError.unauthenticated(reason: "TLS handshake failed (\(ssl)): check that this certificate was issued by the cluster's CA, is not expired or revoked, and that the coordinator's certificate names the host you dialed")
         }

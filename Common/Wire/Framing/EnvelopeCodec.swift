@@ -60,6 +60,14 @@ extension WireEnvelope {
     public typealias Body = OneOf_Body
 }
 
+/// A frame that was framed correctly but cannot be served, with the request id it
+/// carried so the error frame can answer that request.
+public struct WireFrameError: Error, CustomStringConvertible {
+    public var requestID: UInt64
+    public var error: WireError
+    public var description: String { "\(error) (request \(requestID))" }
+}
+
 /// Turns frame payloads into ``WireEnvelope``s and back.
 ///
 /// A payload that is not a valid envelope does not close the connection — framing is still
@@ -77,6 +85,10 @@ public final class EnvelopeCodec: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         do {
             context.fireChannelRead(wrapInboundOut(try WireEnvelope(frame: frame)))
+        } catch WireError.unknownMessage {
+            // The envelope itself decoded, so its request id is known: the answer carries it.
+            let id = (try? WireEnvelope(serializedBytes: ByteBufferBytes(frame)))?.requestID ?? 0
+            context.fireErrorCaught(WireFrameError(requestID: id, error: .unknownMessage))
         } catch {
             context.fireErrorCaught(error)
         }

@@ -21,11 +21,19 @@ import Wire
 ///   /api/v1/models                            registered models and aliases (ListModels)
 ///   /api/v1/models/{name}                     versions, aliases, every decision (GetModel)
 public enum HTTPSAPI {
-    static func bind(host: String, port: Int, group: EventLoopGroup, ssl: NIOSSLContext, core: ClusterCore, revocations: RevocationList, logger: Logger) async throws -> Channel {
+    static func bind(host: String, port: Int, group: EventLoopGroup, ssl: NIOSSLContext, core: ClusterCore, revocations: RevocationList,
+                     limiter: ConnectionLimiter, logger: Logger) async throws -> Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.addHandler(NIOSSLServerHandler(context: ssl)).flatMap {
+                let address = channel.remoteAddress?.ipAddress ?? "?"
+                guard limiter.admit(channel, address: address) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(ConnectionAbort.handler())
+                    try sync.addHandler(NIOSSLServerHandler(context: ssl))
+                    try sync.addHandler(ConnectionGuard(limiter: limiter, authentication: .tlsHandshake, address: address, logger: logger))
+                }.flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
                     channel.pipeline.addHandler(APIHandler(core: core, revocations: revocations, logger: logger))

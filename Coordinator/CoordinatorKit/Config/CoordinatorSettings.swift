@@ -27,6 +27,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// When a search's winner becomes champion (`promotion:` in the YAML; a search may
     /// override it with `submit hpo --promotion FILE`).
     public var promotion = PromotionPolicy()
+    /// Limits on peers still authenticating and on stalled frames (`connection_limits:`).
+    public var connectionLimits = ConnectionLimits()
     /// What a committed write survives (`durability: normal|strict`); see ``Durability``.
     public var durability: Durability = .normal
 
@@ -61,12 +63,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var promotion: PromotionPolicy?
         var api_listen: String?
         var durability: String?
+        var connection_limits: ConnectionLimits?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability"]
+                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
+                                  "connection_limits"]
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -107,6 +111,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.metrics_listen { s.metricsListen = v }
         if let v = file.promotion { s.promotion = v }
         if let v = file.api_listen { s.apiListen = v }
+        if let v = file.connection_limits { s.connectionLimits = v }
         try s.validate()
         return s
     }
@@ -132,6 +137,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
             throw ConfigError.invalid("max_frame_bytes must be between 4096 and \(Int32.max)")
         }
         guard prefetchPerSlot >= 1 else { throw ConfigError.invalid("prefetch_per_slot must be at least 1") }
+        try connectionLimits.validate()
     }
 
     static func line(of error: Error) -> Int? {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Learning
 import Logging
 import Wire
@@ -131,7 +132,30 @@ final class HPOController: JobController {
                 finished += 1
             }
         }
-        for index in 0..<wave where existing.isEmpty { startRun(index) }
+        // Runs are written before their tasks can run; a resumed search re-records every
+        // trial whose run does not match its stored result (a store from before results
+        // and runs were written together).
+        try context.store.pool.write { db in
+            if existing.isEmpty {
+                for index in 0..<wave { try self.startRunRecord(index)?(db) }
+                return
+            }
+            for row in existing {
+                let status = try String.fetchOne(db, sql: "SELECT status FROM run WHERE id = ?", arguments: [self.runID(row.index)])
+                switch row.state {
+                case "done" where status == nil || status == "running":
+                    if status == nil { try self.startRunRecord(row.index)?(db) }
+                    if let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) { try self.finishRecord(row.index, out)(db) }
+                case "failed" where status == nil || status == "running":
+                    if status == nil { try self.startRunRecord(row.index)?(db) }
+                    try TrackingStore.finishRun(db, self.runID(row.index), status: "failed", error: row.error)
+                case "queued" where status == nil:
+                    try self.startRunRecord(row.index)?(db)
+                default:
+                    break
+                }
+            }
+        }
     }
 
     static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String) throws -> PlannedTask {
@@ -147,18 +171,38 @@ final class HPOController: JobController {
 
     func runID(_ index: Int) -> String { "\(job.id)-t\(index)" }
 
-    private func startRun(_ index: Int) {
-        guard let parameters = trials[index] else { return }
+    /// The write that starts trial `index`'s run, or nil if the trial is unknown.
+    private func startRunRecord(_ index: Int) -> (@Sendable (Database) throws -> Void)? {
+        guard let parameters = trials[index] else { return nil }
         let params = space.parameters(for: parameters)
         var tags = ["job": job.id, "dataset_sha256": dataset, "seed": params["seed"] ?? String(space.seed &+ UInt64(index)),
                     "git_commit": code.commit, "git_dirty": code.dirty ? "true" : "false", "binary": WireProtocol.binaryVersion,
                     "sampler": space.sampler.rawValue, "model_kind": space.model.rawValue, "metric": space.metric.rawValue]
         if !rerunOf.isEmpty { tags["rerun_of"] = rerunOf }
-        let tracking = context.tracking, id = runID(index), experiment = self.experiment, jobID = job.id, logger = self.logger
-        trackingQueue.async {
-            do { try tracking.startRun(id, experiment: experiment, jobID: jobID, taskIndex: index, params: params, tags: tags) }
-            catch { logger.error("cannot record run", metadata: ["run": "\(id)", "error": "\(error)"]) }
+        let id = runID(index), experiment = self.experiment, jobID = job.id, finalTags = tags
+        return { db in try TrackingStore.startRun(db, id, experiment: experiment, jobID: jobID, taskIndex: index, params: params, tags: finalTags) }
+    }
+
+    /// The writes that finish trial `index`'s run from its output.
+    private func finishRecord(_ index: Int, _ out: WireTrialOutput) -> @Sendable (Database) throws -> Void {
+        let blobs = context.blobs, id = runID(index)
+        return { db in
+            try TrackingStore.logMetrics(db, id, out.metrics.map { (key: $0.key, step: Int(out.iterations), value: $0.value) })
+            var tags = ["worker": out.worker, "duration_seconds": String(format: "%.3f", out.seconds), "iterations": "\(out.iterations)"]
+            if out.stoppedEarly { tags["stopped_early"] = "true" }
+            try TrackingStore.setTags(db, id, tags)
+            for (name, bytes) in [("model.tower", out.modelFile), ("learning-curve.svg", out.learningCurveSvg), ("shap-summary.svg", out.shapSummarySvg)] where !bytes.isEmpty {
+                try TrackingStore.addArtifact(db, id, name: name, sha256: try blobs.put(bytes), size: bytes.count)
+            }
+            try TrackingStore.finishRun(db, id, status: out.stoppedEarly ? "stopped" : "finished")
         }
+    }
+
+    /// One write of several records, in order.
+    private static func together(_ records: [(@Sendable (Database) throws -> Void)?]) -> (@Sendable (Database) throws -> Void)? {
+        let records = records.compactMap { $0 }
+        guard !records.isEmpty else { return nil }
+        return { db in for record in records { try record(db) } }
     }
 
     // MARK: JobController
@@ -179,40 +223,38 @@ final class HPOController: JobController {
         return true
     }
 
-    func completed(index: Int, output: Data) -> [PlannedTask] {
+    /// A trial's output must decode, and say how it ended; anything else is refused.
+    func validate(output: Data) throws {
+        let out: WireTrialOutput
+        do { out = try WireTrialOutput(serializedBytes: output) }
+        catch { throw WireError.malformedFrame(reason: "a \(output.count)-byte trial output is not a TrialOutput (\(error))") }
+        guard out.stoppedEarly || out.metrics[metricKey] != nil || !out.modelFile.isEmpty else {
+            throw WireError.invalidArgument("the trial output has neither \(metricKey) nor a model file")
+        }
+    }
+
+    func completed(index: Int, output: Data) -> JobDirective {
         finished += 1
+        // validate(output:) accepted it, so it decodes.
         let out = (try? WireTrialOutput(serializedBytes: output)) ?? WireTrialOutput()
         history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(),
                                       value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed))
-        let tracking = context.tracking, blobs = context.blobs, id = runID(index), logger = self.logger
-        trackingQueue.async {
-            do {
-                try tracking.logMetrics(id, out.metrics.map { (key: $0.key, step: Int(out.iterations), value: $0.value) })
-                var tags = ["worker": out.worker, "duration_seconds": String(format: "%.3f", out.seconds), "iterations": "\(out.iterations)"]
-                if out.stoppedEarly { tags["stopped_early"] = "true" }
-                try tracking.setTags(id, tags)
-                for (name, bytes) in [("model.tower", out.modelFile), ("learning-curve.svg", out.learningCurveSvg), ("shap-summary.svg", out.shapSummarySvg)] where !bytes.isEmpty {
-                    try tracking.addArtifact(id, name: name, sha256: try blobs.put(bytes), size: bytes.count)
-                }
-                try tracking.finishRun(id, status: out.stoppedEarly ? "stopped" : "finished")
-            } catch {
-                logger.error("cannot record trial result", metadata: ["run": "\(id)", "error": "\(error)"])
-            }
-        }
-        return nextTrials()
+        let (tasks, starts) = nextTrials()
+        return JobDirective(tasks: tasks, record: Self.together([finishRecord(index, out)] + starts))
     }
 
-    func failed(index: Int, error: String) -> [PlannedTask] {
+    func failed(index: Int, error: String) -> JobDirective {
         finished += 1
         history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(), value: nil, outcome: .failed))
-        let tracking = context.tracking, id = runID(index)
-        trackingQueue.async { try? tracking.finishRun(id, status: "failed", error: error) }
-        return nextTrials()
+        let id = runID(index)
+        let (tasks, starts) = nextTrials()
+        return JobDirective(tasks: tasks, record: Self.together([{ db in try TrackingStore.finishRun(db, id, status: "failed", error: error) }] + starts))
     }
 
     /// Keeps `max_concurrent` trials running until `max_trials` or the time budget.
-    private func nextTrials() -> [PlannedTask] {
+    private func nextTrials() -> (tasks: [PlannedTask], runs: [(@Sendable (Database) throws -> Void)?]) {
         var tasks: [PlannedTask] = []
+        var runs: [(@Sendable (Database) throws -> Void)?] = []
         let overBudget = space.timeBudgetSeconds.map { Date().timeIntervalSince(startedAt) >= $0 } ?? false
         while !overBudget, planned < space.maxTrials, planned - finished < space.maxConcurrent {
             let index = planned
@@ -221,10 +263,10 @@ final class HPOController: JobController {
             guard let task = try? Self.task(index: index, parameters: parameters, space: space, dataset: dataset) else { break }
             tasks.append(task)
             planned += 1
-            startRun(index)
+            runs.append(startRunRecord(index))
         }
         // The new tasks are running too: count them against max_concurrent.
-        return tasks
+        return (tasks, runs)
     }
 
     // MARK: The end of the search
@@ -273,7 +315,11 @@ final class HPOController: JobController {
         for (k, v) in winner.metrics { metrics[k] = v }
         let sha = try context.blobs.put(winner.modelFile)
         let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
-                                                           description: "best of \(job.id) by \(metricKey)")
+                                                           description: "best of \(job.id) by \(metricKey)", sourceJob: job.id)
+        // Resumed after a crash that came after the decision: report it, decide nothing twice.
+        if let recorded = try context.tracking.decision(model: modelName, version: version, actor: "policy:\(job.id)") {
+            return (version, recorded.promoted, recorded.reasons)
+        }
         let championVersion = try context.tracking.alias(modelName, "champion")
         var championPredictions: HoldoutPredictions?
         if let championVersion {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Wire
 
 /// The coordinator's side of one job kind: checks a submitted spec and splits it into
@@ -16,6 +17,10 @@ public protocol JobPlanner: Sendable {
     func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)?
 }
 
+extension JobController {
+    public func validate(output: Data) throws {}
+}
+
 extension JobPlanner {
     public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? { nil }
 }
@@ -28,15 +33,32 @@ public struct JobContext: Sendable {
     public let dataDirectory: URL
 }
 
+/// What a controller wants done after a task ended: tasks to add to the job, and writes
+/// that belong with the task's result — applied in the same transaction, so the job's
+/// records (e.g. a tracked run) can never disagree with its results after a crash.
+public struct JobDirective {
+    public var tasks: [PlannedTask]
+    public var record: (@Sendable (Database) throws -> Void)?
+
+    public init(tasks: [PlannedTask] = [], record: (@Sendable (Database) throws -> Void)? = nil) {
+        self.tasks = tasks
+        self.record = record
+    }
+}
+
 /// Per-job logic of an adaptive kind, beyond splitting into tasks. Called on the
 /// coordinator's core event loop (keep it quick); ``finish(results:)`` runs off the loop.
 public protocol JobController: AnyObject {
     /// A running task's progress. Return false to stop it early (its result so far is kept).
     func progress(index: Int, step: Int, metrics: [String: Double]) -> Bool
-    /// A task's result; returns tasks to add to the job.
-    func completed(index: Int, output: Data) -> [PlannedTask]
-    /// A task failed for good; returns tasks to add (e.g. another trial).
-    func failed(index: Int, error: String) -> [PlannedTask]
+    /// Checks a result before it is accepted; a result that throws fails its task for good
+    /// with that error instead of being stored as a success.
+    func validate(output: Data) throws
+    /// A task's result: tasks to add, and writes to store with the result.
+    func completed(index: Int, output: Data) -> JobDirective
+    /// A task failed for good: tasks to add (e.g. another trial), and writes to store
+    /// with the failure.
+    func failed(index: Int, error: String) -> JobDirective
     /// Once every task has ended: the job's summary (heavy work such as evaluating and
     /// promoting the winner belongs here).
     func finish(results: [TaskResultRow]) throws -> Data

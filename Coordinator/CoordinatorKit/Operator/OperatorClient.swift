@@ -84,6 +84,9 @@ public final class OperatorClient: @unchecked Sendable {
 
     public func close() { client.close() }
 
+    /// Closes cleanly and waits: call before the process exits.
+    public func shutdown() async { await client.shutdown() }
+
     public func submit(_ spec: WireJobSpec) async throws -> WireJobAccepted {
         var submit = WireSubmitJob()
         submit.spec = spec

@@ -14,8 +14,6 @@ final class WorkerSession {
     let connectedAt = Date()
     var tasksDone: UInt64 = 0
     var draining = false
-    /// Uptime in ms of the last message from the worker; a silent session is cut.
-    var lastHeard: UInt64 = 0
 
     init(id: SessionID, name: String, address: String, capabilities: WireCapabilities, channel: Channel) {
         self.id = id
@@ -69,6 +67,14 @@ public final class ClusterCore: @unchecked Sendable {
     private let taskRetries = Counter(label: "tower_task_retries_total")
     private let leaseExpiries = Counter(label: "tower_lease_expiries_total")
     private let duplicateResults = Counter(label: "tower_duplicate_results_total")
+    private let refusedResults = Counter(label: "tower_refused_results_total")
+    private let storeWritable = Gauge(label: "tower_store_writable")
+    private let storeWriteFailures = Counter(label: "tower_store_write_failures_total")
+    /// Results refused because their sender did not hold the lease (tests read it).
+    private(set) var refusedResultCount = 0
+    /// Results refused while the store could not be written.
+    private(set) var resultsRefusedUnstored = 0
+    private var warnings = RateLimitedLog(interval: 5)
     private let jobsSubmitted = Counter(label: "tower_jobs_submitted_total")
     private let queuedGauge = Gauge(label: "tower_tasks_queued")
     private let leasedGauge = Gauge(label: "tower_tasks_leased")
@@ -95,9 +101,23 @@ public final class ClusterCore: @unchecked Sendable {
         let promotions = self.promotions
         tracking.onAliasMoved = { promotions.publish($0) }
         let log = logger
-        self.writer = ResultWriter(store: store) { error in
-            log.error("writing results to the store failed", metadata: ["error": "\(error)"])
-        }
+        let failures = storeWriteFailures, writable = storeWritable
+        let path = store.path
+        writable.record(1)
+        self.writer = ResultWriter(store: store, onError: { error in
+            failures.increment()
+            writable.record(0)
+            log.error("writing to the store failed; results are refused and kept tasks are retried until it recovers",
+                      metadata: ["store": "\(path)", "error": "\(error)"])
+        }, onRecovered: {
+            writable.record(1)
+            log.notice("the store is writable again; taking results", metadata: ["store": "\(path)"])
+        })
+    }
+
+    /// Why the store cannot be written now, for operators; nil while it can.
+    var storeProblem: String? {
+        writer.failure.map { "the store \(store.path) cannot be written (\($0)); results are refused until it recovers — check the disk and the file's permissions" }
     }
 
     /// Loads unfinished jobs from the store (a restart resumes them) and starts the lease
@@ -111,7 +131,7 @@ public final class ClusterCore: @unchecked Sendable {
         }
         try loop.submit {
             for (job, pending, counts, controller) in resumed {
-                self.admit(job, pending: pending, done: counts.done, failed: counts.failed, controller: controller)
+                self.admit(job, pending: pending, done: counts.done, failed: counts.failed, retries: counts.retries, controller: controller)
                 self.logger.info("resumed job", metadata: ["job": "\(job.id)", "pending": "\(pending.count)", "done": "\(counts.done)"])
             }
             self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -120,10 +140,20 @@ public final class ClusterCore: @unchecked Sendable {
         }.wait()
     }
 
-    public func stop() {
-        loop.execute { self.timer?.cancel() }
+    /// Stops the lease clock and closes every worker session, then waits for the store.
+    /// Call after the listeners are closed and before the event loops shut down.
+    public func stop() async {
+        let closing = try? await loop.submit { () -> [EventLoopFuture<Void>] in
+            self.timer?.cancel()
+            self.timer = nil
+            self.stopped = true
+            return self.sessions.values.map { $0.channel.close() }
+        }.get()
+        for future in closing ?? [] { try? await future.get() }
         writer.flush()
     }
+
+    private var stopped = false
 
     /// Blocks until every accepted change is in the store.
     public func flushStore() { writer.flush() }
@@ -153,7 +183,7 @@ public final class ClusterCore: @unchecked Sendable {
                     PendingTaskRow(id: pair.0, jobID: job.id, index: index, input: pair.1.input, blobs: pair.1.blobs, attempts: 0)
                 }
                 self.loop.execute {
-                    self.admit(job, pending: pending, done: 0, failed: 0, controller: controller)
+                    self.admit(job, pending: pending, done: 0, failed: 0, retries: 0, controller: controller)
                     self.jobsSubmitted.increment()
                     self.logger.info("job submitted", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "tasks": "\(ids.count)", "by": "\(peer.name)"])
                     var accepted = WireJobAccepted()
@@ -204,14 +234,19 @@ public final class ClusterCore: @unchecked Sendable {
         return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
     }
 
-    private func admit(_ job: JobRow, pending: [PendingTaskRow], done: Int, failed: Int, controller: (any JobController)?) {
+    private func admit(_ job: JobRow, pending: [PendingTaskRow], done: Int, failed: Int, retries: Int, controller: (any JobController)?) {
         loop.preconditionInEventLoop()
         activeJobs[job.id] = job
         controllers[job.id] = controller
         for task in pending {
             taskInfo[task.id] = TaskInfo(job: job.id, index: task.index, kind: job.kind, input: task.input, blobs: task.blobs)
         }
-        scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed)
+        var grants: [TaskID: Scheduler.Grant] = [:]
+        for task in pending {
+            if let worker = task.leasedTo, task.attempts > 0 { grants[task.id] = .init(worker: worker, attempt: task.attempts) }
+        }
+        scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed,
+                         retries: retries, grants: grants)
         if pending.isEmpty { finishIfEnded(job.id) }
         scheduleAssign()
     }
@@ -235,7 +270,7 @@ public final class ClusterCore: @unchecked Sendable {
         loop.submit { () -> (JobRow?, Scheduler.JobProgress?) in
             (self.activeJobs[id], self.scheduler.progress(of: id))
         }.flatMap { active, progress in
-            if let active, let progress { return self.loop.makeSucceededFuture(Self.summary(active, progress)) }
+            if let active, let progress { return self.loop.makeSucceededFuture(Self.summary(active, progress, problem: self.storeProblem)) }
             return self.fromStore(flushing: true) { try self.storedSummary(id) }
         }
     }
@@ -274,7 +309,7 @@ public final class ClusterCore: @unchecked Sendable {
         var list = WireJobList()
         for row in try store.jobs(limit: limit) {
             if let (active, progress) = live[row.id] {
-                list.jobs.append(Self.summary(active, progress))
+                list.jobs.append(Self.summary(active, progress, problem: storeProblem))
             } else {
                 var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
                 let c = try store.taskCounts(job: row.id)
@@ -302,7 +337,7 @@ public final class ClusterCore: @unchecked Sendable {
         }
     }
 
-    static func summary(_ row: JobRow, _ p: Scheduler.JobProgress) -> WireJobSummary {
+    static func summary(_ row: JobRow, _ p: Scheduler.JobProgress, problem: String? = nil) -> WireJobSummary {
         var s = WireJobSummary()
         s.jobID = row.id
         s.kind = row.kind
@@ -316,7 +351,7 @@ public final class ClusterCore: @unchecked Sendable {
         s.retries = UInt32(p.retries)
         s.createdAtMs = Int64(row.createdAt.timeIntervalSince1970 * 1000)
         s.finishedAtMs = Int64((row.finishedAt?.timeIntervalSince1970 ?? 0) * 1000)
-        s.error = row.error ?? p.firstError ?? ""
+        s.error = problem ?? row.error ?? p.firstError ?? ""
         s.summary = row.summary ?? Data()
         return s
     }
@@ -330,9 +365,8 @@ public final class ClusterCore: @unchecked Sendable {
         let id = "\(name)#\(nextSession)"
         let slots = max(1, Int(capabilities.slots))
         let session = WorkerSession(id: id, name: name, address: address, capabilities: capabilities, channel: channel)
-        session.lastHeard = nowMs
         sessions[id] = session
-        scheduler.addWorker(id, slots: slots)
+        scheduler.addWorker(id, name: name, slots: slots, now: nowMs)
         workersGauge.record(sessions.count)
         logger.info("worker joined", metadata: ["session": "\(id)", "address": "\(address)", "slots": "\(slots)", "tools": "\(capabilities.tools.joined(separator: ","))"])
         scheduleAssign()
@@ -358,7 +392,6 @@ public final class ClusterCore: @unchecked Sendable {
 
     func renew(_ id: SessionID, running: [TaskID]) {
         loop.preconditionInEventLoop()
-        sessions[id]?.lastHeard = nowMs
         scheduler.renew(id, running: running, now: nowMs)
     }
 
@@ -385,7 +418,15 @@ public final class ClusterCore: @unchecked Sendable {
 
     func record(_ batch: WireResultBatch, from id: SessionID) {
         loop.preconditionInEventLoop()
-        sessions[id]?.lastHeard = nowMs
+        scheduler.heard(from: id, now: nowMs)
+        if let problem = storeProblem {
+            // Counting a result done that cannot be stored would report work that a crash
+            // loses; refused, the task's lease runs out and it runs again once the store
+            // recovers.
+            resultsRefusedUnstored += batch.outcomes.count
+            warnings.log(logger, "refusing results: the store is not writable", key: "store", metadata: ["problem": "\(problem)", "session": "\(id)"])
+            return
+        }
         for outcome in batch.outcomes {
             switch outcome.result {
             case let .output(output):
@@ -401,12 +442,29 @@ public final class ClusterCore: @unchecked Sendable {
 
     private func recordDone(_ outcome: WireTaskOutcome, output: Data, from id: SessionID) {
         let info = taskInfo[outcome.taskID]
-        switch scheduler.complete(outcome.taskID, from: id) {
-        case let .recorded(jobEnd, revoke):
-            let attempts = scheduler.attempts(of: outcome.taskID)
-            let worker = sessions[id]?.name ?? id
+        let worker = sessions[id]?.name ?? id
+        let controller = info.flatMap { controllers[$0.job] }
+        if let controller, scheduler.lease(of: outcome.taskID)?.session == id {
+            do { try controller.validate(output: output) }
+            catch {
+                // A result the job cannot read is a failure, said loudly, not a success
+                // with nothing in it.
+                logger.error("refused a malformed result", metadata: ["task": "\(outcome.taskID)", "session": "\(id)", "error": "\(error)"])
+                recordFailure(outcome.taskID, .with { $0.message = "malformed result: \(error)"; $0.retryable = false }, from: id)
+                return
+            }
+        }
+        switch scheduler.complete(outcome.taskID, attempt: Int(outcome.attempt), from: id, worker: worker) {
+        case .refused:
+            refusedResults.increment()
+            refusedResultCount += 1
+            warnings.log(logger, "refused a result from a worker that does not hold the task's lease", key: "refused-result",
+                         metadata: ["task": "\(outcome.taskID)", "attempt": "\(outcome.attempt)", "session": "\(id)"])
+        case let .recorded(attempts, jobEnd, revoke):
             sessions[id]?.tasksDone += 1
-            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs))
+            let directive = info.flatMap { info in controller.map { $0.completed(index: info.index, output: output) } }
+            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs,
+                                 record: directive?.record))
             tasksCompleted.increment()
             taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
             if let sent = assignedAt.removeValue(forKey: outcome.taskID) {
@@ -415,9 +473,7 @@ public final class ClusterCore: @unchecked Sendable {
                 roundTripObserver?(elapsed)
             }
             if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
-            if let info, let controller = controllers[info.job] {
-                addTasks(info.job, controller.completed(index: info.index, output: output))
-            }
+            if let info, let directive { addTasks(info.job, directive.tasks) }
             if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
         case .duplicate:
             duplicateResults.increment()
@@ -452,7 +508,7 @@ public final class ClusterCore: @unchecked Sendable {
     /// Progress of running tasks, for adaptive jobs (e.g. ASHA early stopping).
     func recordProgress(_ batch: WireProgressBatch, from id: SessionID) {
         loop.preconditionInEventLoop()
-        sessions[id]?.lastHeard = nowMs
+        scheduler.heard(from: id, now: nowMs)
         var stop: [(SessionID, TaskID)] = []
         for p in batch.progress {
             guard let info = taskInfo[p.taskID], let controller = controllers[info.job],
@@ -480,12 +536,11 @@ public final class ClusterCore: @unchecked Sendable {
                 logger.info("task returned to the queue", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "reason": "\(error)"])
             case let .failedForGood(attempts, jobEnd):
                 tasksFailed.increment()
-                writer.enqueue(.failed(task: item.task, attempts: attempts, error: error))
-                logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
                 let info = taskInfo[item.task]
-                if let info, let controller = controllers[info.job] {
-                    addTasks(info.job, controller.failed(index: info.index, error: error))
-                }
+                let directive = info.flatMap { info in controllers[info.job].map { $0.failed(index: info.index, error: error) } }
+                writer.enqueue(.failed(task: item.task, attempts: attempts, error: error, record: directive?.record))
+                logger.warning("task failed for good", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "error": "\(error)"])
+                if let info, let directive { addTasks(info.job, directive.tasks) }
                 if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
             case .ignored:
                 break
@@ -509,7 +564,9 @@ public final class ClusterCore: @unchecked Sendable {
             // the job reads as running until its summary is stored.
             let writer = self.writer, store = self.store, logger = self.logger
             DispatchQueue.global().async {
-                writer.flush()
+                // A summary computed from a store that missed writes would be wrong: wait
+                // for the store (it is retried) rather than summarize what is there.
+                while !writer.flush() { sleep(1) }
                 let summary: Data
                 do { summary = try controller.finish(results: try store.results(job: job.id)) }
                 catch {
@@ -554,6 +611,9 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     private func assign() {
+        // While the store cannot be written, handing out work only makes results that
+        // would be refused.
+        guard !stopped, writer.failure == nil else { return updateGauges() }
         let assignments = scheduler.assign(now: nowMs)
         guard !assignments.isEmpty else { return updateGauges() }
         var batches: [SessionID: WireTaskBatch] = [:]
@@ -565,6 +625,7 @@ public final class ClusterCore: @unchecked Sendable {
             t.jobID = info.job
             t.index = UInt32(info.index)
             t.attempt = UInt32(a.attempt)
+            writer.enqueue(.leased(task: a.task, attempts: a.attempt, worker: sessions[a.session]?.name ?? a.session))
             assignedAt[a.task] = DispatchTime.now().uptimeNanoseconds
             t.kind = info.kind
             t.input = info.input
@@ -581,21 +642,25 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     private func tick() {
-        let now = nowMs
-        // A worker silent for a whole lease period is behind a cut network or hung: close
-        // its connection so it stops receiving tasks; it will reconnect when it can.
-        for session in sessions.values where now > session.lastHeard + settings.leaseTimeoutMs {
-            logger.warning("worker silent for a lease period; closing its connection", metadata: ["session": "\(session.id)"])
-            session.lastHeard = now
-            session.channel.close(promise: nil)
+        // A worker silent for a whole lease period is behind a cut network or hung: the
+        // scheduler has already taken it out of the pool (so this tick's assignment skips
+        // it); cut its connection at once — a graceful TLS close would wait on a peer that
+        // is gone. It reconnects when it can.
+        let expiry = scheduler.expire(now: nowMs)
+        for id in expiry.silentWorkers {
+            guard let session = sessions.removeValue(forKey: id) else { continue }
+            logger.warning("worker silent for a lease period; closing its connection", metadata: ["session": "\(id)"])
+            ConnectionAbort.abort(session.channel)
         }
-        let lost = scheduler.expireLeases(now: now)
+        if !expiry.silentWorkers.isEmpty { workersGauge.record(sessions.count) }
+        let lost = expiry.lost
         if !lost.isEmpty {
             leaseExpiries.increment(by: lost.count)
             handleLost(lost)
-            revoke(lost.map { ($0.session, $0.task) }, reason: "lease expired")
-            scheduleAssign()
+            revoke(lost.map { ($0.session, $0.task) }.filter { sessions[$0.0] != nil }, reason: "lease expired")
         }
+        // Also resumes assignment once a failing store recovers.
+        scheduleAssign()
         updateGauges()
     }
 
@@ -626,5 +691,26 @@ extension WireJobState {
         case .cancelled: return "cancelled"
         case .unspecified, .UNRECOGNIZED: return "unknown"
         }
+    }
+}
+
+/// Logs a repeated warning at most once per interval per key, with how many were
+/// suppressed: a flood of bad input must not become a flood of log lines.
+struct RateLimitedLog {
+    let interval: TimeInterval
+    private var last: [String: (at: Date, suppressed: Int)] = [:]
+
+    init(interval: TimeInterval) { self.interval = interval }
+
+    mutating func log(_ logger: Logger, _ message: Logger.Message, key: String, level: Logger.Level = .warning, metadata: Logger.Metadata = [:]) {
+        let now = Date()
+        if let entry = last[key], now.timeIntervalSince(entry.at) < interval {
+            last[key] = (entry.at, entry.suppressed + 1)
+            return
+        }
+        var metadata = metadata
+        if let suppressed = last[key]?.suppressed, suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+        last[key] = (now, 0)
+        logger.log(level: level, message, metadata: metadata)
     }
 }

@@ -11,6 +11,11 @@ import Wire
 ///   ``Completion/duplicate`` (completion is idempotent by task id).
 /// - A lease that is not renewed before its expiry, or whose session leaves, returns the
 ///   task to the queue; after `maxAttempts` leases the task fails for good.
+/// - A result is accepted only from the session holding the task's current lease, or from
+///   the same worker identity for an attempt it was given (a late or redelivered result);
+///   anything else is ``Completion/refused``.
+/// - A worker silent for a whole lease period leaves the pool before its leases are
+///   returned, so nothing is assigned to a worker that is being dropped.
 /// - A job ends exactly once, when every one of its tasks is done, failed or cancelled.
 public struct Scheduler {
     public enum TaskState: String, Sendable {
@@ -24,12 +29,24 @@ public struct Scheduler {
         public var expiresAt: UInt64
     }
 
+    /// An attempt handed to a worker identity (the certificate's name), kept so the same
+    /// worker may deliver that attempt's result after its lease expired or it reconnected.
+    public struct Grant: Equatable, Sendable {
+        public var worker: String
+        public var attempt: Int
+        public init(worker: String, attempt: Int) {
+            self.worker = worker
+            self.attempt = attempt
+        }
+    }
+
     struct Task {
         var job: String
         var state: TaskState
         var attempts: Int
         var lease: Lease?
         var lastError: String?
+        var grants: [Grant] = []
     }
 
     public struct JobProgress: Equatable, Sendable {
@@ -46,7 +63,9 @@ public struct Scheduler {
     }
 
     struct Worker {
+        var name: String
         var slots: Int
+        var lastHeard: UInt64
         var running: Set<TaskID> = []
         var draining = false
     }
@@ -66,10 +85,20 @@ public struct Scheduler {
 
     public enum Completion: Equatable, Sendable {
         /// The result is the task's; `revoke` lists another session still running it.
-        case recorded(jobEnd: JobEnd?, revoke: SessionID?)
+        case recorded(attempts: Int, jobEnd: JobEnd?, revoke: SessionID?)
         /// The task already has a result (or was cancelled); this one is ignored.
         case duplicate
         case unknownTask
+        /// The sender was never given this attempt of the task: a forged or confused
+        /// result, refused and counted.
+        case refused
+    }
+
+    /// What one clock tick decided: workers dropped for silence (already out of the pool)
+    /// and the leases that returned to the queue.
+    public struct Expiry: Equatable, Sendable {
+        public var silentWorkers: [SessionID] = []
+        public var lost: [LostLease] = []
     }
 
     public enum Failure: Equatable, Sendable {
@@ -108,13 +137,19 @@ public struct Scheduler {
     /// Adds a job's tasks that still need to run, with the attempts already spent on each
     /// (non-zero when a restarted coordinator resumes a job). `alreadyFinished` counts the
     /// tasks of the job that ended before (done, failed) so progress stays whole.
-    public mutating func addJob(_ job: String, maxAttempts: Int, pending: [(TaskID, attempts: Int)], done: Int = 0, failed: Int = 0) {
+    /// `retries` carries the retries already spent, and `grants` the attempts already
+    /// handed out, so a resumed job keeps its bookkeeping exactly.
+    public mutating func addJob(_ job: String, maxAttempts: Int, pending: [(TaskID, attempts: Int)], done: Int = 0, failed: Int = 0,
+                                retries: Int = 0, grants: [TaskID: Grant] = [:]) {
         var progress = JobProgress(total: pending.count + done + failed, maxAttempts: max(1, maxAttempts))
         progress.done = done
         progress.failed = failed
+        progress.retries = retries
         jobs[job] = progress
         for (id, attempts) in pending {
-            tasks[id] = Task(job: job, state: .queued, attempts: attempts)
+            var task = Task(job: job, state: .queued, attempts: attempts)
+            if let grant = grants[id] { task.grants = [grant] }
+            tasks[id] = task
             queue.append(id)
         }
     }
@@ -166,10 +201,19 @@ public struct Scheduler {
 
     // MARK: Workers
 
-    public mutating func addWorker(_ session: SessionID, slots: Int) {
+    /// Adds a worker session; `name` is the identity from its certificate, which results
+    /// are checked against.
+    public mutating func addWorker(_ session: SessionID, name: String, slots: Int, now: UInt64) {
         if workers[session] == nil { workerOrder.append(session) }
-        workers[session] = Worker(slots: max(1, slots))
+        workers[session] = Worker(name: name, slots: max(1, slots), lastHeard: now)
     }
+
+    /// Any message from the worker proves it alive.
+    public mutating func heard(from session: SessionID, now: UInt64) {
+        workers[session]?.lastHeard = now
+    }
+
+    public func isWorker(_ session: SessionID) -> Bool { workers[session] != nil }
 
     /// The worker stops taking tasks but keeps its leases until it finishes them.
     public mutating func drain(_ session: SessionID) {
@@ -178,11 +222,11 @@ public struct Scheduler {
 
     /// The session is gone: each of its leases returns to the queue (or fails for good if
     /// it used its last attempt).
-    public mutating func removeWorker(_ session: SessionID) -> [LostLease] {
+    public mutating func removeWorker(_ session: SessionID, reason: String? = nil) -> [LostLease] {
         guard let worker = workers.removeValue(forKey: session) else { return [] }
         workerOrder.removeAll { $0 == session }
         return worker.running.sorted().map { id in
-            LostLease(task: id, session: session, outcome: loseLease(id, reason: "worker \(session) disconnected"))
+            LostLease(task: id, session: session, outcome: loseLease(id, reason: reason ?? "worker \(session) disconnected"))
         }
     }
 
@@ -214,6 +258,7 @@ public struct Scheduler {
             task.attempts += 1
             task.state = .leased
             task.lease = Lease(session: session, attempt: task.attempts, expiresAt: now + leaseTimeoutMs)
+            task.grants.append(Grant(worker: workers[session]!.name, attempt: task.attempts))
             tasks[id] = task
             workers[session]!.running.insert(id)
             jobs[task.job]!.leased += 1
@@ -224,10 +269,27 @@ public struct Scheduler {
 
     /// Extends the leases of the tasks a session says it is running.
     public mutating func renew(_ session: SessionID, running: [TaskID], now: UInt64) {
+        workers[session]?.lastHeard = now
         for id in running {
             guard let lease = tasks[id]?.lease, lease.session == session else { continue }
             tasks[id]!.lease!.expiresAt = now + leaseTimeoutMs
         }
+    }
+
+    /// One clock tick: first drops every worker silent for a whole lease period (out of
+    /// the pool, its leases returned), then returns every other lease that expired by `now`.
+    /// Dropping first is what keeps the next ``assign(now:)`` from handing fresh tasks to
+    /// a worker whose connection is being closed.
+    public mutating func expire(now: UInt64) -> Expiry {
+        var expiry = Expiry()
+        for session in workerOrder where now > (workers[session]?.lastHeard ?? now) + leaseTimeoutMs {
+            expiry.silentWorkers.append(session)
+        }
+        for session in expiry.silentWorkers {
+            expiry.lost += removeWorker(session, reason: "worker \(session) silent for a lease period")
+        }
+        expiry.lost += expireLeases(now: now)
+        return expiry
     }
 
     /// Returns every lease that expired by `now` to the queue.
@@ -245,11 +307,16 @@ public struct Scheduler {
 
     // MARK: Results
 
-    /// Records a task's result. The first result wins whichever session sends it — a
-    /// result computed on a lease that since expired is still a correct result.
-    public mutating func complete(_ id: TaskID, from session: SessionID) -> Completion {
+    /// Records a task's result for `attempt`. The holder of the current lease may deliver
+    /// it, and so may the worker identity an earlier attempt was granted to — a result
+    /// computed on a lease that since expired, or redelivered after a reconnect, is still a
+    /// correct result. The first accepted result wins; anyone else is refused.
+    public mutating func complete(_ id: TaskID, attempt: Int, from session: SessionID, worker name: String) -> Completion {
         guard var task = tasks[id] else { return .unknownTask }
         guard !task.state.isTerminal else { return .duplicate }
+        let holdsLease = task.lease.map { $0.session == session && $0.attempt == attempt } ?? false
+        guard holdsLease || task.grants.contains(Grant(worker: name, attempt: attempt)) else { return .refused }
+        task.attempts = max(task.attempts, attempt)
         var revoke: SessionID?
         if let lease = task.lease {
             workers[lease.session]?.running.remove(id)
@@ -261,7 +328,7 @@ public struct Scheduler {
         task.lease = nil
         tasks[id] = task
         jobs[task.job]!.done += 1
-        return .recorded(jobEnd: finishIfDone(task.job), revoke: revoke)
+        return .recorded(attempts: task.attempts, jobEnd: finishIfDone(task.job), revoke: revoke)
     }
 
     /// Records a failed attempt. Retryable failures go back to the queue until the task's

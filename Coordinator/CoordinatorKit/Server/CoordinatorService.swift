@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -18,6 +19,9 @@ public final class CoordinatorService: @unchecked Sendable {
     private let logger: Logger
     private let sslContext: NIOSSLContext
     private let revocations: RevocationList
+    /// Live connections of the cluster port and the API, bounded while they authenticate.
+    let clusterConnections: ConnectionLimiter
+    let apiConnections: ConnectionLimiter
 
     /// Opens the data directory and loads the certificate; nothing listens yet.
     public init(settings: CoordinatorSettings, planners: JobPlanners? = nil, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "tower.coordinator")) throws {
@@ -34,6 +38,9 @@ public final class CoordinatorService: @unchecked Sendable {
         do { _ = try revocations.checkRevoked(serial: "") } catch {
             logger.error("revocation index unreadable: refusing every peer but the coordinator until it is fixed", metadata: ["error": "\(error)"])
         }
+        clusterConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "cluster", logger: logger)
+        apiConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "api", logger: logger)
+        Self.raiseFileLimit(logger: logger)
         let data = URL(fileURLWithPath: settings.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path, durability: settings.durability)
@@ -53,6 +60,7 @@ public final class CoordinatorService: @unchecked Sendable {
         try core.start()
         let core = self.core, ssl = sslContext, revocations = self.revocations, logger = self.logger
         let maxFrame = settings.maxFrameBytes
+        let limiter = clusterConnections
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
@@ -60,9 +68,14 @@ public final class CoordinatorService: @unchecked Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    let address = channel.remoteAddress?.ipAddress ?? "?"
+                    // Over the cap: closed before TLS costs anything, the refusal counted.
+                    guard limiter.admit(channel, address: address) else { return channel.close() }
+                    return channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(ConnectionAbort.handler())
                         try sync.addHandler(NIOSSLServerHandler(context: ssl))
+                        try sync.addHandler(ConnectionGuard(limiter: limiter, authentication: .hello, address: address, logger: logger))
                         try sync.addHandlers(WireFraming.handlers(maxFrameBytes: maxFrame))
                         try sync.addHandler(ServerSessionHandler(core: core, revocations: revocations, logger: logger))
                     }
@@ -82,7 +95,8 @@ public final class CoordinatorService: @unchecked Sendable {
         if !settings.apiListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.apiListen, key: "api_listen")
             do {
-                apiChannel = try await HTTPSAPI.bind(host: host, port: port, group: group, ssl: ssl, core: core, revocations: revocations, logger: logger)
+                apiChannel = try await HTTPSAPI.bind(host: host, port: port, group: group, ssl: ssl, core: core, revocations: revocations,
+                                                     limiter: apiConnections, logger: logger)
             } catch {
                 throw ConfigError.cannotListen(service: "the API", address: settings.apiListen, reason: "\(error)", flag: "--api-listen")
             }
@@ -95,17 +109,63 @@ public final class CoordinatorService: @unchecked Sendable {
         ])
     }
 
-    /// Stops accepting connections, flushes the store, closes everything.
+    /// Shuts down in order: listeners (nothing new arrives), then every connection (workers
+    /// keep their results for the next coordinator), then the core and the store (every
+    /// accepted change written), and only then the event loops — so nothing is left to run
+    /// on a loop that is gone. Safe to call more than once.
     public func shutdown() async {
+        guard shutdownState.withLockedValue({ state in defer { state.started = true }; return !state.started }) else {
+            await waitForShutdown()
+            return
+        }
         try? await channel?.close()
         try? await metricsChannel?.close()
         try? await apiChannel?.close()
-        core.stop()
+        await clusterConnections.closeAll()
+        await apiConnections.closeAll()
+        await core.stop()
+        logger.info("coordinator stopped; the store is flushed")
+        let waiters = shutdownState.withLockedValue { state in
+            state.finished = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        waiters.forEach { $0.resume() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
-    /// Runs until the listener closes.
+    private struct ShutdownState {
+        var started = false
+        var finished = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let shutdownState = NIOLockedValueBox(ShutdownState())
+
+    private func waitForShutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = shutdownState.withLockedValue { state -> Bool in
+                if state.finished { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Runs until ``shutdown()`` has finished.
     public func waitUntilClosed() async throws {
         try await channel?.closeFuture.get()
+        await waitForShutdown()
+    }
+
+    /// Each connection costs a descriptor; the soft limit (often 1024) would let a flood
+    /// exhaust it long before the caps matter, so raise it to the hard limit.
+    static func raiseFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("could not raise the open-file limit", metadata: ["errno": "\(errno)"])
+        }
     }
 }

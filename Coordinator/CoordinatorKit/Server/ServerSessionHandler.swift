@@ -24,6 +24,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
     private var address = "?"
     private let frameErrors = Counter(label: "tower_frame_errors_total")
     private let refusals = Counter(label: "tower_refused_connections_total")
+    /// Bad frames are counted each and logged at most every few seconds.
+    private var frameLog = RateLimitedLog(interval: 5)
 
     init(core: ClusterCore, revocations: RevocationList, logger: Logger) {
         self.core = core
@@ -58,6 +60,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         guard let peer, let body = envelope.body else { return }
         let rid = envelope.requestID
+
         guard Permissions.allowed(body, for: peer.role) else {
             logger.warning("refused message for role", metadata: ["message": "\(Permissions.name(of: body))"])
             send(context: context, requestID: rid, error: .forbidden(role: peer.role.rawValue, message: "a \(peer.role.rawValue) certificate may not send \(Permissions.name(of: body))"))
@@ -136,10 +139,18 @@ final class ServerSessionHandler: ChannelInboundHandler {
             return
         }
         guard ClusterRole(wire: hello.role) == peer.role else {
-            send(context: context, requestID: requestID, error: .forbidden(role: peer.role.rawValue, message: "Hello claims role \(hello.role) but the certificate was issued for \(peer.role.rawValue)"))
+            // A peer that lies about its role gets no second try on this connection.
+            sendErrorAndClose(context: context, requestID: requestID, .forbidden(role: peer.role.rawValue, message: "Hello claims role \(hello.role) but the certificate was issued for \(peer.role.rawValue)"))
+            return
+        }
+        // A worker is who its certificate says: one certificate cannot pose as another
+        // worker (results are bound to the name their leases were granted to).
+        guard hello.name.isEmpty || hello.name == peer.name else {
+            sendErrorAndClose(context: context, requestID: requestID, .forbidden(role: peer.role.rawValue, message: "Hello names \"\(hello.name)\" but the certificate was issued to \"\(peer.name)\"; drop --name or issue a certificate for \"\(hello.name)\""))
             return
         }
         helloDone = true
+        try? context.pipeline.syncOperations.handler(type: ConnectionGuard.self).authenticated()
         var welcome = WireWelcome()
         welcome.protocolVersion = WireProtocol.version
         welcome.heartbeatIntervalMs = core.settings.heartbeatIntervalMs
@@ -149,8 +160,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
             let core = self.core
             let channel = context.channel
             let address = self.address
-            let name = hello.name.isEmpty ? peer.name : hello.name
+            let name = peer.name
             let capabilities = hello.capabilities
+
             // The session must exist before the Welcome leaves, so that the worker's first
             // results always find it.
             core.loop.submit {
@@ -226,15 +238,16 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let wire = error as? WireError {
+        let framed = error as? WireFrameError
+        if let wire = framed?.error ?? error as? WireError {
             frameErrors.increment()
-            logger.warning("bad frame", metadata: ["error": "\(wire)"])
+            frameLog.log(logger, "bad frame", key: "frame", metadata: ["error": "\(wire)"])
             switch wire {
             case .frameTooLarge, .truncatedFrame:
                 // The stream can no longer be split into frames: say why, then hang up.
                 sendErrorAndClose(context: context, requestID: 0, wire)
             default:
-                send(context: context, requestID: 0, error: wire)
+                send(context: context, requestID: framed?.requestID ?? 0, error: wire)
             }
             return
         }

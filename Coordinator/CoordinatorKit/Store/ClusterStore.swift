@@ -36,6 +36,9 @@ public struct PendingTaskRow: Sendable {
     public var input: Data
     public var blobs: [String]
     public var attempts: Int
+    /// The worker identity the last attempt was leased to: after a restart it may still
+    /// deliver that attempt's result.
+    public var leasedTo: String? = nil
 }
 
 /// One finished task's result as stored.
@@ -144,6 +147,11 @@ public final class ClusterStore: @unchecked Sendable {
                 """)
         }
         TrackingStore.register(&migrator)
+        migrator.registerMigration("v2-lease-holder") { db in
+            // Who holds each attempt survives a restart, so results are bound to leases
+            // across it and attempts are never undercounted.
+            try db.execute(sql: "ALTER TABLE task ADD COLUMN leased_to TEXT")
+        }
         return migrator
     }
 
@@ -214,21 +222,25 @@ public final class ClusterStore: @unchecked Sendable {
     public func pendingTasks(job: String) throws -> [PendingTaskRow] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT id, job_id, idx, input, blobs, attempts FROM task
+                SELECT id, job_id, idx, input, blobs, attempts, leased_to FROM task
                 WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled') ORDER BY idx
                 """, arguments: [job]).map { row in
                 PendingTaskRow(id: row["id"], jobID: row["job_id"], index: row["idx"], input: row["input"],
-                               blobs: (row["blobs"] as String).split(separator: ",").map(String.init), attempts: row["attempts"])
+                               blobs: (row["blobs"] as String).split(separator: ",").map(String.init), attempts: row["attempts"],
+                               leasedTo: row["leased_to"])
             }
         }
     }
 
-    /// Finished-task counts of a job; `retries` counts attempts beyond each task's first.
+    /// Finished-task counts of a job. `retries` counts attempts that did not finish the
+    /// task: each finished task's attempts beyond its first, and every attempt of an
+    /// unfinished one (its lease was lost when the coordinator stopped) — the same number
+    /// the live scheduler reports, so it neither drops nor jumps across a restart.
     public func taskCounts(job: String) throws -> (done: Int, failed: Int, retries: Int) {
         try pool.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT COALESCE(SUM(state = 'done'), 0) AS done, COALESCE(SUM(state = 'failed'), 0) AS failed,
-                       COALESCE(SUM(MAX(attempts - 1, 0)), 0) AS retries
+                       COALESCE(SUM(CASE WHEN state IN ('done', 'failed', 'cancelled') THEN MAX(attempts - 1, 0) ELSE attempts END), 0) AS retries
                 FROM task WHERE job_id = ?
                 """, arguments: [job])
             return (row?["done"] ?? 0, row?["failed"] ?? 0, row?["retries"] ?? 0)
@@ -269,9 +281,14 @@ public final class ClusterStore: @unchecked Sendable {
     /// One batch of state changes, applied in one transaction, in order.
     public enum Change: Sendable {
         case started(job: String)
-        case done(task: TaskID, attempts: Int, output: Data, worker: String, durationUs: UInt64)
+        /// A task was handed out: its attempt count and holder, so a restart neither
+        /// undercounts attempts nor refuses the holder's result.
+        case leased(task: TaskID, attempts: Int, worker: String)
+        /// `record` holds the job's own writes for this result (e.g. its tracked run),
+        /// applied in the same transaction.
+        case done(task: TaskID, attempts: Int, output: Data, worker: String, durationUs: UInt64, record: (@Sendable (Database) throws -> Void)? = nil)
         case attemptFailed(task: TaskID, attempts: Int, error: String)
-        case failed(task: TaskID, attempts: Int, error: String)
+        case failed(task: TaskID, attempts: Int, error: String, record: (@Sendable (Database) throws -> Void)? = nil)
         case cancelled(job: String)
         case finished(job: String, state: String, error: String?, summarize: (@Sendable ([TaskResultRow]) throws -> Data)?)
         case audit(actor: String, action: String, subject: String, detail: String)
@@ -280,22 +297,29 @@ public final class ClusterStore: @unchecked Sendable {
     public func apply(_ changes: [Change], in db: Database) throws {
         let now = Date().timeIntervalSince1970
         let done = try db.cachedStatement(sql: """
-            UPDATE task SET state = 'done', attempts = ?, output = ?, worker = ?, duration_us = ?, finished_at = ?,
+            UPDATE task SET state = 'done', attempts = MAX(attempts, ?), output = ?, worker = ?, duration_us = ?, finished_at = ?,
               error = NULL, result_count = result_count + 1
             WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')
+            """)
+        let leased = try db.cachedStatement(sql: """
+            UPDATE task SET attempts = MAX(attempts, ?), leased_to = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')
             """)
         for change in changes {
             switch change {
             case let .started(job):
                 try db.execute(sql: "UPDATE job SET state = 'running' WHERE id = ? AND state = 'queued'", arguments: [job])
-            case let .done(task, attempts, output, worker, durationUs):
+            case let .leased(task, attempts, worker):
+                try leased.execute(arguments: [attempts, worker, Int64(task)])
+            case let .done(task, attempts, output, worker, durationUs, record):
                 try done.execute(arguments: [attempts, output, worker, Int64(durationUs), now, Int64(task)])
+                if db.changesCount > 0 { try record?(db) }
             case let .attemptFailed(task, attempts, error):
                 try db.execute(sql: "UPDATE task SET attempts = ?, error = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [attempts, error, Int64(task)])
-            case let .failed(task, attempts, error):
+            case let .failed(task, attempts, error, record):
                 try db.execute(sql: "UPDATE task SET state = 'failed', attempts = ?, error = ?, finished_at = ? WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [attempts, error, now, Int64(task)])
+                if db.changesCount > 0 { try record?(db) }
             case let .cancelled(job):
                 try db.execute(sql: "UPDATE task SET state = 'cancelled', finished_at = ? WHERE job_id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
                                arguments: [now, job])
@@ -341,17 +365,32 @@ public final class ClusterStore: @unchecked Sendable {
 /// Collects state changes from the event loop and writes them in batches on GRDB's writer
 /// queue, in the order they were made. Batching is what lets one SQLite file keep up with
 /// tens of thousands of results per second.
+///
+/// Guarantees: a batch that fails to write is kept and retried, in order, with backoff;
+/// nothing enqueued is dropped while the process lives. While writes fail, ``failure``
+/// says why, so the core can stop taking results instead of counting unstored work done.
 public final class ResultWriter: @unchecked Sendable {
     private let store: ClusterStore
     private let lock = NSLock()
     private var pending: [ClusterStore.Change] = []
+    private var retrying: [ClusterStore.Change] = []
     private var scheduled = false
+    private var lastFailure: Error?
+    private var consecutiveFailures = 0
     private let onError: @Sendable (Error) -> Void
+    private let onRecovered: @Sendable () -> Void
+    /// Backoff between retries of a failed batch, doubling up to `maxRetryDelayMs`.
+    var retryDelayMs = 50
+    var maxRetryDelayMs = 2000
 
-    public init(store: ClusterStore, onError: @escaping @Sendable (Error) -> Void) {
+    public init(store: ClusterStore, onError: @escaping @Sendable (Error) -> Void, onRecovered: @escaping @Sendable () -> Void = {}) {
         self.store = store
         self.onError = onError
+        self.onRecovered = onRecovered
     }
+
+    /// The error of the last write if it failed; nil while the store is writable.
+    public var failure: Error? { lock.withLock { lastFailure } }
 
     public func enqueue(_ change: ClusterStore.Change) {
         lock.lock()
@@ -365,32 +404,61 @@ public final class ResultWriter: @unchecked Sendable {
     private func flushAsync() {
         store.pool.asyncWrite({ db in
             let batch = self.takeBatch()
-            try self.store.apply(batch, in: db)
+            do { try self.store.apply(batch, in: db) }
+            catch {
+                // The transaction rolls back; keep the batch, in order, for the retry.
+                self.lock.withLock { self.retrying = batch }
+                throw error
+            }
         }, completion: { _, result in
-            if case let .failure(error) = result { self.onError(error) }
             self.lock.lock()
-            let more = !self.pending.isEmpty
+            var delay = 0
+            var recovered = false
+            switch result {
+            case let .failure(error):
+                self.lastFailure = error
+                self.consecutiveFailures += 1
+                delay = min(self.maxRetryDelayMs, self.retryDelayMs << min(self.consecutiveFailures - 1, 16))
+            case .success:
+                recovered = self.lastFailure != nil
+                self.lastFailure = nil
+                self.consecutiveFailures = 0
+            }
+            let more = !self.pending.isEmpty || !self.retrying.isEmpty
             self.scheduled = more
             self.lock.unlock()
-            if more { self.flushAsync() }
+            if case let .failure(error) = result { self.onError(error) }
+            if recovered { self.onRecovered() }
+            guard more else { return }
+            if delay > 0 {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { self.flushAsync() }
+            } else {
+                self.flushAsync()
+            }
         })
     }
 
     private func takeBatch() -> [ClusterStore.Change] {
         lock.lock()
         defer { lock.unlock() }
-        let batch = pending
+        let batch = retrying + pending
+        retrying.removeAll()
         pending.removeAll(keepingCapacity: true)
         return batch
     }
 
-    /// Waits until everything enqueued so far is on disk.
-    public func flush() {
+    /// Waits until everything enqueued so far is on disk, or until writes are failing
+    /// (then readers see what is stored; the rest stays queued for the retry). Returns
+    /// false in the second case.
+    @discardableResult
+    public func flush() -> Bool {
         while true {
             lock.lock()
-            let idle = !scheduled && pending.isEmpty
+            let idle = !scheduled && pending.isEmpty && retrying.isEmpty
+            let failing = lastFailure != nil
             lock.unlock()
-            if idle { return }
+            if idle { return true }
+            if failing { return false }
             usleep(1000)
         }
     }

@@ -116,6 +116,13 @@ public final class TrackingStore: @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-version-source-job") { db in
+            // One version per registering job, whatever point a crash interrupted it at.
+            try db.execute(sql: """
+                ALTER TABLE model_version ADD COLUMN source_job TEXT;
+                CREATE UNIQUE INDEX model_version_source_job ON model_version(model, source_job) WHERE source_job IS NOT NULL;
+                """)
+        }
     }
 
     // MARK: Experiments and runs
@@ -134,7 +141,13 @@ public final class TrackingStore: @unchecked Sendable {
     /// Starts (or restarts, after a retry) a run; params and tags are replaced.
     public func startRun(_ id: String, experiment: String, jobID: String? = nil, taskIndex: Int? = nil,
                          params: [String: String], tags: [String: String]) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.startRun(db, id, experiment: experiment, jobID: jobID, taskIndex: taskIndex, params: params, tags: tags) }
+    }
+
+    /// The same inside a caller's transaction (a job writes its runs with its results).
+    public static func startRun(_ db: Database, _ id: String, experiment: String, jobID: String? = nil, taskIndex: Int? = nil,
+                                params: [String: String], tags: [String: String]) throws {
+        do {
             let exp = try Self.experimentID(db, experiment)
             try db.execute(sql: """
                 INSERT INTO run (id, experiment_id, job_id, task_index, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)
@@ -149,7 +162,11 @@ public final class TrackingStore: @unchecked Sendable {
     /// latest value, so a retried trial does not leave two curves.
     public func logMetrics(_ run: String, _ values: [(key: String, step: Int, value: Double)]) throws {
         guard !values.isEmpty else { return }
-        try pool.write { db in
+        try pool.write { db in try Self.logMetrics(db, run, values) }
+    }
+
+    public static func logMetrics(_ db: Database, _ run: String, _ values: [(key: String, step: Int, value: Double)]) throws {
+        do {
             let now = Date().timeIntervalSince1970
             let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO run_metric VALUES (?, ?, ?, ?, ?)")
             for v in values { try statement.execute(arguments: [run, v.key, v.step, v.value, now]) }
@@ -157,19 +174,31 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     public func setTags(_ run: String, _ tags: [String: String]) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.setTags(db, run, tags) }
+    }
+
+    public static func setTags(_ db: Database, _ run: String, _ tags: [String: String]) throws {
+        do {
             for (k, v) in tags { try db.execute(sql: "INSERT OR REPLACE INTO run_tag VALUES (?, ?, ?)", arguments: [run, k, v]) }
         }
     }
 
     public func addArtifact(_ run: String, name: String, sha256: String, size: Int) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.addArtifact(db, run, name: name, sha256: sha256, size: size) }
+    }
+
+    public static func addArtifact(_ db: Database, _ run: String, name: String, sha256: String, size: Int) throws {
+        do {
             try db.execute(sql: "INSERT OR REPLACE INTO artifact VALUES (?, ?, ?, ?)", arguments: [run, name, sha256, size])
         }
     }
 
     public func finishRun(_ id: String, status: String, error: String? = nil) throws {
-        try pool.write { db in
+        try pool.write { db in try Self.finishRun(db, id, status: status, error: error) }
+    }
+
+    public static func finishRun(_ db: Database, _ id: String, status: String, error: String? = nil) throws {
+        do {
             try db.execute(sql: "UPDATE run SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                            arguments: [status, error, Date().timeIntervalSince1970, id])
             guard db.changesCount > 0 else { throw RegistryError.unknownRun(id) }
@@ -234,15 +263,31 @@ public final class TrackingStore: @unchecked Sendable {
 
     /// Registers a new version of `model` (creating the model on first use); versions
     /// count up from 1.
-    public func registerVersion(model: String, runID: String?, sha256: String, metrics: [String: Double], description: String = "") throws -> Int {
+    /// Registers a new version. With `sourceJob`, registration is idempotent per job: a
+    /// job that registers again (its coordinator crashed after registering and resumed it)
+    /// gets the version it already has, so one search never makes two versions.
+    public func registerVersion(model: String, runID: String?, sha256: String, metrics: [String: Double], description: String = "",
+                                sourceJob: String? = nil) throws -> Int {
         try pool.write { db in
+            if let sourceJob, let existing = try Int.fetchOne(db, sql: "SELECT version FROM model_version WHERE model = ? AND source_job = ?",
+                                                             arguments: [model, sourceJob]) {
+                return existing
+            }
             let now = Date().timeIntervalSince1970
             try db.execute(sql: "INSERT OR IGNORE INTO registered_model (name, created_at) VALUES (?, ?)", arguments: [model, now])
             let version = (try Int.fetchOne(db, sql: "SELECT MAX(version) FROM model_version WHERE model = ?", arguments: [model]) ?? 0) + 1
-            try db.execute(sql: "INSERT INTO model_version VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [model, version, runID, sha256, Self.json(metrics), description, now])
+            try db.execute(sql: """
+                INSERT INTO model_version (model, version, run_id, sha256, metrics, description, created_at, source_job)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [model, version, runID, sha256, Self.json(metrics), description, now, sourceJob])
             return version
         }
+    }
+
+    /// The decision an actor already recorded for a version, if any (a resumed job's
+    /// decision is not made twice).
+    public func decision(model: String, version: Int, actor: String) throws -> PromotionRecord? {
+        try decisions(model: model).last { $0.version == version && $0.actor == actor }
     }
 
     public func models() throws -> [(name: String, versions: Int, aliases: [String: Int])] {

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// Liveness at the edges (issue 14) and reconnects during bulk transfers (issue 8), with the
+/// real executables.
+extension ProcessClusterSuites {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct PartitionTests {
+    /// A frozen worker loses exactly the leases it held: the tick that drops it hands it
+    /// nothing new, so no task spends an attempt on it after its leases expire.
+    @Test func aFrozenWorkerGetsNoTaskAfterItsLeasesExpire() async throws {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 2)
+        defer { op.close(); c.stopAll() }
+        let job = try await c.submitEcho(op, tasks: 60, sleepMs: 300)
+        try await c.waitUntil("w1 running tasks") { try await op.workers().first { $0.name == "w1" }?.running ?? 0 > 0 }
+        let w1 = c.workers["w1"]!
+        kill(w1.processIdentifier, SIGSTOP)
+        defer { kill(w1.processIdentifier, SIGCONT) }
+        // Results already on the wire may land; after that what w1 holds is fixed.
+        try await Task.sleep(for: .milliseconds(500))
+        let held = try await op.workers().first { $0.name == "w1" }?.running ?? 0
+        #expect(held > 0)
+        let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded)
+        #expect(end.retries == held)
+        let log = c.log("coordinator")
+        #expect(log.contains("silent for a lease period"))
+        #expect(!log.contains("disconnected\""))
+    }
+
+    /// After heartbeats go unanswered the worker cuts the connection itself instead of
+    /// waiting on a TLS close the frozen coordinator will never answer.
+    @Test func aWorkerDropsAFrozenCoordinatorAtTheHeartbeatDeadline() async throws {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1"], slots: 1)
+        defer { op.close(); c.stopAll() }
+        let coordinator = c.coordinator!
+        kill(coordinator.processIdentifier, SIGSTOP)
+        defer { kill(coordinator.processIdentifier, SIGCONT) }
+        try await c.waitUntil("the heartbeat to go unanswered") { c.log("w1").contains("heartbeat unanswered") }
+        // A graceful close would hold the connection for NIOSSL's 5 s shutdown timeout;
+        // this bound is a hang detector below it, not a speed measurement.
+        let deadline = ContinuousClock.now + .seconds(3)
+        while !c.log("w1").contains("lost the coordinator; reconnecting") {
+            guard ContinuousClock.now < deadline else { Issue.record("the worker kept the dead connection open"); return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Operator commands close TLS properly and SIGTERM shuts the coordinator down in
+    /// order: its log has no unclean shutdown and nothing scheduled on a dead event loop.
+    @Test func aNormalRunLeavesACleanLog() async throws {
+        let c = try ProcessCluster(workers: ["w1"])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        try c.startWorker("w1", slots: 2)
+        let op = try await c.operatorClient()
+        try await c.waitForWorkers(1, op)
+        await op.shutdown()
+        let submit = try await c.runOperatorCommand(["submit", "echo", "--tasks", "20", "--follow"])
+        #expect(submit.status == 0)
+        #expect(submit.output.contains("20 payloads verified"))
+        #expect(try await c.runOperatorCommand(["jobs"]).status == 0)
+        #expect(try await c.runOperatorCommand(["workers"]).status == 0)
+        let worker = c.workers["w1"]!
+        worker.terminate()
+        try await c.waitForExit(worker)
+        let coordinator = c.coordinator!
+        coordinator.terminate()
+        try await c.waitForExit(coordinator)
+        #expect(coordinator.terminationStatus == 0)
+        let log = c.log("coordinator")
+        #expect(log.contains("coordinator stopped; the store is flushed"))
+        #expect(!log.contains("uncleanShutdown"))
+        #expect(!log.contains("Cannot schedule tasks"))
+        #expect(!c.log("w1").contains("Cannot schedule tasks"))
+    }
+
+    /// Killing the coordinator in the middle of a multi-chunk blob transfer: the worker
+    /// asks again on the next connection and every task finishes.
+    @Test func aBlobTransferCutByACoordinatorCrashStartsOverAndEveryTaskFinishes() async throws {
+        let c = try ProcessCluster(workers: ["w1"])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        try c.startWorker("w1", slots: 2)
+        var op = try await c.operatorClient()
+        try await c.waitForWorkers(1, op)
+        let job = try await c.submitEcho(op, tasks: 6, sleepMs: 0, blobBytes: 128 << 20)
+        try await c.waitUntil("the worker to ask for the blob") { c.log("w1").contains("fetching a blob from the coordinator") }
+        c.kill9(c.coordinator)
+        op.close()
+        try c.startCoordinator()
+        op = try await c.operatorClient()
+        defer { op.close() }
+        let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded)
+        #expect(end.done == 6)
+        #expect(c.log("w1").contains("fetching a blob again after reconnecting"))
+        let rows = try c.storedResults(job)
+        #expect(rows.count == 6 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 && $0.attempts >= 1 })
+    }
+}
+}
