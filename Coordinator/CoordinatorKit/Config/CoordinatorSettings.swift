@@ -62,8 +62,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var metrics_listen: String?
         var promotion: PromotionPolicy?
         var api_listen: String?
-        var durability: String?
         var connection_limits: ConnectionLimits?
+        var durability: String?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
