@@ -168,7 +168,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["CoordinatorKit", "Wire", "coordinator", "worker", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["CoordinatorKit", "Wire", "WorkerKit", "coordinator", "worker",
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "Logging", package: "swift-log")],
             path: "Tests/ClusterTests",
             swiftSettings: nioTargetSettings
         ),

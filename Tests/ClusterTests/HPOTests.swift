@@ -193,6 +193,37 @@ extension ProcessClusterSuites {
         #expect(rows.filter { $0.attempts > 1 }.allSatisfy { $0.worker == "w2" })
     }
 }
+
+    /// Cancelling a search stops its trial within an iteration: the worker's only slot is
+    /// free for the next job long before the trial could have finished.
+    @Test(.timeLimit(.minutes(2))) func aCancelledTrialStopsTrainingAndFreesItsSlot() async throws {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1"], slots: 1)
+        defer { op.close(); c.stopAll() }
+        var spec = WireHPOSpec()
+        spec.space = """
+            model: gbdt
+            sampler: random
+            max_trials: 1
+            max_concurrent: 1
+            params: {num_iterations: 1000000, learning_rate: 0.001, num_leaves: {int: [30, 31]}}
+            """
+        spec.dataset = try HPOTests().dataset(c)
+        var job = WireJobSpec()
+        job.kind = JobKind.hpo
+        job.spec = try spec.serializedData()
+        let search = try await op.submit(job).jobID
+        try await c.waitUntil("the trial to be training") {
+            let running = try await op.job(search).running
+            return running == 1 && c.log("w1").contains("fetching a blob")
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let cancelled = try await op.cancel(search)
+        #expect(cancelled.state == .cancelled)
+        // The slot frees only when the trial's training loop stops.
+        let echo = try await c.submitEcho(op, tasks: 1, sleepMs: 0)
+        try await c.waitUntil("the next job to run on the freed slot") { try await op.job(echo).state == .succeeded }
+        #expect(c.log("w1").contains("tasks cancelled by the coordinator"))
+    }
 }
 
 final class EventBox: @unchecked Sendable {

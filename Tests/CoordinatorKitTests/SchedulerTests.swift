@@ -231,4 +231,37 @@ import Wire
         #expect(s.expire(now: 1500) == Scheduler.Expiry())
         #expect(s.isWorker("a"))
     }
+
+    // MARK: Capabilities
+
+    @Test func tasksGoOnlyToWorkersWithTheKindAndItsTools() {
+        var s = Scheduler(leaseTimeoutMs: 1000, prefetchPerSlot: 1)
+        s.addJob("render", maxAttempts: 3, pending: (1...4).map { (TaskID($0), 0) }, needs: .init(kind: "render", tools: ["ffmpeg"]))
+        s.addJob("echo", maxAttempts: 3, pending: (11...12).map { (TaskID($0), 0) }, needs: .init(kind: "echo"))
+        s.addWorker("plain", name: "plain", slots: 4, now: 0, offer: .init(kinds: ["echo", "render"], tools: []))
+        s.addWorker("media", name: "media", slots: 4, now: 0, offer: .init(kinds: ["echo", "render"], tools: ["ffmpeg", "ffprobe"]))
+        let assigned = s.assign(now: 0)
+        #expect(assigned.filter { $0.task < 10 }.allSatisfy { $0.session == "media" })
+        #expect(assigned.filter { $0.task < 10 }.count == 4)
+        // The job nobody else can run does not hold up the one anybody can.
+        #expect(assigned.filter { $0.task > 10 }.count == 2)
+        #expect(s.waiting("render") == nil)
+    }
+
+    @Test func aJobNoWorkerCanRunWaitsSaysWhyAndSpendsNoAttempt() {
+        var s = Scheduler(leaseTimeoutMs: 1000, prefetchPerSlot: 1)
+        s.addJob("r", maxAttempts: 1, pending: [(1, 0)], needs: .init(kind: "render", tools: ["ffmpeg", "ffprobe"]))
+        #expect(s.waiting("r") == "no worker is connected")
+        s.addWorker("a", name: "a", slots: 2, now: 0, offer: .init(kinds: ["echo"]))
+        #expect(s.assign(now: 0).isEmpty)
+        #expect(s.waiting("r") == "no connected worker runs job kind render")
+        s.addWorker("b", name: "b", slots: 2, now: 0, offer: .init(kinds: ["render"], tools: ["ffprobe"]))
+        #expect(s.assign(now: 0).isEmpty)
+        #expect(s.waiting("r") == "no connected worker has ffmpeg, ffprobe (missing everywhere: ffmpeg)")
+        #expect(s.attempts(of: 1) == 0)
+        #expect(s.progress(of: "r")?.retries == 0)
+        s.addWorker("c", name: "c", slots: 1, now: 0, offer: .init(kinds: ["render"], tools: ["ffmpeg", "ffprobe"]))
+        #expect(s.assign(now: 0).map(\.session) == ["c"])
+        #expect(s.waiting("r") == nil)
+    }
 }

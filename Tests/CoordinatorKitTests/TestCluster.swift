@@ -31,6 +31,7 @@ struct InProcessCoordinator {
         h.role = role
         h.name = name
         h.capabilities.slots = 1
+        h.capabilities.jobKinds = JobKind.builtIn.map(\.name)
         return h
     }
 

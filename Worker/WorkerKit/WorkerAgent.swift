@@ -287,7 +287,12 @@ public final class WorkerAgent: @unchecked Sendable {
                 return try await self.blob(hash)
             },
             report: { [weak self] step, metrics in self?.progress(id, attempt: attempt, step: step, metrics: metrics) },
-            shouldStop: { [weak self] in self?.lock.withLock { self?.stopRequested.contains(id) } ?? true },
+            // A cancelled task stops the same way a stopped one does: training threads never
+            // see Swift task cancellation, but they ask this every iteration.
+            shouldStop: { [weak self] in
+                guard let self else { return true }
+                return self.lock.withLock { self.stopRequested.contains(id) || self.cancelled.contains(id) }
+            },
             cacheDirectory: config.cacheDirectory)
         let startedAt = DispatchTime.now()
         running[assignment.taskID] = Task {

@@ -16,6 +16,9 @@ public protocol JobPlanner: Sendable {
     /// runs; `existing` holds the results stored so far (non-empty when a restarted
     /// coordinator resumes the job).
     func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)?
+    /// A job that repeats one tracked run of this kind, for `coordinator runs rerun`; nil
+    /// when the kind cannot repeat a run.
+    func rerun(_ run: RunSummary, runID: String) throws -> WireJobSpec?
 }
 
 extension JobController {
@@ -25,8 +28,6 @@ extension JobController {
 extension JobPlanner {
     public var kind: String { descriptor.name }
 
-    /// A job that repeats one tracked run of this kind, for `coordinator runs rerun`; nil
-    /// when the kind cannot repeat a run.
     public func rerun(_ run: RunSummary, runID: String) throws -> WireJobSpec? { nil }
 
     public func controller(for job: JobRow, existing: [TaskResultRow], context: JobContext) throws -> (any JobController)? { nil }

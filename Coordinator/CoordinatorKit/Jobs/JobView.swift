@@ -75,9 +75,10 @@ struct JobView: Sendable {
 enum JobEnding {
     static func conclude(progress p: Scheduler.JobProgress, rule: JobFailureRule,
                          summarize: () throws -> Data) -> (state: String, error: String?, summary: Data?) {
-        let failed = rule.jobFailed(done: p.done, failed: p.failed)
-        var state = failed ? "failed" : (p.cancelled > 0 ? "cancelled" : "succeeded")
-        var error = failed ? (p.firstError ?? "no task succeeded") : p.firstError
+        // An operator's cancel is what ended the job, whatever the tasks did before it.
+        let failed = p.cancelled == 0 && rule.jobFailed(done: p.done, failed: p.failed)
+        var state = p.cancelled > 0 ? "cancelled" : (failed ? "failed" : "succeeded")
+        let error = failed ? (p.firstError ?? "no task succeeded") : p.firstError
         guard state != "cancelled" || p.done > 0 else { return (state, error, nil) }
         do {
             return (state, error, try summarize())

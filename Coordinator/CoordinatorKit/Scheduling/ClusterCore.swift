@@ -242,17 +242,18 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     public func cancel(job id: String, by peer: PeerIdentity) -> EventLoopFuture<WireJobSummary> {
-        loop.submit {
+        loop.submit { () -> EventLoopFuture<Void> in
             guard self.activeJobs[id] != nil else {
-                if try self.store.job(id) != nil { return }
+                if try self.store.job(id) != nil { return self.loop.makeSucceededVoidFuture() }
                 throw WireError.notFound(what: "job \(id)")
             }
             let (revoked, end) = self.scheduler.cancel(job: id)
             self.revoke(revoked, reason: "job \(id) was cancelled")
             self.writer.enqueue(.cancelled(job: id))
             self.writer.enqueue(.audit(actor: peer.name, action: "cancel", subject: id, detail: "\(revoked.count) running tasks stopped"))
-            if let end { self.finish(end) }
-        }.flatMap { self.summary(of: id) }
+            // The answer shows the job as it ended, so wait for its end to be recorded.
+            return end.map { self.finish($0) } ?? self.loop.makeSucceededVoidFuture()
+        }.flatMap { $0 }.flatMap { self.summary(of: id) }
     }
 
     /// The job's progress: live from the scheduler while it runs, from the store after.
@@ -502,8 +503,10 @@ public final class ClusterCore: @unchecked Sendable {
     /// Concludes a job whose tasks all ended. Its summary (for a search: evaluating and
     /// promoting the winner) is made off the loop and outside the store's write
     /// transaction; the job reads as running until the summary is stored.
-    private func finish(_ end: Scheduler.JobEnd) {
-        guard let job = activeJobs.removeValue(forKey: end.job) else { return }
+    @discardableResult
+    private func finish(_ end: Scheduler.JobEnd) -> EventLoopFuture<Void> {
+        guard let job = activeJobs.removeValue(forKey: end.job) else { return loop.makeSucceededVoidFuture() }
+        let recorded = loop.makePromise(of: Void.self)
         let p = end.progress
         let controller = controllers.removeValue(forKey: job.id)
         for (id, info) in taskInfo where info.job == job.id { taskInfo[id] = nil }
@@ -522,7 +525,9 @@ public final class ClusterCore: @unchecked Sendable {
             }
             logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state)", "done": "\(p.done)", "failed": "\(p.failed)", "retries": "\(p.retries)"])
             writer.enqueue(.finished(job: job.id, state: state, error: error, summary: summary))
+            recorded.succeed()
         }
+        return recorded.futureResult
     }
 
     private func revoke(_ pairs: [(SessionID, TaskID)], reason: String, stopEarly: Bool = false) {
