@@ -316,44 +316,13 @@ final class HPOController: JobController {
         return try summary.serializedData()
     }
 
-    /// Scores the winner (and the champion, if any) on the holdout, registers the winner
-    /// and records the policy's decision; the alias moves only if no one else moved it.
+    /// The winner goes the one way every candidate goes (``PromotionService``).
     func evaluateAndPromote(_ winner: WireTrialOutput, run: String) throws -> (version: Int, promoted: Bool, reasons: [String]) {
-        let holdout = try holdoutData()
-        let candidateModel = try ModelFile.decode(winner.modelFile)
-        let candidate = try predictions(candidateModel, on: holdout)
-        let report = EvaluationReport(probabilities: candidate.probabilities, labels: candidate.labels, groups: candidate.groups)
-        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0["holdout_" + $1.key] = $1.value }
-        for (k, v) in winner.metrics { metrics[k] = v }
-        let sha = try context.blobs.put(winner.modelFile)
-        let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
-                                                           description: "best of \(job.id) by \(metricKey)", sourceJob: job.id)
-        // Resumed after a crash that came after the decision: report it, decide nothing twice.
-        if let recorded = try context.tracking.decision(model: modelName, version: version, actor: "policy:\(job.id)") {
-            return (version, recorded.promoted, recorded.reasons)
-        }
-        let championVersion = try context.tracking.alias(modelName, "champion")
-        var championPredictions: HoldoutPredictions?
-        if let championVersion {
-            let row = try context.tracking.version(modelName, championVersion)
-            let champion = try ModelFile.decode(try context.blobs.read(row.sha256))
-            championPredictions = try predictions(champion, on: holdout)
-        }
-        let decision = policy.decide(candidate: candidate, champion: championPredictions)
-        var reasons = decision.reasons
-        if championVersion == nil { reasons.insert("no champion yet: absolute floors apply", at: 0) }
-        do {
-            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
-                                        promoted: decision.promoted, action: "auto", reasons: reasons, numbers: decision.numbers,
-                                        actor: "policy:\(job.id)")
-            logger.info("promotion decision", metadata: ["model": "\(modelName)", "version": "\(version)", "promoted": "\(decision.promoted)"])
-            return (version, decision.promoted, reasons)
-        } catch let error as RegistryError {
-            let lost = reasons + ["not promoted: \(error)"]
-            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
-                                        promoted: false, action: "auto", reasons: lost, numbers: decision.numbers, actor: "policy:\(job.id)")
-            return (version, false, lost)
-        }
+        let service = PromotionService(tracking: context.tracking, blobs: context.blobs, logger: logger)
+        let candidate = PromotionService.Candidate(model: modelName, modelFile: winner.modelFile, runID: run, metrics: winner.metrics,
+                                                   source: job.id, description: "best of \(job.id) by \(metricKey)")
+        let outcome = try service.consider(candidate, holdout: try holdoutData(), policy: policy)
+        return (outcome.version, outcome.promoted, outcome.reasons)
     }
 
     /// The holdout: the test window of the search's own data set.
@@ -366,26 +335,6 @@ final class HPOController: JobController {
         return test
     }
 
-    /// A model's holdout predictions with users as groups and region / price band segments.
-    func predictions(_ model: TowerModel, on data: Dataset) throws -> HoldoutPredictions {
-        let classifier = model.classifier
-        let aligned = try data.aligned(to: classifier.schema)
-        let probabilities = try classifier.predictProbability(aligned)
-        var segments: [String: [String?]] = [:]
-        if let r = data.schema.index(of: "region") {
-            let names = data.schema.features[r].categories
-            segments["region"] = data.columns[r].map { v in v.isNaN ? nil : (Int(v) < names.count ? names[Int(v)] : "\(Int(v))") }
-        }
-        if let p = data.schema.index(of: "price") {
-            let sorted = data.columns[p].filter { !$0.isNaN }.sorted()
-            if !sorted.isEmpty {
-                let low = sorted[sorted.count / 3], high = sorted[2 * sorted.count / 3]
-                segments["price_band"] = data.columns[p].map { v in v.isNaN ? nil : (v < low ? "low" : (v < high ? "mid" : "high")) }
-            }
-        }
-        return try HoldoutPredictions(probabilities: probabilities, labels: data.labels,
-                                      groups: data.groups ?? Array(0..<data.rowCount), segments: segments)
-    }
 }
 
 /// The commit of the code the coordinator runs, for run tags: `TOWER_GIT_COMMIT` when set
