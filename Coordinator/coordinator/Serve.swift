@@ -2,6 +2,7 @@ import ArgumentParser
 import CoordinatorKit
 import Foundation
 import Logging
+import ServiceLifecycle
 import Wire
 
 struct Serve: AsyncParsableCommand {
@@ -27,13 +28,11 @@ struct Serve: AsyncParsableCommand {
         LogSetup.bootstrap(level: logLevel)
         TowerMetrics.bootstrap()
         do {
-            let service = try CoordinatorService(settings: try settings())
-            try await service.start()
-            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) {
-                Task { await service.shutdown() }
-            }
-            try await service.waitUntilClosed()
-            _ = signals
+            let logger = Logger(label: "tower.coordinator")
+            let service = try CoordinatorService(settings: try settings(), logger: logger)
+            // SIGTERM and SIGINT shut down in order: listeners, connections, store, loops.
+            let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         } catch {
             throw fail(error)
         }
@@ -71,21 +70,5 @@ struct Serve: AsyncParsableCommand {
         if let apiListen { s.apiListen = apiListen }
         try s.validate()
         return s
-    }
-}
-
-/// Runs `action` when one of `signals` arrives; the default disposition is replaced for
-/// as long as the watcher lives.
-final class SignalWatcher {
-    private var sources: [DispatchSourceSignal] = []
-
-    init(signals: [Int32], action: @escaping () -> Void) {
-        for sig in signals {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            source.setEventHandler(handler: action)
-            source.resume()
-            sources.append(source)
-        }
     }
 }

@@ -59,7 +59,12 @@ import WorkerKit
     // MARK: Results bound to leases (item 3) and identity (item 4)
 
     @Test func aSecondWorkerCertificateCannotForgeAResult() async throws {
-        let c = try await Self.start()
+        // The raw clients below send no heartbeats: a long lease keeps w1 from being
+        // dropped as silent on a busy machine.
+        let c = try await Self.start { s in
+            s.leaseTimeoutMs = 120_000
+            s.heartbeatIntervalMs = 5_000
+        }
         defer { Task { await c.stop() } }
         let assigned = AssignmentBox()
         let w1 = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("w1"),

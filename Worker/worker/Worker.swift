@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import NIOPosix
 import Wire
 import WorkerKit
@@ -62,16 +63,9 @@ struct WorkerCommand: AsyncParsableCommand {
             config.labels = labelMap
             config.maxFrameBytes = maxFrameBytes
             let agent = try WorkerAgent(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-            var sources: [DispatchSourceSignal] = []
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler { agent.drain() }
-                source.resume()
-                sources.append(source)
-            }
-            try await agent.run()
-            _ = sources
+            // SIGTERM and SIGINT drain: running tasks finish and report, none start.
+            let group = ServiceGroup(configuration: .init(services: [WorkerService(agent: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         } catch let error as ValidationError {
             throw error
         } catch {

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Wire
 
 /// A running coordinator: the store and blob store under the data directory, the
@@ -167,5 +168,15 @@ public final class CoordinatorService: @unchecked Sendable {
         if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
             logger.warning("could not raise the open-file limit", metadata: ["errno": "\(errno)"])
         }
+    }
+}
+
+/// Under swift-service-lifecycle: starts, runs until graceful shutdown is asked (SIGTERM
+/// or SIGINT through the service group), then shuts down in order.
+extension CoordinatorService: Service {
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await shutdown()
     }
 }
