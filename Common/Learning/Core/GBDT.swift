@@ -258,7 +258,9 @@ func withColumnPointers<R>(_ columns: [[Float]], _ body: (UnsafeBufferPointer<Un
     }
 }
 
-/// Trains gradient-boosted trees with the binary log-loss objective.
+/// Trains gradient-boosted trees: the booster grows one tree per iteration on the
+/// gradients its `Objective` gives (binary log-loss unless told otherwise) and measures
+/// progress with `Metrics`, as LightGBM keeps boosting, objective and metric apart.
 ///
 /// Categorical features are binned by their integer codes like numeric ones (a split
 /// is "code ≤ k"); with few categories each code has its own bin, so trees can still
@@ -274,6 +276,7 @@ public enum GBDTTrainer {
     /// iteration. `recordCurve` false skips the per-iteration training loss (faster
     /// when nobody looks at it; still computed when a callback is given).
     public static func train(_ train: Dataset, valid: Dataset? = nil, parameters p: BoostingParameters = .init(),
+                             objective: any Objective = BinaryLogLoss(),
                              recordCurve: Bool = true, callback: IterationCallback? = nil) throws -> GradientBoostedModel {
         guard train.hasLabels else { throw TrainingError.noLabels }
         let rate = train.positiveRate
@@ -302,7 +305,7 @@ public enum GBDTTrainer {
             settings: TreeLearnerSettings(numLeaves: p.numLeaves, maxDepth: p.maxDepth, minDataInLeaf: p.minDataInLeaf,
                                           minSumHessianInLeaf: p.minSumHessianInLeaf, lambdaL2: p.lambdaL2,
                                           minGainToSplit: p.minGainToSplit, learningRate: p.learningRate, threads: threads))
-        let initial = BinaryLogLoss.initialScore(labels: train.labels)
+        let initial = objective.initialScore(labels: train.labels)
         var scores = [Double](repeating: initial, count: n)
         var validScores = [Double](repeating: initial, count: validData?.rowCount ?? 0)
         var gradients = [Float](repeating: 0, count: n)
@@ -321,8 +324,8 @@ public enum GBDTTrainer {
                 labels.withUnsafeBufferPointer { y in
                     gradients.withUnsafeMutableBufferPointer { g in
                         hessians.withUnsafeMutableBufferPointer { h in
-                            BinaryLogLoss.gradients(scores: s.baseAddress!, labels: y.baseAddress!, count: n,
-                                                    gradients: g.baseAddress!, hessians: h.baseAddress!, threads: threads)
+                            objective.gradients(scores: s.baseAddress!, labels: y.baseAddress!, count: n,
+                                                gradients: g.baseAddress!, hessians: h.baseAddress!, threads: threads)
                         }
                     }
                 }
@@ -378,14 +381,14 @@ public enum GBDTTrainer {
             var trainLoss = Double.nan
             if recordCurve || callback != nil {
                 trainLoss = scores.withUnsafeBufferPointer { s in
-                    labels.withUnsafeBufferPointer { BinaryLogLoss.loss(scores: s.baseAddress!, labels: $0.baseAddress!, count: n) }
+                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n) }
                 }
                 curve.trainLogLoss.append(trainLoss)
             }
             var validMetrics: ValidationMetrics? = nil
             if let v = validData {
                 let loss = validScores.withUnsafeBufferPointer { s in
-                    v.labels.withUnsafeBufferPointer { BinaryLogLoss.loss(scores: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
+                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
                 }
                 let auc = Metrics.auc(scores: validScores, labels: v.labels)
                 validMetrics = ValidationMetrics(logLoss: loss, auc: auc)

@@ -43,6 +43,19 @@ public enum Metrics {
         return s / Double(p.count)
     }
 
+    /// Mean log-loss of margins (log-odds), computed from the margin directly so that no
+    /// clipping is needed: the loss the booster records for its curves every iteration.
+    static func logLoss(margins scores: UnsafePointer<Double>, labels: UnsafePointer<Float>, count: Int) -> Double {
+        var s = 0.0
+        for i in 0..<count {
+            let m = scores[i]
+            // log(1 + e^m) − y·m, written to avoid overflow for large |m|.
+            let softplus = m > 0 ? m + log1p(exp(-m)) : log1p(exp(m))
+            s += softplus - Double(labels[i]) * m
+        }
+        return s / Double(max(1, count))
+    }
+
     /// Mean squared error of probabilities against 0/1 labels.
     public static func brier(probabilities p: [Double], labels: [Float]) -> Double {
         precondition(p.count == labels.count, "one probability per label")

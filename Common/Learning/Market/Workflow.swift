@@ -132,9 +132,3 @@ public enum LearningWorkflow {
         return written
     }
 }
-
-extension DataError: LocalizedError { public var errorDescription: String? { description } }
-extension ModelFileError: LocalizedError { public var errorDescription: String? { description } }
-extension ParameterError: LocalizedError { public var errorDescription: String? { description } }
-extension TrainingError: LocalizedError { public var errorDescription: String? { description } }
-extension LogisticError: LocalizedError { public var errorDescription: String? { description } }
