@@ -4,7 +4,7 @@
 //
 // Organised like LightGBM's core, in Core/: data (Dataset, CSV, Binning), tree learner
 // (TreeLearner, RegressionTree), objective (the `Objective` protocol, BinaryLogLoss),
-// boosting (GBDT), metric (Metrics), plus
+// boosting (GBDT), metric (Metrics, MetricName), parameters (LearningParameter), plus
 // explanation (TreeSHAP), persistence (ModelFile) and plots (SVG). Core knows nothing of
 // real estate: the market (its tables, the demo generator, pair features, recommendation
 // phrasing and the end-to-end workflow over market data) lives in Market/ and uses Core,

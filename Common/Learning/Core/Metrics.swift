@@ -136,11 +136,12 @@ public struct EvaluationReport: Sendable, Equatable {
 
     /// Metric name → value, as stored in model files and run records.
     public var dictionary: [String: Double] {
-        var d = ["auc": auc, "logloss": logLoss, "brier": brier, "rows": Double(rows), "positive_rate": positiveRate]
+        var d = [MetricName.auc: auc, MetricName.logLoss: logLoss, MetricName.brier: brier,
+                 MetricName.rows: Double(rows), MetricName.positiveRate: positiveRate]
         if let r = ranking {
-            d["precision@\(r.k)"] = r.precision
-            d["recall@\(r.k)"] = r.recall
-            d["ndcg@\(r.k)"] = r.ndcg
+            d[MetricName.precisionAt(r.k)] = r.precision
+            d[MetricName.recallAt(r.k)] = r.recall
+            d[MetricName.ndcgAt(r.k)] = r.ndcg
         }
         return d
     }

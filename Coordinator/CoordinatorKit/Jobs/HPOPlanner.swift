@@ -122,7 +122,7 @@ final class HPOController: JobController {
     private let trackingQueue = DispatchQueue(label: "tower.hpo.tracking")
     private let code = GitInfo.current
 
-    var metricKey: String { "valid_" + space.metric.rawValue }
+    var metricKey: String { MetricName.valid(space.metric.metricName) }
 
     /// A search grows a wave at a time up to max_trials.
     var plannedTotal: Int { space.maxTrials }
@@ -338,7 +338,7 @@ final class HPOController: JobController {
         let candidateModel = try ModelFile.decode(winner.modelFile)
         let candidate = try predictions(candidateModel, on: holdout)
         let report = EvaluationReport(probabilities: candidate.probabilities, labels: candidate.labels, groups: candidate.groups)
-        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0["holdout_" + $1.key] = $1.value }
+        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0[MetricName.holdout($1.key)] = $1.value }
         for (k, v) in winner.metrics { metrics[k] = v }
         let sha = try context.blobs.put(winner.modelFile)
         let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
