@@ -45,6 +45,11 @@ public enum MetricName {
     /// `metric` measured on the holdout (`holdout_ndcg@10`).
     public static func holdout(_ metric: String) -> String { holdoutPrefix + metric }
 
+    /// `metric` spelled as an identifier (`precision@10` → `precision_at_10`), for keys
+    /// people type in configuration files (the promotion policy's guardrails and floors)
+    /// and the numbers recorded with a promotion decision.
+    public static func identifier(_ metric: String) -> String { metric.replacingOccurrences(of: "@", with: "_at_") }
+
     /// Every metric of `metrics` whose name starts with `prefix`, under its bare name.
     public static func withPrefix(_ prefix: String, in metrics: [String: Double]) -> [String: Double] {
         var out: [String: Double] = [:]

@@ -53,6 +53,11 @@ import Testing
         #expect(ObjectiveMetric.logloss.rawValue == MetricName.logLoss && ObjectiveMetric.logloss.metricName == MetricName.logLoss)
     }
 
+    @Test func thePromotionPolicysKeysAreTheSharedNamesAsIdentifiers() {
+        #expect(PromotionPolicy.floorMetrics == [MetricName.auc, MetricName.precisionAt(10), MetricName.ndcgAt(10), MetricName.logLoss].map(MetricName.identifier))
+        #expect(PromotionPolicy.floorMetrics == ["auc", "precision_at_10", "ndcg_at_10", "logloss"], "tower.yaml keys must not change")
+    }
+
     @Test func modelsShowListsEveryHoldoutMetricSorted() {
         // What HPOPlanner registers: the holdout report under holdout_, plus the trial's own metrics.
         let report = ["auc": 0.81234, "logloss": 0.2, "brier": 0.05, "rows": 1200, "positive_rate": 0.07,
