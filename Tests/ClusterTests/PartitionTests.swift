@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -99,5 +100,67 @@ extension ProcessClusterSuites {
         let rows = try c.storedResults(job)
         #expect(rows.count == 6 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 && $0.attempts >= 1 })
     }
+
+    /// The one cluster client, reconnecting: a gateway-style subscriber keeps receiving
+    /// promotions across a coordinator crash, and a blob download cut by the crash
+    /// completes, verified, from the restarted coordinator.
+    @Test func aReconnectingClientKeepsItsSubscriptionAndFinishesItsDownload() async throws {
+        let c = try ProcessCluster(workers: [])
+        defer { c.stopAll() }
+        try c.startCoordinator()
+        let admin = try await c.operatorClient()
+        await admin.shutdown()
+        // A registered model and a large artifact, written where the coordinator keeps them.
+        let data = c.cluster.data
+        let tracking = TrackingStore(try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path))
+        let blob = try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 96 << 20)
+        let hash = try BlobStore(root: data.appendingPathComponent("blobs")).put(blob)
+        for _ in 1...2 { _ = try tracking.registerVersion(model: "match", runID: nil, sha256: hash, metrics: [:]) }
+
+        let messages = RecordedLog()
+        let client = try await ClusterClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("operator"),
+                                                     group: .singletonMultiThreadedEventLoopGroup, reconnect: true,
+                                                     logger: Logger(label: "client") { _ in RecordedLog.Handler(log: messages) })
+        defer { client.close() }
+        let events = try await client.promotions(models: ["match"])
+        let download = Task { try await client.blob(hash) }
+        try await Task.sleep(for: .milliseconds(30))
+        c.kill9(c.coordinator)
+        try c.startCoordinator()
+
+        let fetched = try await download.value
+        #expect(fetched == blob)
+        #expect(messages.contains("fetching a blob again after reconnecting"))
+        #expect(messages.contains("reconnected to the coordinator"))
+        // The subscription was renewed on the new connection.
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        _ = try await op.promote("match", version: 2, reason: "after the restart")
+        var iterator = events.makeAsyncIterator()
+        let event = await iterator.next()
+        #expect(event?.model == "match")
+        #expect(event?.version == 2)
+    }
 }
+}
+
+/// Log messages kept for a test to read.
+final class RecordedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+
+    func contains(_ text: String) -> Bool { lock.withLock { messages.contains { $0.contains(text) } } }
+
+    struct Handler: LogHandler {
+        let log: RecordedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            log.lock.withLock { log.messages.append(message.description) }
+        }
+    }
 }

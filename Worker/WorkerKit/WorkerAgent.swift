@@ -55,10 +55,8 @@ public final class WorkerAgent: @unchecked Sendable {
     private var stopRequested: Set<TaskID> = []
     private var flushScheduled = false
     private var draining = false
-    private var blobWaiters: [String: [CheckedContinuation<Data, Error>]] = [:]
-    private var assemblers: [String: BlobAssembler] = [:]
-    private var blobRequests: [UInt64: String] = [:]
-    private var nextBlobRequest: UInt64 = 1 << 62
+    /// Blobs tasks wait for, fetched once into the cache; survives reconnects.
+    private let blobs: BlobFetcher
     private var idle: [CheckedContinuation<Void, Never>] = []
 
     private let tasksRun = Counter(label: "tower_worker_tasks_total")
@@ -74,6 +72,7 @@ public final class WorkerAgent: @unchecked Sendable {
         logger.info("worker capabilities", metadata: ["kinds": "\(capabilities.jobKinds.joined(separator: ","))",
                                                       "tools": "\(capabilities.tools.map { "\($0) (\(capabilities.toolVersions[$0] ?? "?"))" }.joined(separator: ", "))"])
         self.cache = try BlobStore(root: config.cacheDirectory)
+        self.blobs = BlobFetcher(cache: cache, logger: logger)
         self.group = group
         self.logger = logger
     }
@@ -90,13 +89,10 @@ public final class WorkerAgent: @unchecked Sendable {
                 let client = try await connect()
                 failures = 0
                 try? await client.closeFuture.get()
-                lock.withLock {
-                    if self.client === client { self.client = nil }
-                    // Blob transfers in flight died with the connection: start them over
-                    // on the next one (the waiting tasks keep waiting, not hang).
-                    blobRequests.removeAll()
-                    for hash in blobWaiters.keys { assemblers[hash] = BlobAssembler(hash: hash) }
-                }
+                lock.withLock { if self.client === client { self.client = nil } }
+                // Blob transfers in flight died with the connection: they start over on the
+                // next one (the waiting tasks keep waiting, not hang).
+                blobs.detach(client)
                 if isDrained { break }
                 logger.warning("lost the coordinator; reconnecting", metadata: ["coordinator": "\(config.host):\(config.port)"])
                 reconnects.increment()
@@ -137,27 +133,17 @@ public final class WorkerAgent: @unchecked Sendable {
             host: config.host, port: config.port, identity: config.identity, hello: hello,
             maxFrameBytes: config.maxFrameBytes, group: group,
             onMessage: { [weak self] envelope in self?.handle(envelope) })
-        let (pending, isDraining, blobs) = lock.withLock { () -> ([WireTaskOutcome], Bool, [(String, UInt64)]) in
+        let (pending, isDraining) = lock.withLock { () -> ([WireTaskOutcome], Bool) in
             self.client = client
             let pending = self.unsent
             self.unsent.removeAll()
-            var blobs: [(String, UInt64)] = []
-            for hash in blobWaiters.keys.sorted() {
-                nextBlobRequest += 1
-                blobRequests[nextBlobRequest] = hash
-                assemblers[hash] = BlobAssembler(hash: hash)
-                blobs.append((hash, nextBlobRequest))
-            }
-            return (pending, self.draining, blobs)
+            return (pending, self.draining)
         }
         logger.info("connected to the coordinator", metadata: ["session": "\(client.welcome.sessionID)", "redelivered": "\(pending.count)"])
         if !pending.isEmpty {
             deliver(pending, over: client)
         }
-        for (hash, id) in blobs {
-            logger.info("fetching a blob again after reconnecting", metadata: ["sha256": "\(hash)"])
-            client.send(.blobRequest(.with { $0.sha256 = hash }), requestID: id)
-        }
+        blobs.attach(client)
         if isDraining { client.send(.drain(WireDrain())) }
         startHeartbeats(client)
         return client
@@ -247,12 +233,10 @@ public final class WorkerAgent: @unchecked Sendable {
             }
             tasks.forEach { $0.cancel() }
             logger.info("tasks cancelled by the coordinator", metadata: ["count": "\(cancel.taskIds.count)", "reason": "\(cancel.reason)"])
-        case let .blobChunk(chunk):
-            receive(chunk, requestID: envelope.requestID)
+        case .blobChunk:
+            blobs.receive(envelope)
         case let .error(error):
-            if let hash = lock.withLock({ blobRequests.removeValue(forKey: envelope.requestID) }) {
-                finishBlob(hash, .failure(WireError.remote(code: error.code, message: error.message)))
-            } else {
+            if !blobs.receive(envelope) {
                 logger.warning("coordinator reported an error", metadata: ["code": "\(error.code.label)", "message": "\(error.message)"])
             }
         default:
@@ -404,53 +388,6 @@ public final class WorkerAgent: @unchecked Sendable {
     /// A blob from the local cache, or fetched once from the coordinator however many
     /// tasks ask for it at the same time.
     func blob(_ hash: String) async throws -> Data {
-        if cache.contains(hash) { return try cache.read(hash) }
-        return try await withCheckedThrowingContinuation { continuation in
-            let request: (WireClient, UInt64)? = lock.withLock {
-                if blobWaiters[hash] != nil {
-                    blobWaiters[hash]!.append(continuation)
-                    return nil
-                }
-                blobWaiters[hash] = [continuation]
-                assemblers[hash] = BlobAssembler(hash: hash)
-                // Not connected: the request goes out as soon as a connection is up.
-                guard let client else { return nil }
-                nextBlobRequest += 1
-                blobRequests[nextBlobRequest] = hash
-                return (client, nextBlobRequest)
-            }
-            if let (client, id) = request {
-                logger.info("fetching a blob from the coordinator", metadata: ["sha256": "\(hash)"])
-                var body = WireBlobRequest()
-                body.sha256 = hash
-                client.send(.blobRequest(body), requestID: id)
-            }
-        }
-    }
-
-    private func receive(_ chunk: WireBlobChunk, requestID: UInt64) {
-        let hash = chunk.sha256
-        do {
-            let complete = try lock.withLock { () -> Bool in
-                // Chunks of a transfer from before a reconnect may still arrive first; only
-                // the current request's chunks count.
-                guard var assembler = assemblers[hash], blobRequests[requestID] == hash else { return false }
-                let done = try assembler.append(chunk, into: cache)
-                assemblers[hash] = done ? nil : assembler
-                return done
-            }
-            if complete {
-                lock.withLock { blobRequests = blobRequests.filter { $0.value != hash } }
-                finishBlob(hash, Result { try cache.read(hash) })
-            }
-        } catch {
-            lock.withLock { assemblers[hash] = nil }
-            finishBlob(hash, .failure(error))
-        }
-    }
-
-    private func finishBlob(_ hash: String, _ result: Result<Data, Error>) {
-        let waiters = lock.withLock { blobWaiters.removeValue(forKey: hash) ?? [] }
-        for waiter in waiters { waiter.resume(with: result) }
+        try await blobs.fetch(hash)
     }
 }

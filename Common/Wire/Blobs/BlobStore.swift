@@ -72,7 +72,7 @@ public final class BlobStore: @unchecked Sendable {
         (try? FileManager.default.attributesOfItem(atPath: url(for: hash).path)[.size] as? NSNumber)?.uint64Value
     }
 
-    private func write(_ data: Data, as hash: String) throws {
+    func write(_ data: Data, as hash: String) throws {
         let target = url(for: hash)
         if FileManager.default.fileExists(atPath: target.path) { return }
         let dir = target.deletingLastPathComponent()
@@ -186,6 +186,14 @@ public struct BlobAssembler {
 
     /// Appends a chunk; returns true when the blob is complete and stored.
     public mutating func append(_ chunk: WireBlobChunk, into store: BlobStore) throws -> Bool {
+        guard let data = try append(chunk) else { return false }
+        try store.write(data, as: hash)  // append verified it against the address
+        return true
+    }
+
+    /// Appends a chunk; returns the whole blob, verified against its address, when this
+    /// was the last chunk.
+    public mutating func append(_ chunk: WireBlobChunk) throws -> Data? {
         guard chunk.sha256 == hash else {
             throw WireError.invalidArgument("chunk of blob \(chunk.sha256) arrived for \(hash)")
         }
@@ -206,11 +214,12 @@ public struct BlobAssembler {
             data.reserveCapacity(Int(min(chunk.totalSize, UInt64(Self.maxReservationBytes))))
         }
         data.append(chunk.data)
-        guard chunk.last else { return false }
+        guard chunk.last else { return nil }
         guard UInt64(data.count) == chunk.totalSize else {
             throw WireError.malformedFrame(reason: "blob \(hash) ended after \(data.count) of the \(chunk.totalSize) bytes claimed")
         }
-        try store.putVerified(data, expected: hash)
-        return true
+        let actual = BlobStore.sha256Hex(data)
+        guard actual == hash else { throw WireError.blobCorrupt(expected: hash, actual: actual) }
+        return data
     }
 }

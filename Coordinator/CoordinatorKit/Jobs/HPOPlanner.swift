@@ -60,11 +60,14 @@ public struct HPOPlanner: JobPlanner {
         } else {
             dataset = try blobs.put(checked.spec.dataset)
         }
-        var sampler = makeSampler(for: checked.space)
-        let wave = min(checked.space.maxConcurrent, checked.space.maxTrials)
-        return try (0..<wave).map { index in
-            try HPOController.task(index: index, parameters: sampler.suggest(history: []), space: checked.space, dataset: dataset)
+        // The first wave, drawn by the same state machine the controller runs (it draws
+        // the same wave again from the same seed).
+        var search = HyperparameterSearch(space: checked.space)
+        var tasks: [PlannedTask] = []
+        while let trial = search.nextTrial(elapsedSeconds: 0) {
+            tasks.append(try HPOController.task(index: trial.number, parameters: trial.parameters, space: checked.space, dataset: dataset))
         }
+        return tasks
     }
 
     public func summarize(spec: Data, results: [TaskResultRow]) throws -> Data { Data() }
@@ -99,9 +102,11 @@ public struct HPOPlanner: JobPlanner {
     }
 }
 
-/// The state of one running search: sampler, ASHA, the trials so far. Lives on the core's
-/// event loop; tracking writes go to a serial queue so they keep their order without
-/// blocking the loop.
+/// The I/O shell around one running search's state machine (``HyperparameterSearch``:
+/// sampler, limits, ASHA, the trials so far): it turns the machine's trial plans into
+/// tasks and tracked runs, and results into the machine's inputs. Lives on the core's
+/// event loop; advisory progress writes go to a serial queue so they keep their order
+/// without blocking the loop.
 final class HPOController: JobController {
     let job: JobRow
     let space: SearchSpace
@@ -112,12 +117,7 @@ final class HPOController: JobController {
     let rerunOf: String
     let context: JobContext
     let logger: Logger
-    private var sampler: any Sampler
-    private var asha: AshaScheduler?
-    private var history: [CompletedTrial] = []
-    private var trials: [Int: TrialParameters] = [:]
-    private var planned: Int
-    private var finished = 0
+    private var search: HyperparameterSearch
     private let startedAt = Date()
     private let trackingQueue = DispatchQueue(label: "tower.hpo.tracking")
     private let code = GitInfo.current
@@ -137,28 +137,23 @@ final class HPOController: JobController {
         self.rerunOf = checked.spec.rerunOf
         self.context = context
         self.logger = logger
-        self.sampler = makeSampler(for: checked.space)
-        self.asha = AshaScheduler(space: checked.space)
-        // The planner drew the first wave from a sampler with the same seed; draw it again
-        // so this sampler continues where that one stopped.
-        let wave = min(space.maxConcurrent, space.maxTrials)
-        for index in 0..<wave { trials[index] = sampler.suggest(history: []) }
-        planned = max(wave, existing.count)
-        // A resumed search: rebuild the trials and history from what was stored.
+        self.search = HyperparameterSearch(space: checked.space)
+        // The planner drew the first wave from the same seed; drawing it again leaves this
+        // machine's sampler where the planner's stopped.
+        while search.nextTrial(elapsedSeconds: 0) != nil {}
+        // A resumed search: rebuild the trials and their ends from what was stored.
         let inputs = existing.isEmpty ? [:] : ((try? context.store.taskInputs(job: job.id)) ?? [:])
-        for row in existing {
+        for row in existing.sorted(by: { $0.index < $1.index }) {
             if let input = try? WireTrialInput(serializedBytes: inputs[row.index] ?? Data()) {
-                trials[row.index] = space.trialParameters(fromSettings: input.params)
+                search.resume(trial: row.index, parameters: space.trialParameters(fromSettings: input.params))
             }
             if row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) {
-                history.append(CompletedTrial(number: row.index, parameters: trials[row.index] ?? TrialParameters(),
-                                              value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed))
-                finished += 1
+                search.finish(trial: row.index, value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed)
             } else if row.state == "failed" {
-                history.append(CompletedTrial(number: row.index, parameters: trials[row.index] ?? TrialParameters(), value: nil, outcome: .failed))
-                finished += 1
+                search.fail(trial: row.index, error: row.error ?? "failed")
             }
         }
+        let wave = min(space.maxConcurrent, space.maxTrials)
         // Runs are written before their tasks can run; a resumed search re-records every
         // trial whose run does not match its stored result (a store from before results
         // and runs were written together).
@@ -200,7 +195,7 @@ final class HPOController: JobController {
 
     /// The write that starts trial `index`'s run, or nil if the trial is unknown.
     private func startRunRecord(_ index: Int) -> (@Sendable (Database) throws -> Void)? {
-        guard let parameters = trials[index] else { return nil }
+        guard let parameters = search.parameters(of: index) else { return nil }
         let params = space.parameters(for: parameters)
         var tags = ["job": job.id, "dataset_sha256": dataset, "seed": params["seed"] ?? String(space.seed &+ UInt64(index)),
                     "git_commit": code.commit, "git_dirty": code.dirty ? "true" : "false", "binary": WireProtocol.binaryVersion,
@@ -239,9 +234,8 @@ final class HPOController: JobController {
         trackingQueue.async {
             try? tracking.logMetrics(id, metrics.map { (key: $0.key, step: step, value: $0.value) })
         }
-        guard var asha, let value = metrics[metricKey] else { return true }
-        let decision = asha.report(trial: index, iteration: step, value: value)
-        self.asha = asha
+        guard space.asha != nil, let value = metrics[metricKey] else { return true }
+        let decision = search.report(trial: index, iteration: step, value: value)
         if case let .stop(reason) = decision {
             logger.info("ASHA stops a trial", metadata: ["run": "\(id)", "iteration": "\(step)", "reason": "\(reason)"])
             trackingQueue.async { try? tracking.setTags(id, ["asha": reason]) }
@@ -261,18 +255,15 @@ final class HPOController: JobController {
     }
 
     func completed(index: Int, output: Data) -> JobDirective {
-        finished += 1
         // validate(output:) accepted it, so it decodes.
         let out = (try? WireTrialOutput(serializedBytes: output)) ?? WireTrialOutput()
-        history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(),
-                                      value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed))
+        search.finish(trial: index, value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed)
         let (tasks, starts) = nextTrials()
         return JobDirective(tasks: tasks, record: Self.together([finishRecord(index, out)] + starts))
     }
 
     func failed(index: Int, error: String) -> JobDirective {
-        finished += 1
-        history.append(CompletedTrial(number: index, parameters: trials[index] ?? TrialParameters(), value: nil, outcome: .failed))
+        search.fail(trial: index, error: error)
         let id = runID(index)
         let (tasks, starts) = nextTrials()
         return JobDirective(tasks: tasks, record: Self.together([{ db in try TrackingStore.finishRun(db, id, status: "failed", error: error) }] + starts))
@@ -282,17 +273,11 @@ final class HPOController: JobController {
     private func nextTrials() -> (tasks: [PlannedTask], runs: [(@Sendable (Database) throws -> Void)?]) {
         var tasks: [PlannedTask] = []
         var runs: [(@Sendable (Database) throws -> Void)?] = []
-        let overBudget = space.timeBudgetSeconds.map { Date().timeIntervalSince(startedAt) >= $0 } ?? false
-        while !overBudget, planned < space.maxTrials, planned - finished < space.maxConcurrent {
-            let index = planned
-            let parameters = sampler.suggest(history: history)
-            trials[index] = parameters
-            guard let task = try? Self.task(index: index, parameters: parameters, space: space, dataset: dataset) else { break }
+        while let trial = search.nextTrial(elapsedSeconds: Date().timeIntervalSince(startedAt)) {
+            guard let task = try? Self.task(index: trial.number, parameters: trial.parameters, space: space, dataset: dataset) else { break }
             tasks.append(task)
-            planned += 1
-            runs.append(startRunRecord(index))
+            runs.append(startRunRecord(trial.number))
         }
-        // The new tasks are running too: count them against max_concurrent.
         return (tasks, runs)
     }
 
@@ -331,44 +316,13 @@ final class HPOController: JobController {
         return try summary.serializedData()
     }
 
-    /// Scores the winner (and the champion, if any) on the holdout, registers the winner
-    /// and records the policy's decision; the alias moves only if no one else moved it.
+    /// The winner goes the one way every candidate goes (``PromotionService``).
     func evaluateAndPromote(_ winner: WireTrialOutput, run: String) throws -> (version: Int, promoted: Bool, reasons: [String]) {
-        let holdout = try holdoutData()
-        let candidateModel = try ModelFile.decode(winner.modelFile)
-        let candidate = try predictions(candidateModel, on: holdout)
-        let report = EvaluationReport(probabilities: candidate.probabilities, labels: candidate.labels, groups: candidate.groups)
-        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0[MetricName.holdout($1.key)] = $1.value }
-        for (k, v) in winner.metrics { metrics[k] = v }
-        let sha = try context.blobs.put(winner.modelFile)
-        let version = try context.tracking.registerVersion(model: modelName, runID: run, sha256: sha, metrics: metrics,
-                                                           description: "best of \(job.id) by \(metricKey)", sourceJob: job.id)
-        // Resumed after a crash that came after the decision: report it, decide nothing twice.
-        if let recorded = try context.tracking.decision(model: modelName, version: version, actor: "policy:\(job.id)") {
-            return (version, recorded.promoted, recorded.reasons)
-        }
-        let championVersion = try context.tracking.alias(modelName, "champion")
-        var championPredictions: HoldoutPredictions?
-        if let championVersion {
-            let row = try context.tracking.version(modelName, championVersion)
-            let champion = try ModelFile.decode(try context.blobs.read(row.sha256))
-            championPredictions = try predictions(champion, on: holdout)
-        }
-        let decision = policy.decide(candidate: candidate, champion: championPredictions)
-        var reasons = decision.reasons
-        if championVersion == nil { reasons.insert("no champion yet: absolute floors apply", at: 0) }
-        do {
-            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
-                                        promoted: decision.promoted, action: "auto", reasons: reasons, numbers: decision.numbers,
-                                        actor: "policy:\(job.id)")
-            logger.info("promotion decision", metadata: ["model": "\(modelName)", "version": "\(version)", "promoted": "\(decision.promoted)"])
-            return (version, decision.promoted, reasons)
-        } catch let error as RegistryError {
-            let lost = reasons + ["not promoted: \(error)"]
-            try context.tracking.decide(model: modelName, alias: "champion", version: version, expected: championVersion,
-                                        promoted: false, action: "auto", reasons: lost, numbers: decision.numbers, actor: "policy:\(job.id)")
-            return (version, false, lost)
-        }
+        let service = PromotionService(tracking: context.tracking, blobs: context.blobs, logger: logger)
+        let candidate = PromotionService.Candidate(model: modelName, modelFile: winner.modelFile, runID: run, metrics: winner.metrics,
+                                                   source: job.id, description: "best of \(job.id) by \(metricKey)")
+        let outcome = try service.consider(candidate, holdout: try holdoutData(), policy: policy)
+        return (outcome.version, outcome.promoted, outcome.reasons)
     }
 
     /// The holdout: the test window of the search's own data set.
@@ -381,26 +335,6 @@ final class HPOController: JobController {
         return test
     }
 
-    /// A model's holdout predictions with users as groups and region / price band segments.
-    func predictions(_ model: TowerModel, on data: Dataset) throws -> HoldoutPredictions {
-        let classifier = model.classifier
-        let aligned = try data.aligned(to: classifier.schema)
-        let probabilities = try classifier.predictProbability(aligned)
-        var segments: [String: [String?]] = [:]
-        if let r = data.schema.index(of: "region") {
-            let names = data.schema.features[r].categories
-            segments["region"] = data.columns[r].map { v in v.isNaN ? nil : (Int(v) < names.count ? names[Int(v)] : "\(Int(v))") }
-        }
-        if let p = data.schema.index(of: "price") {
-            let sorted = data.columns[p].filter { !$0.isNaN }.sorted()
-            if !sorted.isEmpty {
-                let low = sorted[sorted.count / 3], high = sorted[2 * sorted.count / 3]
-                segments["price_band"] = data.columns[p].map { v in v.isNaN ? nil : (v < low ? "low" : (v < high ? "mid" : "high")) }
-            }
-        }
-        return try HoldoutPredictions(probabilities: probabilities, labels: data.labels,
-                                      groups: data.groups ?? Array(0..<data.rowCount), segments: segments)
-    }
 }
 
 /// The commit of the code the coordinator runs, for run tags: `TOWER_GIT_COMMIT` when set

@@ -72,6 +72,8 @@ public final class TrackingStore: @unchecked Sendable {
     let pool: DatabasePool
     /// Called after every decision that moved an alias (set once, before use).
     public var onAliasMoved: (@Sendable (PromotionRecord) -> Void)?
+    /// Tests inject a competing decision here to play a race for an alias.
+    var beforeDecision: (() -> Void)?
 
     public init(_ store: ClusterStore) {
         pool = store.pool
@@ -331,6 +333,7 @@ public final class TrackingStore: @unchecked Sendable {
     @discardableResult
     public func decide(model: String, alias: String, version: Int, expected: Int?, promoted: Bool, action: String,
                        reasons: [String], numbers: [String: Double], actor: String) throws -> PromotionRecord {
+        beforeDecision?()
         let record = try record(model: model, alias: alias, version: version, expected: expected, promoted: promoted,
                                 action: action, reasons: reasons, numbers: numbers, actor: actor)
         if promoted { onAliasMoved?(record) }

@@ -71,6 +71,22 @@ public struct HyperparameterSearch: Sendable {
         return TrialPlan(number: number, parameters: parameters, settings: space.parameters(for: parameters))
     }
 
+    /// Counts trial `number` as started with `parameters`, as a search resumed from its
+    /// stored trials rebuilds itself (finish or fail it next if it had ended).
+    public mutating func resume(trial number: Int, parameters: TrialParameters) {
+        guard !history.contains(where: { $0.number == number }) else { return }
+        running[number] = parameters
+        started = max(started, number + 1)
+    }
+
+    /// The parameters trial `number` was started with.
+    public func parameters(of number: Int) -> TrialParameters? {
+        running[number] ?? history.first { $0.number == number }?.parameters
+    }
+
+    /// Trials that have ended (finished, stopped or failed).
+    public var ended: Int { history.count }
+
     /// A running trial's validation metric after `iteration` iterations. Without ASHA the
     /// answer is always `.continue`. Reports for trials not running are answered `.stop`
     /// (a late report for a trial already ended must not restart anything).

@@ -1,5 +1,4 @@
 import Foundation
-import Wire
 
 /// The polling loop behind `--follow`, apart from the connection so that its give-up rule
 /// is testable: refusals from the coordinator (unknown job, forbidden) end it at once,
@@ -40,7 +39,7 @@ public struct JobFollower: Sendable {
 
     /// Whether `error` says the coordinator could not be reached or did not answer, as
     /// opposed to an answer refusing the request.
-    static func isConnectivity(_ error: Error) -> Bool {
+    public static func isConnectivity(_ error: Error) -> Bool {
         switch error as? WireError {
         case let .remote(code, _)?:
             // A coordinator shutting down is about to be gone; anything else it says is
