@@ -83,8 +83,8 @@ struct HPOBench: AsyncParsableCommand {
         let version = try await op.model("bench").versions.last
         op.close()
         await service.shutdown()
-        let valid = summary.bestMetrics["valid_auc"] ?? .nan
-        let test = version?.metrics["holdout_auc"] ?? .nan
+        let valid = summary.bestMetrics[MetricName.valid(MetricName.auc)] ?? .nan
+        let test = version?.metrics[MetricName.holdout(MetricName.auc)] ?? .nan
         print(String(format: "RESULT side=tower trials=%d workers=%d wall=%.3f best_valid_auc=%.5f test_auc=%.5f stopped_early=%d",
                      summary.trials, workers, wall, valid, test, summary.stoppedEarly))
     }

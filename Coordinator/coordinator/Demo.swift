@@ -115,10 +115,10 @@ struct Demo: AsyncParsableCommand {
         let searchJob = try await client.submit(hpo)
         print("   submitted \(searchJob.jobID): 8 trials, 2 at a time, sharded over the workers")
         try await followJob(client, searchJob.jobID)
-        let runs = try await client.runs(experiment: "demo-search", sortBy: "valid_auc")
+        let runs = try await client.runs(experiment: "demo-search", sortBy: MetricName.valid(MetricName.auc))
         print("   runs (best first; `coordinator runs demo-search`):")
         for run in runs.prefix(8) {
-            let auc = run.metrics["valid_auc"].map { String(format: "%.4f", $0) } ?? "-"
+            let auc = run.metrics[MetricName.valid(MetricName.auc)].map { String(format: "%.4f", $0) } ?? "-"
             print("     \(run.id)  \(run.status.padding(toLength: 8, withPad: " ", startingAt: 0))  valid AUC \(auc)  iterations \(run.curveSteps.last ?? 0)  on \(run.tags["worker"] ?? "?")")
         }
 

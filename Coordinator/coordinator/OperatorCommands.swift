@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorKit
 import Foundation
+import Learning
 import NIOPosix
 import Wire
 
@@ -294,7 +295,7 @@ struct ListRuns: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.")
     @OptionGroup var client: ClientOptions
     @Argument var experiment: String
-    @Option(help: "Metric to sort by (e.g. valid_auc).") var sort = "valid_auc"
+    @Option(help: "Metric to sort by (e.g. valid_auc).") var sort = MetricName.valid(MetricName.auc)
     @Flag(help: "Sort ascending (for losses).") var ascending = false
     @Option(parsing: .upToNextOption, help: "Two run ids to compare.") var compare: [String] = []
 
@@ -373,9 +374,10 @@ struct Models: AsyncParsableCommand {
                 let m = try await c.model(name)
                 print("model \(m.name)  " + m.aliases.sorted { $0.key < $1.key }.map { "\($0.key)=v\($0.value)" }.joined(separator: " "))
                 for v in m.versions {
-                    let keys = ["holdout_auc", "holdout_precision_at_10", "holdout_ndcg_at_10", "holdout_logloss"]
-                    let metrics = keys.compactMap { k in v.metrics[k].map { "\(k.replacingOccurrences(of: "holdout_", with: "")) \(String(format: "%.4f", $0))" } }.joined(separator: "  ")
-                    print("  v\(v.version)  run \(v.runID)  \(metrics)  sha256 \(v.sha256.prefix(12))")
+                    print("  v\(v.version)  run \(v.runID)  sha256 \(v.sha256.prefix(12))")
+                    let holdout = MetricLines.lines(v.metrics)
+                    if holdout.isEmpty { print("      no holdout metrics recorded") }
+                    for line in holdout { print("      holdout " + line) }
                 }
                 print("decisions:")
                 for d in m.decisions {

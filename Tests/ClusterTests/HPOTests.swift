@@ -148,6 +148,18 @@ extension ProcessClusterSuites {
         #expect(try await op.model("match").aliases["champion"] == 1)
         #expect(try await op.model("match").decisions.last?.action == "rollback")
 
+        // `models show` prints every holdout metric a version has, the ranking ones included
+        // (they are stored as holdout_precision@10 and holdout_ndcg@10).
+        let show = try await c.runOperatorCommand(["models", "show", "match"])
+        #expect(show.status == 0, "\(show.output)")
+        let shownLines = show.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        for v in model.versions {
+            for name in ["auc", "logloss", "precision@10", "ndcg@10", "recall@10"] {
+                let value = try #require(v.metrics["holdout_" + name], "v\(v.version) has no holdout \(name): \(v.metrics.keys.sorted())")
+                #expect(shownLines.contains(["holdout", name, String(format: "%.4f", value)]), "holdout \(name) of v\(v.version) not shown:\n\(show.output)")
+            }
+        }
+
         // Subscribers heard each move, with the model file's address.
         try await c.waitUntil("three promotion events") { events.all.count >= 3 }
         #expect(events.all.map(\.version) == [1, 2, 1])

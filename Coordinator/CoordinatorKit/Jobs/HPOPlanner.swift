@@ -122,7 +122,7 @@ final class HPOController: JobController {
     private let trackingQueue = DispatchQueue(label: "tower.hpo.tracking")
     private let code = GitInfo.current
 
-    var metricKey: String { "valid_" + space.metric.rawValue }
+    var metricKey: String { MetricName.valid(space.metric.metricName) }
 
     /// A search grows a wave at a time up to max_trials.
     var plannedTotal: Int { space.maxTrials }

@@ -55,7 +55,7 @@ public struct PromotionService: Sendable {
         let candidatePredictions = try Self.predictions(candidateModel, on: holdout)
         let report = EvaluationReport(probabilities: candidatePredictions.probabilities, labels: candidatePredictions.labels,
                                       groups: candidatePredictions.groups)
-        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0["holdout_" + $1.key] = $1.value }
+        var metrics = report.dictionary.reduce(into: [String: Double]()) { $0[MetricName.holdout($1.key)] = $1.value }
         for (k, v) in candidate.metrics { metrics[k] = v }
         let sha = try blobs.put(candidate.modelFile)
         let version = try tracking.registerVersion(model: candidate.model, runID: candidate.runID, sha256: sha, metrics: metrics,

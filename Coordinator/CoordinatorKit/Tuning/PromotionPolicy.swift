@@ -75,20 +75,26 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     /// Metric → largest tolerated worsening (absolute). Keys: precision_at_10, ndcg_at_10,
     /// logloss. A `guardrails` section in the config replaces this whole set: metrics it
     /// does not list are not guarded.
-    public var guardrails: [String: Double] = ["precision_at_10": 0.01, "ndcg_at_10": 0.01, "logloss": 0.01]
+    public var guardrails: [String: Double] = [Self.precisionKey: 0.01, Self.ndcgKey: 0.01, Self.logLossKey: 0.01]
     public var segmentTolerance = 0.02
     public var minSegmentRows = 200
     /// Segment dimensions to check; nil checks every dimension the holdout carries.
     public var segments: [String]?
     /// Metric → absolute bound when there is no champion. Keys: auc, precision_at_10,
     /// ndcg_at_10 (minimums), logloss (maximum). A `floors` section replaces this whole set.
-    public var floors: [String: Double] = ["auc": 0.6]
+    public var floors: [String: Double] = [Self.aucKey: 0.6]
     public var seed: UInt64 = 0
 
-    public static let guardrailMetrics = ["precision_at_10", "ndcg_at_10", "logloss"]
-    public static let floorMetrics = ["auc", "precision_at_10", "ndcg_at_10", "logloss"]
+    public static let guardrailMetrics = [precisionKey, ndcgKey, logLossKey]
+    public static let floorMetrics = [aucKey, precisionKey, ndcgKey, logLossKey]
     /// Cut-off of the ranking metrics.
     static let rankingK = 10
+    // The policy's metric keys: the learning library's metric names, spelled as
+    // identifiers since they are typed in tower.yaml (precision_at_10).
+    static let aucKey = MetricName.identifier(MetricName.auc)
+    static let logLossKey = MetricName.identifier(MetricName.logLoss)
+    static let precisionKey = MetricName.identifier(MetricName.precisionAt(rankingK))
+    static let ndcgKey = MetricName.identifier(MetricName.ndcgAt(rankingK))
 
     public init() {}
 
@@ -234,7 +240,7 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
             for metric in floors.keys.sorted() {
                 let bound = floors[metric]!
                 let value = cand[metric] ?? .nan
-                let isCeiling = metric == "logloss"
+                let isCeiling = metric == Self.logLossKey
                 let passes = isCeiling ? value <= bound : value >= bound
                 if passes {
                     reasons.append("no champion: \(Self.label(metric)) \(Self.fmt(value)) \(isCeiling ? "≤ ceiling" : "≥ floor") \(Self.fmt(bound))")
@@ -255,13 +261,13 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
 
         // AUC margin at the bootstrap interval's lower bound.
         let boot = bootstrap(candidate: candidate, champion: champion)
-        let aucDiff = cand["auc"]! - champ["auc"]!
+        let aucDiff = cand[Self.aucKey]! - champ[Self.aucKey]!
         numbers["auc_diff"] = aucDiff
         numbers["auc_diff_ci_low"] = boot.auc.low
         numbers["auc_diff_ci_high"] = boot.auc.high
-        numbers["precision_at_10_diff"] = cand["precision_at_10"]! - champ["precision_at_10"]!
-        numbers["precision_at_10_diff_ci_low"] = boot.precision.low
-        numbers["precision_at_10_diff_ci_high"] = boot.precision.high
+        numbers[Self.precisionKey + "_diff"] = cand[Self.precisionKey]! - champ[Self.precisionKey]!
+        numbers[Self.precisionKey + "_diff_ci_low"] = boot.precision.low
+        numbers[Self.precisionKey + "_diff_ci_high"] = boot.precision.high
         numbers["bootstrap_samples_used"] = Double(boot.used)
         let level = "\(Self.fmt(confidence * 100, digits: 0))% CI"
         let interval = "(\(level) \(Self.signed(boot.auc.low))…\(Self.signed(boot.auc.high)))"
@@ -271,14 +277,14 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
             ok = false
             reasons.append("AUC \(Self.signed(aucDiff)) \(interval): lower bound below the margin \(Self.fmt(margin)); the gain is not established")
         }
-        reasons.append("Precision@10 \(Self.signed(numbers["precision_at_10_diff"]!)) (\(level) \(Self.signed(boot.precision.low))…\(Self.signed(boot.precision.high))), for the record")
+        reasons.append("\(Self.label(Self.precisionKey)) \(Self.signed(numbers[Self.precisionKey + "_diff"]!)) (\(level) \(Self.signed(boot.precision.low))…\(Self.signed(boot.precision.high))), for the record")
 
         // Guardrails on point estimates.
         for metric in guardrails.keys.sorted() {
             let tolerance = guardrails[metric]!
             let c = cand[metric] ?? .nan, h = champ[metric] ?? .nan
             // Positive = worse, whatever the metric's direction.
-            let worsening = metric == "logloss" ? c - h : h - c
+            let worsening = metric == Self.logLossKey ? c - h : h - c
             if c.isNaN || h.isNaN {
                 reasons.append("guardrail \(Self.label(metric)): not computable on this holdout (no user with a positive), skipped")
             } else if worsening <= tolerance {
@@ -407,14 +413,14 @@ public struct PromotionPolicy: Sendable, Equatable, Codable {
     /// recorded here match those reported by training and evaluation.
     static func pointMetrics(_ p: HoldoutPredictions) -> [String: Double] {
         let ranking = Learning.Metrics.ranking(scores: p.probabilities, labels: p.labels, groups: p.groups, k: rankingK)
-        return ["auc": Learning.Metrics.auc(scores: p.probabilities, labels: p.labels),
-                "logloss": Learning.Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
-                "precision_at_10": ranking.precision,
-                "ndcg_at_10": ranking.ndcg]
+        return [aucKey: Learning.Metrics.auc(scores: p.probabilities, labels: p.labels),
+                logLossKey: Learning.Metrics.logLoss(probabilities: p.probabilities, labels: p.labels),
+                precisionKey: ranking.precision,
+                ndcgKey: ranking.ndcg]
     }
 
     static func label(_ metric: String) -> String {
-        ["auc": "AUC", "logloss": "log-loss", "precision_at_10": "Precision@10", "ndcg_at_10": "NDCG@10"][metric] ?? metric
+        [aucKey: "AUC", logLossKey: "log-loss", precisionKey: "Precision@\(rankingK)", ndcgKey: "NDCG@\(rankingK)"][metric] ?? metric
     }
 
     static func fmt(_ x: Double, digits: Int = 4) -> String { String(format: "%.\(digits)f", x) }

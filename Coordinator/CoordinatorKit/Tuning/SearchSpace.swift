@@ -81,47 +81,17 @@ public enum ParameterDomain: Sendable, Equatable {
     case categorical([ParameterValue])
 }
 
-/// The model family a search trains; decides which parameters exist.
-public enum ModelFamily: String, Sendable, CaseIterable, Codable {
-    case gbdt, logistic
-
-    /// Parameter names a space may use for this family, canonical first. Aliases accepted
-    /// by `BoostingParameters.set` (num_trees, lambda, …) are accepted too.
-    public var knownParameters: [String] {
-        switch self {
-        case .gbdt:
-            return ["num_iterations", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
-                    "min_sum_hessian_in_leaf", "lambda_l2", "min_gain_to_split", "feature_fraction",
-                    "bagging_fraction", "bagging_freq", "max_bin", "early_stopping_round",
-                    "early_stopping_metric", "seed"]
-        case .logistic:
-            // `c` is scikit-learn's inverse regularization strength; the learning library's
-            // logistic trainer takes lambda_l2 (per row), so c maps to lambda_l2 = 1 / c.
-            return ["c", "lambda_l2", "seed"]
-        }
-    }
-
-    /// Maps an alias to its canonical name, or nil when the family has no such parameter.
-    func canonicalName(_ name: String) -> String? {
-        if knownParameters.contains(name) { return name }
-        switch self {
-        case .gbdt:
-            let aliases = ["num_trees": "num_iterations", "num_boost_round": "num_iterations", "n_estimators": "num_iterations",
-                           "eta": "learning_rate", "max_leaves": "num_leaves", "min_child_samples": "min_data_in_leaf",
-                           "min_child_weight": "min_sum_hessian_in_leaf", "lambda": "lambda_l2", "reg_lambda": "lambda_l2",
-                           "min_split_gain": "min_gain_to_split", "colsample_bytree": "feature_fraction",
-                           "subsample": "bagging_fraction", "subsample_freq": "bagging_freq",
-                           "early_stopping_rounds": "early_stopping_round", "random_state": "seed"]
-            return aliases[name]
-        case .logistic:
-            return ["C": "c", "lambda": "lambda_l2", "random_state": "seed"][name]
-        }
-    }
-}
+// `ModelFamily` and the parameter names a space may use (canonical names and aliases)
+// come from the learning library's table, `LearningParameter.all`, so a search accepts
+// exactly the names the trainers parse, and resolves them the same way.
 
 /// The quantity a search optimizes, measured on the validation data.
 public enum ObjectiveMetric: String, Sendable, CaseIterable, Codable {
+    // Raw values are the learning library's `MetricName`s, which run records use.
     case auc, logloss
+
+    /// The metric's name in run records (before its `valid_` prefix).
+    public var metricName: String { self == .auc ? MetricName.auc : MetricName.logLoss }
 
     /// AUC is maximized, log-loss minimized.
     public var maximize: Bool { self == .auc }
@@ -522,14 +492,20 @@ public struct SearchSpace: Sendable, Equatable {
     /// Asks the learning library whether it accepts the value, so a space can never
     /// propose a trial that fails at its first line of training.
     private static func check(_ value: ParameterValue, path: String, name: String, model: ModelFamily) throws {
-        if model == .logistic && name == "c" {
-            guard let c = value.number, c > 0, c.isFinite else {
-                throw SearchSpaceError.invalidValue(path: path, value: value.description, expected: "a positive number (C is the inverse regularization strength)")
-            }
-            return
+        // `parameters(for:)` turns c into 1/c, which needs a number, not quoted text.
+        if model == .logistic && name == "c" && value.number == nil {
+            throw SearchSpaceError.invalidValue(path: path, value: value.description, expected: "a positive number (C is the inverse regularization strength)")
         }
-        var probe = BoostingParameters()
-        do { try probe.set(name, value.description) } catch let e as ParameterError {
+        do {
+            switch model {
+            case .gbdt:
+                var probe = BoostingParameters()
+                try probe.set(name, value.description)
+            case .logistic:
+                var probe = LogisticParameters()
+                try probe.set(name, value.description)
+            }
+        } catch let e as ParameterError {
             if case let .invalidValue(_, v, expected) = e {
                 throw SearchSpaceError.invalidValue(path: path, value: v, expected: expected)
             }

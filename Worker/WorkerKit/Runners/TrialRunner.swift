@@ -57,7 +57,8 @@ public struct TrialRunner: TaskRunner {
             var stopped = false
             let m = try GBDTTrainer.train(data.train, valid: data.valid, parameters: parameters) { iteration, loss, valid in
                 if iteration % every == 0, let valid {
-                    context.report(iteration, ["valid_auc": valid.auc, "valid_logloss": valid.logLoss, "train_logloss": loss])
+                    context.report(iteration, [MetricName.valid(MetricName.auc): valid.auc, MetricName.valid(MetricName.logLoss): valid.logLoss,
+                                              MetricName.train(MetricName.logLoss): loss])
                 }
                 if context.shouldStop() { stopped = true; return false }
                 return true
@@ -73,7 +74,7 @@ public struct TrialRunner: TaskRunner {
             }
         }
         if let valid = data.valid {
-            for (k, v) in try classifier.evaluate(valid).dictionary { output.metrics["valid_" + k] = v }
+            for (k, v) in try classifier.evaluate(valid).dictionary { output.metrics[MetricName.valid(k)] = v }
         }
         output.modelFile = ModelFile.encode(model)
         output.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

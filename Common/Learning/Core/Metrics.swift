@@ -43,6 +43,19 @@ public enum Metrics {
         return s / Double(p.count)
     }
 
+    /// Mean log-loss of margins (log-odds), computed from the margin directly so that no
+    /// clipping is needed: the loss the booster records for its curves every iteration.
+    static func logLoss(margins scores: UnsafePointer<Double>, labels: UnsafePointer<Float>, count: Int) -> Double {
+        var s = 0.0
+        for i in 0..<count {
+            let m = scores[i]
+            // log(1 + e^m) − y·m, written to avoid overflow for large |m|.
+            let softplus = m > 0 ? m + log1p(exp(-m)) : log1p(exp(m))
+            s += softplus - Double(labels[i]) * m
+        }
+        return s / Double(max(1, count))
+    }
+
     /// Mean squared error of probabilities against 0/1 labels.
     public static func brier(probabilities p: [Double], labels: [Float]) -> Double {
         precondition(p.count == labels.count, "one probability per label")
@@ -123,11 +136,12 @@ public struct EvaluationReport: Sendable, Equatable {
 
     /// Metric name → value, as stored in model files and run records.
     public var dictionary: [String: Double] {
-        var d = ["auc": auc, "logloss": logLoss, "brier": brier, "rows": Double(rows), "positive_rate": positiveRate]
+        var d = [MetricName.auc: auc, MetricName.logLoss: logLoss, MetricName.brier: brier,
+                 MetricName.rows: Double(rows), MetricName.positiveRate: positiveRate]
         if let r = ranking {
-            d["precision@\(r.k)"] = r.precision
-            d["recall@\(r.k)"] = r.recall
-            d["ndcg@\(r.k)"] = r.ndcg
+            d[MetricName.precisionAt(r.k)] = r.precision
+            d[MetricName.recallAt(r.k)] = r.recall
+            d[MetricName.ndcgAt(r.k)] = r.ndcg
         }
         return d
     }

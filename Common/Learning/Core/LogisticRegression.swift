@@ -10,6 +10,38 @@ public struct LogisticParameters: Sendable, Equatable {
     public var tolerance = 1e-8
     public var threads = 0
     public init() {}
+
+    // One setter per canonical name of `LearningParameter.all` for .logistic.
+    static let setters: [String: @Sendable (inout LogisticParameters, String, String) throws -> Void] = [
+        // scikit-learn's C is the inverse regularization strength; this trainer takes a
+        // per-row L2 penalty, so C maps to lambda_l2 = 1 / C.
+        "c": { p, k, v in
+            guard let c = Double(v), c > 0, c.isFinite else {
+                throw ParameterError.invalidValue(key: k, value: v, expected: "a positive number (C is the inverse regularization strength)")
+            }
+            p.lambdaL2 = 1 / c
+        },
+        "lambda_l2": { p, k, v in p.lambdaL2 = try ParameterValueCheck.double(k, v, atLeast: 0) },
+        // Newton's method has nothing random; a seed is accepted so that a search can pass
+        // its seed to every family alike.
+        "seed": { _, k, v in _ = try ParameterValueCheck.seed(k, v) },
+        "num_threads": { p, k, v in p.threads = try ParameterValueCheck.int(k, v, min: 0) },
+    ]
+
+    /// Parses "key=value,key=value" with the names of `LearningParameter.all` (e.g.
+    /// `C=4` or `lambda_l2=0.25`).
+    public init(parsing text: String) throws {
+        self.init()
+        for (key, value) in try parameterPairs(text) { try set(key, value) }
+    }
+
+    /// Sets one parameter by its canonical name or any alias in `LearningParameter.all`.
+    public mutating func set(_ key: String, _ value: String) throws {
+        guard let parameter = LearningParameter.named(key, for: .logistic), let apply = Self.setters[parameter.name] else {
+            throw ParameterError.unknownKey(key, known: ModelFamily.logistic.knownParameters(searchableOnly: false))
+        }
+        try apply(&self, key, value)
+    }
 }
 
 /// Why the logistic solver gave up.
@@ -74,6 +106,7 @@ public struct LogisticModel: Classifier {
     }
 }
 
+/// Fits `LogisticModel`s: the baseline every tree model is compared against.
 public enum LogisticTrainer {
     public static func train(_ data: Dataset, parameters p: LogisticParameters = .init()) throws -> LogisticModel {
         guard data.hasLabels else { throw TrainingError.noLabels }

@@ -68,7 +68,7 @@ public enum LearningWorkflow {
         let start = DispatchTime.now().uptimeNanoseconds
         var model: TowerModel
         switch kind {
-        case "gbdt":
+        case ModelFamily.gbdt.rawValue:
             let total = parameters.numIterations
             var m = try GBDTTrainer.train(data.train, valid: data.valid, parameters: parameters) { iteration, loss, valid in
                 if progressEvery > 0 && (iteration % progressEvery == 0 || iteration == total) {
@@ -81,7 +81,7 @@ public enum LearningWorkflow {
             m.gitCommit = gitCommit
             if m.trees.count < total { progress("early stopping kept \(m.trees.count) of \(total) trees") }
             model = .gradientBoosted(m)
-        case "logistic":
+        case ModelFamily.logistic.rawValue:
             var lp = LogisticParameters()
             lp.lambdaL2 = parameters.lambdaL2 > 0 ? parameters.lambdaL2 : lp.lambdaL2
             lp.threads = parameters.threads
@@ -96,8 +96,8 @@ public enum LearningWorkflow {
         let validReport = try data.valid.map { try classifier.evaluate($0) }
         let testReport = try data.test.map { try classifier.evaluate($0) }
         var metrics: [String: Double] = [:]
-        for (k, v) in validReport?.dictionary ?? [:] { metrics["valid_" + k] = v }
-        for (k, v) in testReport?.dictionary ?? [:] { metrics["test_" + k] = v }
+        for (k, v) in validReport?.dictionary ?? [:] { metrics[MetricName.valid(k)] = v }
+        for (k, v) in testReport?.dictionary ?? [:] { metrics[MetricName.test(k)] = v }
         switch model {
         case var .gradientBoosted(m): m.metrics = metrics; model = .gradientBoosted(m)
         case var .logistic(m): m.metrics = metrics; model = .logistic(m)
@@ -132,9 +132,3 @@ public enum LearningWorkflow {
         return written
     }
 }
-
-extension DataError: LocalizedError { public var errorDescription: String? { description } }
-extension ModelFileError: LocalizedError { public var errorDescription: String? { description } }
-extension ParameterError: LocalizedError { public var errorDescription: String? { description } }
-extension TrainingError: LocalizedError { public var errorDescription: String? { description } }
-extension LogisticError: LocalizedError { public var errorDescription: String? { description } }

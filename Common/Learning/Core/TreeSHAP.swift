@@ -184,31 +184,3 @@ public enum TreeSHAP {
         return total
     }
 }
-
-/// A reason a listing was recommended: a feature with a positive SHAP contribution,
-/// phrased for the user.
-public struct RecommendationReason: Sendable, Equatable {
-    public var feature: String
-    public var phrase: String
-    public var contribution: Double
-}
-
-public enum TopReasons {
-    /// The `count` largest positive contributions as short phrases ("price within
-    /// budget", "same region as preferred"); features without a known phrase are named
-    /// as they are. Ties keep schema order.
-    public static func reasons(contributions: [Double], schema: FeatureSchema, count: Int = 3,
-                               phrases: [String: String] = PairFeatures.reasonPhrases) -> [RecommendationReason] {
-        let order = contributions.indices
-            .filter { contributions[$0] > 0 }
-            .sorted { contributions[$0] > contributions[$1] || (contributions[$0] == contributions[$1] && $0 < $1) }
-        return order.prefix(count).map { j in
-            let name = schema.features[j].name
-            return RecommendationReason(feature: name, phrase: phrases[name] ?? name, contribution: contributions[j])
-        }
-    }
-
-    public static func reasons(_ model: GradientBoostedModel, row: [Float], count: Int = 3) -> [RecommendationReason] {
-        reasons(contributions: TreeSHAP.contributions(model, row: row), schema: model.schema, count: count)
-    }
-}

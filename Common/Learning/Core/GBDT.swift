@@ -38,56 +38,52 @@ public struct BoostingParameters: Sendable, Equatable {
     public var maxBin = 255
     /// Stop when the validation metric has not improved for this many iterations; 0 = off.
     public var earlyStoppingRounds = 0
-    /// Metric watched by early stopping: "logloss" (default) or "auc".
-    public var earlyStoppingMetric = "logloss"
+    /// Metric watched by early stopping: `MetricName.logLoss` (default) or `MetricName.auc`.
+    public var earlyStoppingMetric = MetricName.logLoss
     public var seed: UInt64 = 0
     /// 0: all cores.
     public var threads = 0
 
     public init() {}
 
-    static let keys: [(names: [String], apply: @Sendable (inout BoostingParameters, String, String) throws -> Void)] = [
-        (["num_iterations", "num_trees", "num_boost_round", "n_estimators", "iterations"], { p, k, v in p.numIterations = try int(k, v, min: 1) }),
-        (["learning_rate", "eta", "shrinkage_rate"], { p, k, v in p.learningRate = try double(k, v, above: 0) }),
-        (["num_leaves", "max_leaves"], { p, k, v in p.numLeaves = try int(k, v, min: 2) }),
-        (["max_depth"], { p, k, v in p.maxDepth = try int(k, v, min: -1) }),
-        (["min_data_in_leaf", "min_child_samples", "min_data"], { p, k, v in p.minDataInLeaf = try int(k, v, min: 1) }),
-        (["min_sum_hessian_in_leaf", "min_child_weight", "min_hessian"], { p, k, v in p.minSumHessianInLeaf = try double(k, v, atLeast: 0) }),
-        (["lambda_l2", "reg_lambda", "lambda"], { p, k, v in p.lambdaL2 = try double(k, v, atLeast: 0) }),
-        (["min_gain_to_split", "min_split_gain"], { p, k, v in p.minGainToSplit = try double(k, v, atLeast: 0) }),
-        (["feature_fraction", "colsample_bytree", "sub_feature"], { p, k, v in p.featureFraction = try fraction(k, v) }),
-        (["bagging_fraction", "subsample", "sub_row"], { p, k, v in p.baggingFraction = try fraction(k, v) }),
-        (["bagging_freq", "subsample_freq"], { p, k, v in p.baggingFrequency = try int(k, v, min: 0) }),
-        (["max_bin"], { p, k, v in p.maxBin = min(255, try int(k, v, min: 2)) }),
-        (["early_stopping_round", "early_stopping_rounds", "early_stopping"], { p, k, v in p.earlyStoppingRounds = try int(k, v, min: 0) }),
-        (["early_stopping_metric", "metric"], { p, k, v in
-            guard ["logloss", "binary_logloss", "auc"].contains(v) else {
+    // One setter per canonical name of `LearningParameter.all` for .gbdt; the names and
+    // aliases themselves live only in that table.
+    static let setters: [String: @Sendable (inout BoostingParameters, String, String) throws -> Void] = [
+        "num_iterations": { p, k, v in p.numIterations = try ParameterValueCheck.int(k, v, min: 1) },
+        "learning_rate": { p, k, v in p.learningRate = try ParameterValueCheck.double(k, v, above: 0) },
+        "num_leaves": { p, k, v in p.numLeaves = try ParameterValueCheck.int(k, v, min: 2) },
+        "max_depth": { p, k, v in p.maxDepth = try ParameterValueCheck.int(k, v, min: -1) },
+        "min_data_in_leaf": { p, k, v in p.minDataInLeaf = try ParameterValueCheck.int(k, v, min: 1) },
+        "min_sum_hessian_in_leaf": { p, k, v in p.minSumHessianInLeaf = try ParameterValueCheck.double(k, v, atLeast: 0) },
+        "lambda_l2": { p, k, v in p.lambdaL2 = try ParameterValueCheck.double(k, v, atLeast: 0) },
+        "min_gain_to_split": { p, k, v in p.minGainToSplit = try ParameterValueCheck.double(k, v, atLeast: 0) },
+        "feature_fraction": { p, k, v in p.featureFraction = try ParameterValueCheck.fraction(k, v) },
+        "bagging_fraction": { p, k, v in p.baggingFraction = try ParameterValueCheck.fraction(k, v) },
+        "bagging_freq": { p, k, v in p.baggingFrequency = try ParameterValueCheck.int(k, v, min: 0) },
+        "max_bin": { p, k, v in p.maxBin = min(255, try ParameterValueCheck.int(k, v, min: 2)) },
+        "early_stopping_round": { p, k, v in p.earlyStoppingRounds = try ParameterValueCheck.int(k, v, min: 0) },
+        "early_stopping_metric": { p, k, v in
+            guard [MetricName.logLoss, "binary_logloss", MetricName.auc].contains(v) else {
                 throw ParameterError.invalidValue(key: k, value: v, expected: "logloss or auc")
             }
-            p.earlyStoppingMetric = v == "auc" ? "auc" : "logloss"
-        }),
-        (["seed", "random_state"], { p, k, v in
-            guard let s = UInt64(v) else { throw ParameterError.invalidValue(key: k, value: v, expected: "a non-negative integer") }
-            p.seed = s
-        }),
-        (["num_threads", "threads", "n_jobs"], { p, k, v in p.threads = try int(k, v, min: 0) }),
+            p.earlyStoppingMetric = v == MetricName.auc ? MetricName.auc : MetricName.logLoss
+        },
+        "seed": { p, k, v in p.seed = try ParameterValueCheck.seed(k, v) },
+        "num_threads": { p, k, v in p.threads = try ParameterValueCheck.int(k, v, min: 0) },
     ]
 
     /// Parses "key=value,key=value"; LightGBM names and common aliases are accepted.
     public init(parsing text: String) throws {
         self.init()
-        for pair in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty else { throw ParameterError.malformed(pair) }
-            try set(parts[0], parts[1])
-        }
+        for (key, value) in try parameterPairs(text) { try set(key, value) }
     }
 
+    /// Sets one parameter by its canonical name or any alias in `LearningParameter.all`.
     public mutating func set(_ key: String, _ value: String) throws {
-        guard let entry = Self.keys.first(where: { $0.names.contains(key) }) else {
-            throw ParameterError.unknownKey(key, known: Self.keys.map { $0.names[0] })
+        guard let parameter = LearningParameter.named(key, for: .gbdt), let apply = Self.setters[parameter.name] else {
+            throw ParameterError.unknownKey(key, known: ModelFamily.gbdt.knownParameters(searchableOnly: false))
         }
-        try entry.apply(&self, key, value)
+        try apply(&self, key, value)
     }
 
     /// Canonical key → value, for model files and run records.
@@ -106,23 +102,6 @@ public struct BoostingParameters: Sendable, Equatable {
     public init(dictionary: [String: String]) {
         self.init()
         for (k, v) in dictionary { try? set(k, v) }
-    }
-
-    private static func int(_ k: String, _ v: String, min: Int) throws -> Int {
-        guard let x = Int(v), x >= min else { throw ParameterError.invalidValue(key: k, value: v, expected: "an integer ≥ \(min)") }
-        return x
-    }
-    private static func double(_ k: String, _ v: String, above: Double) throws -> Double {
-        guard let x = Double(v), x > above, x.isFinite else { throw ParameterError.invalidValue(key: k, value: v, expected: "a number > \(above)") }
-        return x
-    }
-    private static func double(_ k: String, _ v: String, atLeast: Double) throws -> Double {
-        guard let x = Double(v), x >= atLeast, x.isFinite else { throw ParameterError.invalidValue(key: k, value: v, expected: "a number ≥ \(atLeast)") }
-        return x
-    }
-    private static func fraction(_ k: String, _ v: String) throws -> Double {
-        guard let x = Double(v), x > 0, x <= 1 else { throw ParameterError.invalidValue(key: k, value: v, expected: "a fraction in (0, 1]") }
-        return x
     }
 }
 
@@ -258,7 +237,9 @@ func withColumnPointers<R>(_ columns: [[Float]], _ body: (UnsafeBufferPointer<Un
     }
 }
 
-/// Trains gradient-boosted trees with the binary log-loss objective.
+/// Trains gradient-boosted trees: the booster grows one tree per iteration on the
+/// gradients its `Objective` gives (binary log-loss unless told otherwise) and measures
+/// progress with `Metrics`, as LightGBM keeps boosting, objective and metric apart.
 ///
 /// Categorical features are binned by their integer codes like numeric ones (a split
 /// is "code ≤ k"); with few categories each code has its own bin, so trees can still
@@ -274,6 +255,7 @@ public enum GBDTTrainer {
     /// iteration. `recordCurve` false skips the per-iteration training loss (faster
     /// when nobody looks at it; still computed when a callback is given).
     public static func train(_ train: Dataset, valid: Dataset? = nil, parameters p: BoostingParameters = .init(),
+                             objective: any Objective = BinaryLogLoss(),
                              recordCurve: Bool = true, callback: IterationCallback? = nil) throws -> GradientBoostedModel {
         guard train.hasLabels else { throw TrainingError.noLabels }
         let rate = train.positiveRate
@@ -302,7 +284,7 @@ public enum GBDTTrainer {
             settings: TreeLearnerSettings(numLeaves: p.numLeaves, maxDepth: p.maxDepth, minDataInLeaf: p.minDataInLeaf,
                                           minSumHessianInLeaf: p.minSumHessianInLeaf, lambdaL2: p.lambdaL2,
                                           minGainToSplit: p.minGainToSplit, learningRate: p.learningRate, threads: threads))
-        let initial = BinaryLogLoss.initialScore(labels: train.labels)
+        let initial = objective.initialScore(labels: train.labels)
         var scores = [Double](repeating: initial, count: n)
         var validScores = [Double](repeating: initial, count: validData?.rowCount ?? 0)
         var gradients = [Float](repeating: 0, count: n)
@@ -321,8 +303,8 @@ public enum GBDTTrainer {
                 labels.withUnsafeBufferPointer { y in
                     gradients.withUnsafeMutableBufferPointer { g in
                         hessians.withUnsafeMutableBufferPointer { h in
-                            BinaryLogLoss.gradients(scores: s.baseAddress!, labels: y.baseAddress!, count: n,
-                                                    gradients: g.baseAddress!, hessians: h.baseAddress!, threads: threads)
+                            objective.gradients(scores: s.baseAddress!, labels: y.baseAddress!, count: n,
+                                                gradients: g.baseAddress!, hessians: h.baseAddress!, threads: threads)
                         }
                     }
                 }
@@ -378,20 +360,20 @@ public enum GBDTTrainer {
             var trainLoss = Double.nan
             if recordCurve || callback != nil {
                 trainLoss = scores.withUnsafeBufferPointer { s in
-                    labels.withUnsafeBufferPointer { BinaryLogLoss.loss(scores: s.baseAddress!, labels: $0.baseAddress!, count: n) }
+                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n) }
                 }
                 curve.trainLogLoss.append(trainLoss)
             }
             var validMetrics: ValidationMetrics? = nil
             if let v = validData {
                 let loss = validScores.withUnsafeBufferPointer { s in
-                    v.labels.withUnsafeBufferPointer { BinaryLogLoss.loss(scores: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
+                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
                 }
                 let auc = Metrics.auc(scores: validScores, labels: v.labels)
                 validMetrics = ValidationMetrics(logLoss: loss, auc: auc)
                 curve.validLogLoss.append(loss)
                 curve.validAUC.append(auc)
-                let watched = p.earlyStoppingMetric == "auc" ? -auc : loss
+                let watched = p.earlyStoppingMetric == MetricName.auc ? -auc : loss
                 if watched < bestMetric { bestMetric = watched; bestIteration = iteration }
             }
             if let callback, !callback(iteration, trainLoss, validMetrics) { break }
