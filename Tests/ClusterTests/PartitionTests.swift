@@ -112,7 +112,7 @@ extension ProcessClusterSuites {
         await admin.shutdown()
         // A registered model and a large artifact, written where the coordinator keeps them.
         let data = c.cluster.data
-        let tracking = TrackingStore(try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path))
+        let tracking = ModelRegistry(try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path))
         let blob = try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 96 << 20)
         let hash = try BlobStore(root: data.appendingPathComponent("blobs")).put(blob)
         for _ in 1...2 { _ = try tracking.registerVersion(model: "match", runID: nil, sha256: hash, metrics: [:]) }

@@ -34,7 +34,7 @@ extension SecurityTests {
         spec.spec = try WireEchoSpec.with { $0.tasks = 3 }.serializedData()
         let id = try await op.submit(spec).jobID
         op.close()
-        _ = try c.service.core.tracking.registerVersion(model: "match", runID: nil, sha256: "abc", metrics: ["holdout_auc": 0.9])
+        _ = try c.service.core.models.registerVersion(model: "match", runID: nil, sha256: "abc", metrics: ["holdout_auc": 0.9])
 
         let jobs = try curl(c, "/api/v1/jobs", as: "operator")
         #expect(jobs.status == 200)

@@ -55,7 +55,7 @@ import Wire
     @Test func repeatedRollbacksWalkTheChampionHistoryBack() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-rollback-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let t = TrackingStore(try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path))
+        let t = ModelRegistry(try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path))
         for _ in 1...3 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
         try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
         try t.decide(model: "m", alias: "champion", version: 2, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
@@ -77,9 +77,9 @@ import Wire
 
     @Test func theHistoryReplayIsAStack() {
         let moves: [(version: Int, action: String)] = [(1, "auto"), (2, "auto"), (3, "manual"), (2, "rollback")]
-        #expect(TrackingStore.rollbackTarget(history: moves, current: 2) == 1)
-        #expect(TrackingStore.rollbackTarget(history: moves + [(1, "rollback")], current: 1) == nil)
-        #expect(TrackingStore.rollbackTarget(history: [], current: 1) == nil)
+        #expect(ModelRegistry.rollbackTarget(history: moves, current: 2) == 1)
+        #expect(ModelRegistry.rollbackTarget(history: moves + [(1, "rollback")], current: 1) == nil)
+        #expect(ModelRegistry.rollbackTarget(history: [], current: 1) == nil)
     }
 }
 

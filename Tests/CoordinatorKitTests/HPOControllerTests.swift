@@ -20,7 +20,7 @@ import Wire
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
         let planner = HPOPlanner()
         let first = try planner.plan(spec: job.spec, blobs: blobs)
-        let controller = try #require(try planner.controller(for: job, existing: [], context: JobContext(store: store, blobs: blobs, tracking: tracking, dataDirectory: dir)) as? HPOController)
+        let controller = try #require(try planner.controller(for: job, existing: [], context: JobContext(store: store, blobs: blobs, tracking: tracking, registry: ModelRegistry(store), dataDirectory: dir)) as? HPOController)
         return (controller, first, tracking)
     }
 

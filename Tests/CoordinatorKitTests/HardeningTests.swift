@@ -10,6 +10,9 @@ import WorkerKit
 
 /// Defects found from outside (issue 8): results bound to leases, worker identity from the
 /// certificate, a store that stops being writable, limits on peers that never authenticate.
+/// Inside the serialized SecurityTests: its coordinators share the process-wide metrics
+/// registry with the metrics test, which must not see their gauges.
+extension SecurityTests {
 @Suite(.serialized, .timeLimit(.minutes(2))) struct HardeningTests {
     static func start(_ configure: (inout CoordinatorSettings) -> Void = { _ in }) async throws -> InProcessCoordinator {
         let cluster = try LocalCluster.temporary(prefix: "tower-harden")
@@ -258,6 +261,9 @@ import WorkerKit
         #expect(await raw.waitUntilClosed())
     }
 }
+}
+
+typealias HardeningTests = SecurityTests.HardeningTests
 
 final class AssignmentBox: @unchecked Sendable {
     private let lock = NSLock()

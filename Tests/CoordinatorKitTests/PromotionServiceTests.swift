@@ -9,7 +9,7 @@ import Wire
 /// leaves, and what the loser of a race for the alias records.
 @Suite(.serialized) struct PromotionServiceTests {
     struct Fixture {
-        let tracking: TrackingStore
+        let registry: ModelRegistry
         let blobs: BlobStore
         let service: PromotionService
         let holdout: Dataset
@@ -28,11 +28,11 @@ import Wire
             return ModelFile.encode(outcome.model)
         }
         let store = try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path)
-        let tracking = TrackingStore(store)
+        let registry = ModelRegistry(store)
         let blobs = try BlobStore(root: dir.appendingPathComponent("blobs"))
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return Fixture(tracking: tracking, blobs: blobs, service: PromotionService(tracking: tracking, blobs: blobs, logger: logger),
+        return Fixture(registry: registry, blobs: blobs, service: PromotionService(registry: registry, blobs: blobs, logger: logger),
                        holdout: try #require(prepared.test),
                        weak: try model("num_iterations=2,num_leaves=2,learning_rate=0.05"),
                        strong: try model("num_iterations=60,num_leaves=15"))
@@ -52,20 +52,20 @@ import Wire
         // The job's end was not recorded (a crash after the decision): it runs again.
         let again = try f.service.consider(Self.candidate(f.weak, source: "job-1"), holdout: f.holdout, policy: Self.lenient)
         #expect(again == first)
-        #expect(try f.tracking.versions(of: "match").count == 1)
-        #expect(try f.tracking.decisions(model: "match").count == 1)
-        #expect(try f.tracking.alias("match", "champion") == 1)
+        #expect(try f.registry.versions(of: "match").count == 1)
+        #expect(try f.registry.decisions(model: "match").count == 1)
+        #expect(try f.registry.alias("match", "champion") == 1)
     }
 
     @Test func aCrashBetweenRegisteringAndDecidingDecidesOnceOnTheSameVersion() throws {
         let f = try Self.fixture()
         // Registered, then the coordinator died before the decision.
         let sha = try f.blobs.put(f.weak)
-        let registered = try f.tracking.registerVersion(model: "match", runID: nil, sha256: sha, metrics: [:], sourceJob: "job-1")
+        let registered = try f.registry.registerVersion(model: "match", runID: nil, sha256: sha, metrics: [:], sourceJob: "job-1")
         let outcome = try f.service.consider(Self.candidate(f.weak, source: "job-1"), holdout: f.holdout, policy: Self.lenient)
         #expect(outcome.version == registered)
-        #expect(try f.tracking.versions(of: "match").count == 1)
-        #expect(try f.tracking.decisions(model: "match").map(\.version) == [registered])
+        #expect(try f.registry.versions(of: "match").count == 1)
+        #expect(try f.registry.decisions(model: "match").map(\.version) == [registered])
     }
 
     @Test func theLoserOfARaceForTheAliasRecordsWhyAndKeepsItsVersion() throws {
@@ -73,8 +73,8 @@ import Wire
         _ = try f.service.consider(Self.candidate(f.weak, source: "job-1"), holdout: f.holdout, policy: Self.lenient)
         // While job-2's candidate is being evaluated, an operator moves the alias.
         let sha = try f.blobs.put(f.weak)
-        let manual = try f.tracking.registerVersion(model: "match", runID: nil, sha256: sha, metrics: [:])
-        let tracking = f.tracking
+        let manual = try f.registry.registerVersion(model: "match", runID: nil, sha256: sha, metrics: [:])
+        let tracking = f.registry
         var raced = false
         tracking.beforeDecision = {
             guard !raced else { return }
@@ -86,8 +86,8 @@ import Wire
         let outcome = try f.service.consider(Self.candidate(f.strong, source: "job-2"), holdout: f.holdout, policy: Self.lenient)
         #expect(!outcome.promoted)
         #expect(outcome.reasons.last == "not promoted: \(RegistryError.aliasMoved(model: "match", alias: "champion", expected: 1, actual: manual))")
-        #expect(try f.tracking.alias("match", "champion") == manual)
-        let last = try #require(try f.tracking.decisions(model: "match").last)
+        #expect(try f.registry.alias("match", "champion") == manual)
+        let last = try #require(try f.registry.decisions(model: "match").last)
         #expect(last.version == outcome.version && !last.promoted && last.actor == "policy:job-2")
     }
 }

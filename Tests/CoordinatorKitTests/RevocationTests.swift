@@ -6,6 +6,9 @@ import Wire
 
 /// Revocation fails closed: an index that cannot be read refuses everyone but the
 /// coordinator's own certificate, and a repaired index lets them in again.
+/// Inside the serialized SecurityTests: its coordinators share the process-wide metrics
+/// registry with the metrics test, which must not see their gauges.
+extension SecurityTests {
 @Suite(.serialized) struct RevocationTests {
     static let corruptReason = "is not a valid certificate index (a JSON list as written by `coordinator certs`)"
 
@@ -138,3 +141,6 @@ import Wire
         }
     }
 }
+}
+
+typealias RevocationTests = SecurityTests.RevocationTests

@@ -3,16 +3,16 @@ import Testing
 @testable import CoordinatorKit
 
 @Suite struct TrackingStoreTests {
-    func stores() throws -> (ClusterStore, TrackingStore, String) {
+    func stores() throws -> (ClusterStore, TrackingStore, String, ModelRegistry) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-track-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("t.sqlite").path
         let cluster = try ClusterStore(path: path)
-        return (cluster, TrackingStore(cluster), path)
+        return (cluster, TrackingStore(cluster), path, ModelRegistry(cluster))
     }
 
     @Test func runsKeepParamsCurvesTagsAndArtifacts() throws {
-        let (_, t, _) = try stores()
+        let (_, t, _, r) = try stores()
         try t.startRun("r1", experiment: "search", jobID: "j", taskIndex: 0, params: ["num_leaves": "31"], tags: ["seed": "7"])
         try t.logMetrics("r1", [("valid_auc", 1, 0.70), ("valid_auc", 2, 0.75), ("valid_auc", 3, 0.78)])
         try t.logMetrics("r1", [("valid_auc", 3, 0.79)])  // a retried step replaces, never duplicates
@@ -32,30 +32,30 @@ import Testing
     }
 
     @Test func versionsCountUpAndPromotionMovesTheAliasWithARecord() throws {
-        let (_, t, _) = try stores()
-        let v1 = try t.registerVersion(model: "match", runID: "r1", sha256: "x", metrics: ["auc": 0.8])
-        let v2 = try t.registerVersion(model: "match", runID: "r2", sha256: "y", metrics: ["auc": 0.82])
+        let (_, t, _, r) = try stores()
+        let v1 = try r.registerVersion(model: "match", runID: "r1", sha256: "x", metrics: ["auc": 0.8])
+        let v2 = try r.registerVersion(model: "match", runID: "r2", sha256: "y", metrics: ["auc": 0.82])
         #expect((v1, v2) == (1, 2))
-        try t.decide(model: "match", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: ["first"], numbers: ["auc": 0.8], actor: "policy")
-        try t.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: false, action: "auto", reasons: ["not better"], numbers: [:], actor: "policy")
-        #expect(try t.alias("match", "champion") == 1)
-        try t.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: true, action: "manual", reasons: ["operator"], numbers: [:], actor: "alice")
-        #expect(try t.alias("match", "champion") == 2)
-        let decisions = try t.decisions(model: "match")
+        try r.decide(model: "match", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: ["first"], numbers: ["auc": 0.8], actor: "policy")
+        try r.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: false, action: "auto", reasons: ["not better"], numbers: [:], actor: "policy")
+        #expect(try r.alias("match", "champion") == 1)
+        try r.decide(model: "match", alias: "champion", version: 2, expected: 1, promoted: true, action: "manual", reasons: ["operator"], numbers: [:], actor: "alice")
+        #expect(try r.alias("match", "champion") == 2)
+        let decisions = try r.decisions(model: "match")
         #expect(decisions.map(\.promoted) == [true, false, true])
         #expect(decisions[1].reasons == ["not better"])
         #expect(decisions[2].previousVersion == 1)
     }
 
     @Test func twoPromotionsRacingForOneAliasCannotBothWin() async throws {
-        let (_, t, _) = try stores()
-        for _ in 1...3 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
-        try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        let (_, t, _, r) = try stores()
+        for _ in 1...3 { _ = try r.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
+        try r.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
         // Both decided against version 1; only one may move the alias.
         let results = await withTaskGroup(of: (Int, Result<PromotionRecord, RegistryError>).self) { group in
             for v in [2, 3] {
                 group.addTask {
-                    (v, Result { try t.decide(model: "m", alias: "champion", version: v, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p") }
+                    (v, Result { try r.decide(model: "m", alias: "champion", version: v, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p") }
                         .mapError { $0 as? RegistryError ?? .unknownRun("unexpected \($0)") })
                 }
             }
@@ -63,7 +63,7 @@ import Testing
         }
         let winners = results.filter { if case .success = $0.1 { return true } else { return false } }
         #expect(winners.count == 1)
-        let winner = try #require(try t.alias("m", "champion"))
+        let winner = try #require(try r.alias("m", "champion"))
         #expect(winners.first?.0 == winner)
         let losers = results.filter { $0.0 != winner }
         #expect(losers.count == 1)
@@ -73,19 +73,19 @@ import Testing
             Issue.record("the loser did not fail: \(losers)")
         }
         // Only the winner's decision is recorded as a promotion.
-        #expect(try t.decisions(model: "m").filter(\.promoted).map(\.version) == [1, winner])
+        #expect(try r.decisions(model: "m").filter(\.promoted).map(\.version) == [1, winner])
     }
 
     @Test func rollbackRestoresThePreviousChampionAndSurvivesRestart() throws {
-        let (_, t, path) = try stores()
-        for _ in 1...2 { _ = try t.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
-        #expect(throws: RegistryError.nothingToRollBack(model: "m", alias: "champion")) { try t.rollback(model: "m", actor: "a", reason: "x") }
-        try t.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
-        try t.decide(model: "m", alias: "champion", version: 2, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
-        let record = try t.rollback(model: "m", actor: "alice", reason: "bad clicks")
+        let (_, t, path, r) = try stores()
+        for _ in 1...2 { _ = try r.registerVersion(model: "m", runID: nil, sha256: "s", metrics: [:]) }
+        #expect(throws: RegistryError.nothingToRollBack(model: "m", alias: "champion")) { try r.rollback(model: "m", actor: "a", reason: "x") }
+        try r.decide(model: "m", alias: "champion", version: 1, expected: nil, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        try r.decide(model: "m", alias: "champion", version: 2, expected: 1, promoted: true, action: "auto", reasons: [], numbers: [:], actor: "p")
+        let record = try r.rollback(model: "m", actor: "alice", reason: "bad clicks")
         #expect(record.version == 1 && record.action == "rollback")
         // Reopen the same file: the registry and the audit trail are still there.
-        let reopened = TrackingStore(try ClusterStore(path: path))
+        let reopened = ModelRegistry(try ClusterStore(path: path))
         #expect(try reopened.alias("m", "champion") == 1)
         #expect(try reopened.decisions(model: "m").count == 3)
         #expect(try ClusterStore(path: path).auditLog().contains { $0.subject == "m@champion" && $0.detail.contains("bad clicks") })
@@ -98,21 +98,21 @@ import Testing
     /// that crashed after registering, or after deciding, and resumed the job) returns the
     /// version it has, and the decision already recorded is found instead of made twice.
     @Test func aJobRegistersOneVersionWhateverPointACrashInterruptedItAt() throws {
-        let (_, t, _) = try stores()
+        let (_, t, _, r) = try stores()
         let sha = String(repeating: "b", count: 64)
-        let first = try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j")
+        let first = try r.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j")
         // Crash after registering: the resumed job registers again.
-        #expect(try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j") == first)
-        #expect(try t.decision(model: "match", version: first, actor: "policy:j") == nil)
-        _ = try t.decide(model: "match", alias: "champion", version: first, expected: nil, promoted: true, action: "auto",
+        #expect(try r.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: ["holdout_auc": 0.8], sourceJob: "j") == first)
+        #expect(try r.decision(model: "match", version: first, actor: "policy:j") == nil)
+        _ = try r.decide(model: "match", alias: "champion", version: first, expected: nil, promoted: true, action: "auto",
                          reasons: ["floors met"], numbers: [:], actor: "policy:j")
         // Crash after deciding: the decision is found, not made again.
-        #expect(try t.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: [:], sourceJob: "j") == first)
-        let recorded = try #require(try t.decision(model: "match", version: first, actor: "policy:j"))
+        #expect(try r.registerVersion(model: "match", runID: "j-t1", sha256: sha, metrics: [:], sourceJob: "j") == first)
+        let recorded = try #require(try r.decision(model: "match", version: first, actor: "policy:j"))
         #expect(recorded.promoted && recorded.reasons == ["floors met"])
-        #expect(try t.models().first { $0.name == "match" }?.versions == 1)
-        #expect(try t.decisions(model: "match").count == 1)
+        #expect(try r.models().first { $0.name == "match" }?.versions == 1)
+        #expect(try r.decisions(model: "match").count == 1)
         // Another job gets its own version.
-        #expect(try t.registerVersion(model: "match", runID: "k-t0", sha256: sha, metrics: [:], sourceJob: "k") == first + 1)
+        #expect(try r.registerVersion(model: "match", runID: "k-t0", sha256: sha, metrics: [:], sourceJob: "k") == first + 1)
     }
 }

@@ -318,7 +318,7 @@ final class HPOController: JobController {
 
     /// The winner goes the one way every candidate goes (``PromotionService``).
     func evaluateAndPromote(_ winner: WireTrialOutput, run: String) throws -> (version: Int, promoted: Bool, reasons: [String]) {
-        let service = PromotionService(tracking: context.tracking, blobs: context.blobs, logger: logger)
+        let service = PromotionService(registry: context.registry, blobs: context.blobs, logger: logger)
         let candidate = PromotionService.Candidate(model: modelName, modelFile: winner.modelFile, runID: run, metrics: winner.metrics,
                                                    source: job.id, description: "best of \(job.id) by \(metricKey)")
         let outcome = try service.consider(candidate, holdout: try holdoutData(), policy: policy)

@@ -38,6 +38,7 @@ public struct JobContext: Sendable {
     public let store: ClusterStore
     public let blobs: BlobStore
     public let tracking: TrackingStore
+    public let registry: ModelRegistry
     public let dataDirectory: URL
 }
 

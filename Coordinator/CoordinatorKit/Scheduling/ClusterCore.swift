@@ -49,6 +49,7 @@ public final class ClusterCore: @unchecked Sendable {
     let logger: Logger
     private let writer: ResultWriter
     public let tracking: TrackingStore
+    public let models: ModelRegistry
     public let registry: RegistryService
     /// Subscribers (gateways, operators) told whenever an alias moves.
     public let promotions: PromotionBroadcaster
@@ -99,10 +100,11 @@ public final class ClusterCore: @unchecked Sendable {
         self.scheduler = Scheduler(leaseTimeoutMs: settings.leaseTimeoutMs, prefetchPerSlot: settings.prefetchPerSlot)
         self.views = JobView(store: store, planners: planners)
         self.tracking = TrackingStore(store)
-        self.registry = RegistryService(tracking: tracking, loop: loop)
-        self.promotions = PromotionBroadcaster(tracking: tracking, logger: logger)
+        self.models = ModelRegistry(store)
+        self.registry = RegistryService(tracking: tracking, models: models, loop: loop)
+        self.promotions = PromotionBroadcaster(models: models, logger: logger)
         let promotions = self.promotions
-        tracking.onAliasMoved = { promotions.publish($0) }
+        models.onAliasMoved = { promotions.publish($0) }
         let log = logger
         let failures = storeWriteFailures, writable = storeWritable
         let path = store.path
@@ -164,7 +166,7 @@ public final class ClusterCore: @unchecked Sendable {
     var nowMs: UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     var jobContext: JobContext {
-        JobContext(store: store, blobs: blobs, tracking: tracking, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
+        JobContext(store: store, blobs: blobs, tracking: tracking, registry: models, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
     }
 
     // MARK: Jobs

@@ -9,11 +9,11 @@ import Wire
 public final class PromotionBroadcaster: @unchecked Sendable {
     private let lock = NSLock()
     private var subscribers: [ObjectIdentifier: (Channel, Set<String>)] = [:]
-    private let tracking: TrackingStore
+    private let models: ModelRegistry
     private let logger: Logger
 
-    init(tracking: TrackingStore, logger: Logger) {
-        self.tracking = tracking
+    init(models: ModelRegistry, logger: Logger) {
+        self.models = models
         self.logger = logger
     }
 
@@ -35,7 +35,7 @@ public final class PromotionBroadcaster: @unchecked Sendable {
         event.previousVersion = UInt32(record.previousVersion ?? 0)
         event.action = record.action
         event.atMs = Int64(record.at.timeIntervalSince1970 * 1000)
-        event.sha256 = (try? tracking.version(record.model, record.version).sha256) ?? ""
+        event.sha256 = (try? models.version(record.model, record.version).sha256) ?? ""
         let targets = lock.withLock { subscribers.values.filter { $0.1.isEmpty || $0.1.contains(record.model) }.map(\.0) }
         for channel in targets {
             channel.writeAndFlush(WireEnvelope(.promotionEvent(event)), promise: nil)

@@ -40,12 +40,12 @@ public struct PromotionService: Sendable {
         public var reasons: [String]
     }
 
-    let tracking: TrackingStore
+    let registry: ModelRegistry
     let blobs: BlobStore
     let logger: Logger
 
-    public init(tracking: TrackingStore, blobs: BlobStore, logger: Logger) {
-        self.tracking = tracking
+    public init(registry: ModelRegistry, blobs: BlobStore, logger: Logger) {
+        self.registry = registry
         self.blobs = blobs
         self.logger = logger
     }
@@ -58,31 +58,31 @@ public struct PromotionService: Sendable {
         var metrics = report.dictionary.reduce(into: [String: Double]()) { $0[MetricName.holdout($1.key)] = $1.value }
         for (k, v) in candidate.metrics { metrics[k] = v }
         let sha = try blobs.put(candidate.modelFile)
-        let version = try tracking.registerVersion(model: candidate.model, runID: candidate.runID, sha256: sha, metrics: metrics,
+        let version = try registry.registerVersion(model: candidate.model, runID: candidate.runID, sha256: sha, metrics: metrics,
                                                    description: candidate.description, sourceJob: candidate.source)
         let actor = "policy:\(candidate.source)"
         // Resumed after a crash that came after the decision: report it, decide nothing twice.
-        if let recorded = try tracking.decision(model: candidate.model, version: version, actor: actor) {
+        if let recorded = try registry.decision(model: candidate.model, version: version, actor: actor) {
             return Outcome(version: version, promoted: recorded.promoted, reasons: recorded.reasons)
         }
-        let championVersion = try tracking.alias(candidate.model, candidate.alias)
+        let championVersion = try registry.alias(candidate.model, candidate.alias)
         var championPredictions: HoldoutPredictions?
         if let championVersion {
-            let row = try tracking.version(candidate.model, championVersion)
+            let row = try registry.version(candidate.model, championVersion)
             championPredictions = try Self.predictions(try ModelFile.decode(try blobs.read(row.sha256)), on: holdout)
         }
         let decision = policy.decide(candidate: candidatePredictions, champion: championPredictions)
         var reasons = decision.reasons
         if championVersion == nil { reasons.insert("no champion yet: absolute floors apply", at: 0) }
         do {
-            try tracking.decide(model: candidate.model, alias: candidate.alias, version: version, expected: championVersion,
+            try registry.decide(model: candidate.model, alias: candidate.alias, version: version, expected: championVersion,
                                 promoted: decision.promoted, action: "auto", reasons: reasons, numbers: decision.numbers, actor: actor)
             logger.info("promotion decision", metadata: ["model": "\(candidate.model)", "version": "\(version)", "promoted": "\(decision.promoted)"])
             return Outcome(version: version, promoted: decision.promoted, reasons: reasons)
         } catch let error as RegistryError {
             // Another promotion moved the alias first: recorded as declined, with why.
             let lost = reasons + ["not promoted: \(error)"]
-            try tracking.decide(model: candidate.model, alias: candidate.alias, version: version, expected: championVersion,
+            try registry.decide(model: candidate.model, alias: candidate.alias, version: version, expected: championVersion,
                                 promoted: false, action: "auto", reasons: lost, numbers: decision.numbers, actor: actor)
             return Outcome(version: version, promoted: false, reasons: lost)
         }

@@ -7,10 +7,12 @@ import Wire
 /// automatic ones.
 public final class RegistryService: @unchecked Sendable {
     public let tracking: TrackingStore
+    public let registry: ModelRegistry
     private let loop: EventLoop
 
-    init(tracking: TrackingStore, loop: EventLoop) {
+    init(tracking: TrackingStore, models: ModelRegistry, loop: EventLoop) {
         self.tracking = tracking
+        self.registry = models
         self.loop = loop
     }
 
@@ -50,7 +52,7 @@ public final class RegistryService: @unchecked Sendable {
     func models() -> EventLoopFuture<WireModelList> {
         offLoop {
             var list = WireModelList()
-            list.models = try self.tracking.models().map { m in
+            list.models = try self.registry.models().map { m in
                 var s = WireModelSummary()
                 s.name = m.name
                 s.versions = UInt32(m.versions)
@@ -68,7 +70,7 @@ public final class RegistryService: @unchecked Sendable {
     func detail(_ name: String) throws -> WireModelDetail {
         var detail = WireModelDetail()
         detail.name = name
-        detail.versions = try tracking.versions(of: name).map { v in
+        detail.versions = try registry.versions(of: name).map { v in
             var info = WireModelVersionInfo()
             info.version = UInt32(v.version)
             info.runID = v.runID ?? ""
@@ -77,8 +79,8 @@ public final class RegistryService: @unchecked Sendable {
             info.createdAtMs = Int64(v.createdAt.timeIntervalSince1970 * 1000)
             return info
         }
-        detail.aliases = try tracking.aliases(of: name).mapValues(UInt32.init)
-        detail.decisions = try tracking.decisions(model: name).map(Self.decision)
+        detail.aliases = try registry.aliases(of: name).mapValues(UInt32.init)
+        detail.decisions = try registry.decisions(model: name).map(Self.decision)
         return detail
     }
 
@@ -99,8 +101,8 @@ public final class RegistryService: @unchecked Sendable {
         offLoop {
             let alias = request.alias.isEmpty ? "champion" : request.alias
             guard !request.reason.isEmpty else { throw WireError.invalidArgument("a manual promotion needs --reason (it is recorded)") }
-            let current = try self.tracking.alias(request.name, alias)
-            let record = try self.tracking.decide(model: request.name, alias: alias, version: Int(request.version), expected: current,
+            let current = try self.registry.alias(request.name, alias)
+            let record = try self.registry.decide(model: request.name, alias: alias, version: Int(request.version), expected: current,
                                                   promoted: true, action: "manual", reasons: [request.reason], numbers: [:], actor: peer.name)
             var result = WirePromotionResult()
             result.decision = Self.decision(record)
@@ -110,7 +112,7 @@ public final class RegistryService: @unchecked Sendable {
 
     func rollback(_ request: WireRollback, by peer: PeerIdentity) -> EventLoopFuture<WirePromotionResult> {
         offLoop {
-            let record = try self.tracking.rollback(model: request.name, alias: request.alias.isEmpty ? "champion" : request.alias,
+            let record = try self.registry.rollback(model: request.name, alias: request.alias.isEmpty ? "champion" : request.alias,
                                                     actor: peer.name, reason: request.reason.isEmpty ? "operator rollback" : request.reason)
             var result = WirePromotionResult()
             result.decision = Self.decision(record)
