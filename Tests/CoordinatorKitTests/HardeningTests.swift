@@ -20,6 +20,7 @@ extension SecurityTests {
         var settings = cluster.coordinatorSettings()
         settings.leaseTimeoutMs = 1500
         settings.heartbeatIntervalMs = 200
+        settings.connectionLimits.handshake_timeout_seconds = 60
         configure(&settings)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
