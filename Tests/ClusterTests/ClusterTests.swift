@@ -11,7 +11,7 @@ extension ProcessClusterSuites {
         let rows = try c.storedResults(job)
         #expect(rows.count == tasks)
         #expect(rows.map(\.index) == Array(0..<tasks))
-        #expect(rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
+        #expect(rows.allSatisfy { $0.state == .done && $0.resultCount == 1 })
         for row in rows {
             let output = try WireEchoOutput(serializedBytes: row.output ?? Data())
             #expect(output.payload == WireEchoSpec.payload(index: row.index, bytes: 64))
@@ -65,7 +65,7 @@ extension ProcessClusterSuites {
         try await c.waitUntil("a quarter of the job") { try await op.job(job).done >= 50 }
         op.close()
         c.kill9(c.coordinator)
-        let doneBefore = try c.storedResults(job).filter { $0.state == "done" }
+        let doneBefore = try c.storedResults(job).filter { $0.state == .done }
         #expect(doneBefore.count > 0)
 
         // Same data directory, same port: the workers reconnect on their own.

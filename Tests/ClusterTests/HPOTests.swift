@@ -198,7 +198,7 @@ extension ProcessClusterSuites {
         let summary = try WireHPOSummary(serializedBytes: end.summary)
         #expect(summary.trials == 4)
         let rows = try c.storedResults(id)
-        #expect(rows.count == 4 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 }, "\(rows.map { "\($0.index) \($0.state) \($0.attempts) \($0.error ?? "")" })")
+        #expect(rows.count == 4 && rows.allSatisfy { $0.state == .done && $0.resultCount == 1 }, "\(rows.map { "\($0.index) \($0.state) \($0.attempts) \($0.error ?? "")" })")
         let runs = try await op.runs(experiment: "killed")
         #expect(runs.count == 4)
         #expect(runs.allSatisfy { $0.status == "finished" })

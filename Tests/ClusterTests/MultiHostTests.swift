@@ -101,7 +101,7 @@ struct MultiHostTests {
             #expect(end.done == 120)
             #expect(end.retries > 0)
             let rows = try c.storedResults(job)
-            #expect(rows.count == 120 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
+            #expect(rows.count == 120 && rows.allSatisfy { $0.state == .done && $0.resultCount == 1 })
 
             try net.heal("w1")
             try await c.waitUntil("w1 to rejoin after the heal") { try await op.workers().contains { $0.name == "w1" } }
@@ -122,7 +122,7 @@ struct MultiHostTests {
             let end = try await op.follow(job, every: .milliseconds(200)) { _ in }
             #expect(end.state == .succeeded)
             let rows = try c.storedResults(job)
-            #expect(rows.count == 120 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
+            #expect(rows.count == 120 && rows.allSatisfy { $0.state == .done && $0.resultCount == 1 })
             try net.restoreIncoming(at: "w1")
             try await c.waitUntil("w1 to rejoin") { try await op.workers().contains { $0.name == "w1" } }
         }

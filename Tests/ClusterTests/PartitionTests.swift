@@ -98,7 +98,25 @@ extension ProcessClusterSuites {
         #expect(end.done == 6)
         #expect(c.log("w1").contains("fetching a blob again after reconnecting"))
         let rows = try c.storedResults(job)
-        #expect(rows.count == 6 && rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 && $0.attempts >= 1 })
+        #expect(rows.count == 6 && rows.allSatisfy { $0.state == .done && $0.resultCount == 1 && $0.attempts >= 1 })
+    }
+
+    /// A heartbeat answer queued behind a large blob transfer is late, not lost: with a
+    /// heartbeat deadline far shorter than the transfer, the worker keeps the connection
+    /// (frames keep arriving) and the job finishes at its first attempt.
+    @Test func aHeartbeatAnswerStuckBehindABlobTransferDoesNotDropTheConnection() async throws {
+        let c = try ProcessCluster(workers: ["w1"])
+        defer { c.stopAll() }
+        try c.startCoordinator(extra: ["--heartbeat-interval", "0.25"])
+        try c.startWorker("w1", slots: 2)
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        try await c.waitForWorkers(1, op)
+        let job = try await c.submitEcho(op, tasks: 4, sleepMs: 0, blobBytes: 128 << 20)
+        let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded)
+        #expect(end.retries == 0)
+        #expect(!c.log("w1").contains("heartbeat unanswered"))
     }
 
     /// The one cluster client, reconnecting: a gateway-style subscriber keeps receiving

@@ -25,7 +25,7 @@ import Wire
     @Test func anEchoJobWithAnAlteredPayloadEndsFailedNotSucceeded() throws {
         let s = try store()
         let spec = try WireEchoSpec.with { $0.tasks = 2; $0.payloadBytes = 32 }.serializedData()
-        let job = JobRow(id: "j1", kind: JobKind.echo, name: "n", spec: spec, state: "queued", total: 2, maxAttempts: 1,
+        let job = JobRow(id: "j1", kind: JobKind.echo, name: "n", spec: spec, state: .queued, total: 2, maxAttempts: 1,
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
         let ids = try s.insertJob(job, tasks: [PlannedTask(input: Data()), PlannedTask(input: Data())])
         var altered = WireEchoSpec.payload(index: 1, bytes: 32)
@@ -45,7 +45,7 @@ import Wire
         try s.apply([.finished(job: "j1", state: end.state, error: end.error, summary: end.summary)])
         let row = try #require(try s.job("j1"))
         let mismatch = try #require(WireEchoSpec.payloadMismatch(altered, index: 1, bytes: 32))
-        #expect(row.state == "failed")
+        #expect(row.state == .failed)
         #expect(row.error == "summary failed: \(WireError.invalidArgument(mismatch))")
         #expect(row.summary == nil)
     }
@@ -144,7 +144,7 @@ import Wire
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let s = try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path)
         for i in 0..<(ClusterStore.maxListedJobs + 5) {
-            _ = try s.insertJob(JobRow(id: "j\(i)", kind: "echo", name: "n", spec: Data(), state: "queued", total: 0, maxAttempts: 1,
+            _ = try s.insertJob(JobRow(id: "j\(i)", kind: "echo", name: "n", spec: Data(), state: .queued, total: 0, maxAttempts: 1,
                                        createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op"), tasks: [])
         }
         #expect(try s.jobs(limit: Int(UInt32.max)).count == 1000)

@@ -16,7 +16,7 @@ import Wire
         spec.experiment = "exp"
         spec.space = space
         spec.dataset = try DatasetArchive.pack([("users.csv", Data("id\n1\n".utf8))])
-        let job = JobRow(id: "j", kind: JobKind.hpo, name: "s", spec: try spec.serializedData(), state: "queued", total: 0, maxAttempts: 3,
+        let job = JobRow(id: "j", kind: JobKind.hpo, name: "s", spec: try spec.serializedData(), state: .queued, total: 0, maxAttempts: 3,
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
         let planner = HPOPlanner()
         let first = try planner.plan(spec: job.spec, blobs: blobs)

@@ -180,8 +180,8 @@ extension SecurityTests {
         #expect(end.error == "")
         let rows = try core.store.results(job: job)
         #expect(rows.count == 40)
-        #expect(rows.allSatisfy { $0.state == "done" && $0.resultCount == 1 })
-        #expect(try core.store.job(job)?.state == "succeeded")
+        #expect(rows.allSatisfy { $0.state == .done && $0.resultCount == 1 })
+        #expect(try core.store.job(job)?.state == .succeeded)
     }
 
     // MARK: Bookkeeping across restarts (item 11)
@@ -190,7 +190,7 @@ extension SecurityTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-bookkeeping-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = try ClusterStore(path: dir.appendingPathComponent("t.sqlite").path)
-        let job = JobRow(id: "j", kind: "echo", name: "j", spec: Data(), state: "running", total: 3, maxAttempts: 3,
+        let job = JobRow(id: "j", kind: "echo", name: "j", spec: Data(), state: .running, total: 3, maxAttempts: 3,
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "t")
         let ids = try store.insertJob(job, tasks: [PlannedTask(input: Data()), PlannedTask(input: Data()), PlannedTask(input: Data())])
         try store.apply([

@@ -12,7 +12,7 @@ import Wire
     }
 
     func job(_ id: String, total: Int) -> JobRow {
-        JobRow(id: id, kind: "echo", name: "n", spec: Data(), state: "queued", total: total, maxAttempts: 3,
+        JobRow(id: id, kind: "echo", name: "n", spec: Data(), state: .queued, total: total, maxAttempts: 3,
                createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
     }
 
@@ -28,7 +28,7 @@ import Wire
         #expect(rows[0].output == Data("a".utf8))
         #expect(rows[0].worker == "w1")
         #expect(try s.pendingTasks(job: "j1").map(\.index) == [1, 2])
-        #expect(try s.job("j1")?.state == "running")
+        #expect(try s.job("j1")?.state == .running)
     }
 
     @Test func unfinishedJobsAndAttemptsSurviveReopening() throws {
@@ -40,7 +40,7 @@ import Wire
             let ids = try s.insertJob(job("j1", total: 2), tasks: [PlannedTask(input: Data()), PlannedTask(input: Data())])
             try s.apply([.attemptFailed(task: ids[1], attempts: 2, error: "lost")])
             _ = try s.insertJob(job("j2", total: 1), tasks: [PlannedTask(input: Data())])
-            try s.apply([.finished(job: "j2", state: "succeeded", error: nil, summary: nil)])
+            try s.apply([.finished(job: "j2", state: .succeeded, error: nil, summary: nil)])
         }
         let reopened = try ClusterStore(path: path)
         #expect(try reopened.unfinishedJobs().map(\.id) == ["j1"])

@@ -161,11 +161,23 @@ public final class WorkerAgent: @unchecked Sendable {
             var beat = WireHeartbeat()
             beat.runningTaskIds = self.lock.withLock { Array(self.running.keys) + self.backlog.map(\.taskID) }
             client.requestFuture(.heartbeat(beat), timeout: interval * 3).whenFailure { error in
-                self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
-                task.cancel()
-                // A coordinator that does not answer heartbeats will not answer a TLS
-                // close_notify either: cut the socket and start reconnecting now.
-                client.abort()
+                guard case WireError.timedOut = error else {
+                    // The connection itself failed: it is already closing.
+                    task.cancel()
+                    return
+                }
+                // An answer stuck behind a blob transfer is not a dead coordinator: only
+                // silence on the whole connection is — checked again one interval later,
+                // since a loop that was busy may not have read what already arrived.
+                guard client.silence >= interval * 3 else { return }
+                client.channel.eventLoop.scheduleTask(in: interval) {
+                    guard client.silence >= interval * 4, client.channel.isActive else { return }
+                    self.logger.warning("heartbeat unanswered; dropping the connection", metadata: ["error": "\(error)"])
+                    task.cancel()
+                    // A coordinator that does not answer heartbeats will not answer a TLS
+                    // close_notify either: cut the socket and start reconnecting now.
+                    client.abort()
+                }
             }
         }
     }

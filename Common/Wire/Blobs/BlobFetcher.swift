@@ -93,7 +93,21 @@ public final class BlobFetcher: @unchecked Sendable {
             } catch {
                 outcome = .failure(error)
             }
-            if let outcome { finish(hash, outcome.flatMap { data in Result { try cache?.write(data, as: hash); return data } }) }  // verified by the assembler
+            guard let outcome else { return true }
+            // Verifying and caching a large blob takes long enough to starve heartbeats if
+            // done on the connection's event loop.
+            let cache = self.cache
+            DispatchQueue.global().async {
+                self.finish(hash, outcome.flatMap { data in
+                    Result {
+                        if let cache { try cache.putVerified(data, expected: hash) } else {
+                            let actual = BlobStore.sha256Hex(data)
+                            guard actual == hash else { throw WireError.blobCorrupt(expected: hash, actual: actual) }
+                        }
+                        return data
+                    }
+                })
+            }
             return true
         case let .error(frame):
             guard let hash = lock.withLock({ requests[envelope.requestID] }) else { return false }

@@ -100,6 +100,13 @@ public final class WireClient: @unchecked Sendable {
         channel.close(promise: nil)
     }
 
+    /// How long since the last frame arrived. Call on the channel's event loop. A peer
+    /// streaming bulk data is alive even while answers queue behind that data.
+    public var silence: TimeAmount {
+        channel.eventLoop.preconditionInEventLoop()
+        return .now() - handler.lastRead
+    }
+
     /// Closes cleanly (TLS close_notify both ways) and waits until the connection is gone,
     /// so a process that exits next leaves no unclean shutdown on the coordinator's side.
     public func shutdown() async {
@@ -123,6 +130,8 @@ final class ClientSessionHandler: ChannelInboundHandler {
     private var pending: [UInt64: (EventLoopPromise<WireEnvelope.Body>, Scheduled<Void>?)] = [:]
     private var flushScheduled = false
     private var closedError: Error?
+    /// When the last frame arrived; read on the channel's event loop.
+    private(set) var lastRead = NIODeadline.now()
     private let onMessage: (WireEnvelope) -> Void
 
     init(onMessage: @escaping (WireEnvelope) -> Void) {
@@ -163,6 +172,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = .now()
         let envelope = unwrapInboundIn(data)
         if envelope.requestID != 0, let (promise, timer) = pending.removeValue(forKey: envelope.requestID) {
             timer?.cancel()

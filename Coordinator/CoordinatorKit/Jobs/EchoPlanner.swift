@@ -44,7 +44,7 @@ public struct EchoPlanner: JobPlanner {
     public func summarize(spec data: Data, results: [TaskResultRow]) throws -> Data {
         let spec = try decode(data)
         var summary = WireEchoSummary()
-        for row in results where row.state == "done" {
+        for row in results where row.state == .done {
             let output = try WireEchoOutput(serializedBytes: row.output ?? Data())
             if let mismatch = WireEchoSpec.payloadMismatch(output.payload, index: row.index, bytes: Int(spec.payloadBytes)) {
                 throw WireError.invalidArgument(mismatch)

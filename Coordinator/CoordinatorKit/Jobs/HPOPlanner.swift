@@ -147,9 +147,9 @@ final class HPOController: JobController {
             if let input = try? WireTrialInput(serializedBytes: inputs[row.index] ?? Data()) {
                 search.resume(trial: row.index, parameters: space.trialParameters(fromSettings: input.params))
             }
-            if row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) {
+            if row.state == .done, let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) {
                 search.finish(trial: row.index, value: out.metrics[metricKey], outcome: out.stoppedEarly ? .stopped : .completed)
-            } else if row.state == "failed" {
+            } else if row.state == .failed {
                 search.fail(trial: row.index, error: row.error ?? "failed")
             }
         }
@@ -165,13 +165,13 @@ final class HPOController: JobController {
             for row in existing {
                 let status = try String.fetchOne(db, sql: "SELECT status FROM run WHERE id = ?", arguments: [self.runID(row.index)])
                 switch row.state {
-                case "done" where status == nil || status == "running":
+                case .done where status == nil || status == "running":
                     if status == nil { try self.startRunRecord(row.index)?(db) }
                     if let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) { try self.finishRecord(row.index, out)(db) }
-                case "failed" where status == nil || status == "running":
+                case .failed where status == nil || status == "running":
                     if status == nil { try self.startRunRecord(row.index)?(db) }
                     try TrackingStore.finishRun(db, self.runID(row.index), status: "failed", error: row.error)
-                case "queued" where status == nil:
+                case .queued where status == nil:
                     try self.startRunRecord(row.index)?(db)
                 default:
                     break
@@ -289,8 +289,8 @@ final class HPOController: JobController {
         summary.modelName = modelName
         var best: (index: Int, value: Double, output: WireTrialOutput)?
         for row in results {
-            guard row.state == "done", let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) else {
-                if row.state == "failed" { summary.failed += 1 }
+            guard row.state == .done, let out = try? WireTrialOutput(serializedBytes: row.output ?? Data()) else {
+                if row.state == .failed { summary.failed += 1 }
                 continue
             }
             summary.trials += 1

@@ -23,7 +23,7 @@ struct JobView: Sendable {
         s.jobID = row.id
         s.kind = row.kind
         s.name = row.name
-        s.state = WireJobState(storeName: row.state)
+        s.state = WireJobState(row.state)
         s.total = UInt32(p.total)
         s.done = UInt32(p.done)
         s.failed = UInt32(p.failed)
@@ -64,7 +64,7 @@ struct JobView: Sendable {
         let counts = try store.taskCounts(job: row.id)
         var p = Scheduler.JobProgress(total: row.total, maxAttempts: row.maxAttempts)
         (p.done, p.failed, p.retries) = (counts.done, counts.failed, counts.retries)
-        p.cancelled = row.state == "cancelled" ? row.total - counts.done - counts.failed : 0
+        p.cancelled = row.state == .cancelled ? row.total - counts.done - counts.failed : 0
         return p
     }
 }
@@ -74,16 +74,16 @@ struct JobView: Sendable {
 /// the job promised, such as echoed payloads that fail verification) fails the job.
 enum JobEnding {
     static func conclude(progress p: Scheduler.JobProgress, rule: JobFailureRule,
-                         summarize: () throws -> Data) -> (state: String, error: String?, summary: Data?) {
+                         summarize: () throws -> Data) -> (state: JobState, error: String?, summary: Data?) {
         // An operator's cancel is what ended the job, whatever the tasks did before it.
         let failed = p.cancelled == 0 && rule.jobFailed(done: p.done, failed: p.failed)
-        var state = p.cancelled > 0 ? "cancelled" : (failed ? "failed" : "succeeded")
+        var state: JobState = p.cancelled > 0 ? .cancelled : (failed ? .failed : .succeeded)
         let error = failed ? (p.firstError ?? "no task succeeded") : p.firstError
-        guard state != "cancelled" || p.done > 0 else { return (state, error, nil) }
+        guard state != .cancelled || p.done > 0 else { return (state, error, nil) }
         do {
             return (state, error, try summarize())
         } catch {
-            state = "failed"
+            state = .failed
             let message = "summary failed: \(error)"
             return (state, (p.firstError.map { $0 + "; " } ?? "") + message, nil)
         }

@@ -182,7 +182,7 @@ public final class ClusterCore: @unchecked Sendable {
                 let planned = try planner.plan(spec: specBytes, blobs: self.blobs)
                 let attempts = spec.maxAttempts > 0 ? Int(spec.maxAttempts) : self.settings.maxAttempts
                 let job = JobRow(id: Self.newJobID(), kind: spec.kind, name: spec.name.isEmpty ? spec.kind : spec.name,
-                                 spec: specBytes, state: "queued", total: planned.count, maxAttempts: attempts,
+                                 spec: specBytes, state: .queued, total: planned.count, maxAttempts: attempts,
                                  createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: peer.name)
                 let ids = try self.store.insertJob(job, tasks: planned)
                 let controller = try planner.controller(for: job, existing: [], context: self.jobContext)
@@ -439,21 +439,42 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     /// Adds tasks an adaptive job asked for: stored first, then queued.
+    /// The store write runs off the loop; until the tasks are queued the job counts as
+    /// growing, so it cannot end in between.
     private func addTasks(_ job: String, _ planned: [PlannedTask]) {
         guard !planned.isEmpty, let row = activeJobs[job] else { return }
-        do {
-            let ids = try store.appendTasks(job: job, tasks: planned)
-            for (pair, task) in zip(ids, planned) {
-                taskInfo[pair.id] = TaskInfo(job: job, index: pair.index, kind: row.kind, input: task.input, blobs: task.blobs)
+        growing[job, default: 0] += 1
+        let store = self.store
+        DispatchQueue.global().async {
+            let stored = Result { try store.appendTasks(job: job, tasks: planned) }
+            self.loop.execute {
+                self.growing[job]! -= 1
+                if self.growing[job] == 0 { self.growing[job] = nil }
+                switch stored {
+                case let .success(ids):
+                    guard self.activeJobs[job] != nil, self.scheduler.addTasks(job, ids.map(\.id)) else {
+                        // Cancelled meanwhile: the new tasks end with it.
+                        self.writer.enqueue(.cancelled(job: job))
+                        self.finishIfEnded(job)
+                        return
+                    }
+                    for (pair, task) in zip(ids, planned) {
+                        self.taskInfo[pair.id] = TaskInfo(job: job, index: pair.index, kind: row.kind, input: task.input, blobs: task.blobs)
+                    }
+                    self.scheduleAssign()
+                case let .failure(error):
+                    self.logger.error("could not add tasks to a job", metadata: ["job": "\(job)", "error": "\(error)"])
+                    self.finishIfEnded(job)
+                }
             }
-            scheduler.addTasks(job, ids.map(\.id))
-            scheduleAssign()
-        } catch {
-            logger.error("could not add tasks to a job", metadata: ["job": "\(job)", "error": "\(error)"])
         }
     }
 
+    /// Jobs with tasks on their way into the store, by how many batches.
+    private var growing: [String: Int] = [:]
+
     private func finishIfEnded(_ job: String) {
+        guard growing[job] == nil else { return }
         if let progress = scheduler.progress(of: job), progress.isFinished {
             finish(Scheduler.JobEnd(job: job, progress: progress))
         }
@@ -576,8 +597,8 @@ public final class ClusterCore: @unchecked Sendable {
             t.input = info.input
             t.blobs = info.blobs
             batches[a.session, default: WireTaskBatch()].tasks.append(t)
-            if let job = activeJobs[info.job], job.state == "queued" {
-                activeJobs[info.job]?.state = "running"
+            if let job = activeJobs[info.job], job.state == .queued {
+                activeJobs[info.job]?.state = .running
                 started.insert(info.job)
             }
         }
@@ -616,14 +637,13 @@ public final class ClusterCore: @unchecked Sendable {
 }
 
 extension WireJobState {
-    init(storeName: String) {
-        switch storeName {
-        case "queued": self = .queued
-        case "running": self = .running
-        case "succeeded": self = .succeeded
-        case "failed": self = .failed
-        case "cancelled": self = .cancelled
-        default: self = .unspecified
+    init(_ state: JobState) {
+        switch state {
+        case .queued: self = .queued
+        case .running: self = .running
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .cancelled: self = .cancelled
         }
     }
 

@@ -185,11 +185,12 @@ public struct Scheduler {
         }
     }
 
-    /// Adds tasks to a job that has not ended (adaptive kinds such as hpo grow as results
-    /// arrive). Returns false if the job is unknown or already finished.
+    /// Adds tasks to a job the core has not ended (adaptive kinds such as hpo grow as
+    /// results arrive, possibly after every earlier task finished). Returns false if the
+    /// job is unknown (ended and forgotten) or was cancelled.
     @discardableResult
     public mutating func addTasks(_ job: String, _ pending: [TaskID]) -> Bool {
-        guard var progress = jobs[job], !progress.isFinished else { return false }
+        guard var progress = jobs[job], progress.cancelled == 0 else { return false }
         progress.total += pending.count
         jobs[job] = progress
         for id in pending {

@@ -2,13 +2,20 @@ import Foundation
 import GRDB
 import Wire
 
+/// Where a job is in its life; stored by its raw value.
+public enum JobState: String, Sendable, Equatable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
 /// A job as the store keeps it.
 public struct JobRow: Sendable, Equatable {
     public var id: String
     public var kind: String
     public var name: String
     public var spec: Data
-    public var state: String
+    public var state: JobState
     public var total: Int
     public var maxAttempts: Int
     public var createdAt: Date
@@ -44,7 +51,7 @@ public struct PendingTaskRow: Sendable {
 /// One finished task's result as stored.
 public struct TaskResultRow: Sendable, Equatable {
     public var index: Int
-    public var state: String
+    public var state: Scheduler.TaskState
     public var output: Data?
     public var error: String?
     public var worker: String?
@@ -165,7 +172,7 @@ public final class ClusterStore: @unchecked Sendable {
                     INSERT INTO job (id, kind, name, spec, state, total, max_attempts, created_at, submitted_by)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [job.id, job.kind, job.name, job.spec, job.state, job.total, job.maxAttempts,
+                arguments: [job.id, job.kind, job.name, job.spec, job.state.rawValue, job.total, job.maxAttempts,
                             job.createdAt.timeIntervalSince1970, job.submittedBy])
             let insert = try db.makeStatement(sql: "INSERT INTO task (job_id, idx, input, blobs) VALUES (?, ?, ?, ?)")
             var ids: [TaskID] = []
@@ -263,7 +270,7 @@ public final class ClusterStore: @unchecked Sendable {
         try Row.fetchAll(db, sql: """
             SELECT idx, state, output, error, worker, attempts, result_count FROM task WHERE job_id = ? ORDER BY idx
             """, arguments: [job]).map { row in
-            TaskResultRow(index: row["idx"], state: row["state"], output: row["output"], error: row["error"],
+            TaskResultRow(index: row["idx"], state: Scheduler.TaskState(rawValue: row["state"]) ?? .queued, output: row["output"], error: row["error"],
                           worker: row["worker"], attempts: row["attempts"], resultCount: row["result_count"])
         }
     }
@@ -291,7 +298,7 @@ public final class ClusterStore: @unchecked Sendable {
         case failed(task: TaskID, attempts: Int, error: String, record: (@Sendable (Database) throws -> Void)? = nil)
         case cancelled(job: String)
         /// The job's end, with the summary made before the write (never inside it).
-        case finished(job: String, state: String, error: String?, summary: Data?)
+        case finished(job: String, state: JobState, error: String?, summary: Data?)
         case audit(actor: String, action: String, subject: String, detail: String)
     }
 
@@ -326,7 +333,7 @@ public final class ClusterStore: @unchecked Sendable {
                                arguments: [now, job])
             case let .finished(job, state, message, summary):
                 try db.execute(sql: "UPDATE job SET state = ?, error = ?, summary = ?, finished_at = ? WHERE id = ?",
-                               arguments: [state, message, summary, now, job])
+                               arguments: [state.rawValue, message, summary, now, job])
             case let .audit(actor, action, subject, detail):
                 try Self.audit(db, actor: actor, action: action, subject: subject, detail: detail)
             }
@@ -343,7 +350,7 @@ public final class ClusterStore: @unchecked Sendable {
     }
 
     static func jobRow(_ row: Row) -> JobRow {
-        JobRow(id: row["id"], kind: row["kind"], name: row["name"], spec: row["spec"], state: row["state"],
+        JobRow(id: row["id"], kind: row["kind"], name: row["name"], spec: row["spec"], state: JobState(rawValue: row["state"]) ?? .failed,
                total: row["total"], maxAttempts: row["max_attempts"],
                createdAt: Date(timeIntervalSince1970: row["created_at"]),
                finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
