@@ -54,6 +54,8 @@ public final class ClusterCore: @unchecked Sendable {
     /// Subscribers (gateways, operators) told whenever an alias moves.
     public let promotions: PromotionBroadcaster
     private var controllers: [String: any JobController] = [:]
+    /// What the core exports for Prometheus.
+    private let metrics = ClusterMetrics()
     /// Job summaries as operators read them.
     private let views: JobView
 
@@ -65,25 +67,11 @@ public final class ClusterCore: @unchecked Sendable {
     private var timer: RepeatedTask?
     private var nextSession = 0
 
-    private let tasksCompleted = Counter(label: "tower_tasks_completed_total")
-    private let tasksFailed = Counter(label: "tower_tasks_failed_total")
-    private let taskRetries = Counter(label: "tower_task_retries_total")
-    private let leaseExpiries = Counter(label: "tower_lease_expiries_total")
-    private let duplicateResults = Counter(label: "tower_duplicate_results_total")
-    private let refusedResults = Counter(label: "tower_refused_results_total")
-    private let storeWritable = Gauge(label: "tower_store_writable")
-    private let storeWriteFailures = Counter(label: "tower_store_write_failures_total")
     /// Results refused because their sender did not hold the lease (tests read it).
     private(set) var refusedResultCount = 0
     /// Results refused while the store could not be written.
     private(set) var resultsRefusedUnstored = 0
     private var warnings = RateLimitedLog(interval: 5)
-    private let jobsSubmitted = Counter(label: "tower_jobs_submitted_total")
-    private let queuedGauge = Gauge(label: "tower_tasks_queued")
-    private let leasedGauge = Gauge(label: "tower_tasks_leased")
-    private let workersGauge = Gauge(label: "tower_workers_connected")
-    private let taskDuration = Metrics.Timer(label: "tower_task_duration_seconds", preferredDisplayUnit: .seconds)
-    private let roundTrip = Metrics.Timer(label: "tower_task_round_trip_seconds", preferredDisplayUnit: .seconds)
     /// When each leased task left for its worker, for the round-trip timer.
     private var assignedAt: [TaskID: UInt64] = [:]
     /// Called on the core's loop with each task's assignment-to-result time in
@@ -106,7 +94,7 @@ public final class ClusterCore: @unchecked Sendable {
         let promotions = self.promotions
         models.onAliasMoved = { promotions.publish($0) }
         let log = logger
-        let failures = storeWriteFailures, writable = storeWritable
+        let failures = metrics.storeWriteFailures, writable = metrics.storeWritable
         let path = store.path
         writable.record(1)
         self.writer = ResultWriter(store: store, onError: { error in
@@ -191,7 +179,7 @@ public final class ClusterCore: @unchecked Sendable {
                 }
                 self.loop.execute {
                     self.admit(job, pending: pending, done: 0, failed: 0, retries: 0, controller: controller)
-                    self.jobsSubmitted.increment()
+                    self.metrics.jobsSubmitted.increment()
                     self.logger.info("job submitted", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "tasks": "\(ids.count)", "by": "\(peer.name)"])
                     var accepted = WireJobAccepted()
                     accepted.jobID = job.id
@@ -321,7 +309,7 @@ public final class ClusterCore: @unchecked Sendable {
         sessions[id] = session
         scheduler.addWorker(id, name: name, slots: slots, now: nowMs,
                             offer: Scheduler.Offer(kinds: Set(capabilities.jobKinds), tools: Set(capabilities.tools)))
-        workersGauge.record(sessions.count)
+        metrics.workersGauge.record(sessions.count)
         logger.info("worker joined", metadata: ["session": "\(id)", "address": "\(address)", "slots": "\(slots)", "tools": "\(capabilities.tools.joined(separator: ","))"])
         scheduleAssign()
         return id
@@ -331,7 +319,7 @@ public final class ClusterCore: @unchecked Sendable {
         loop.preconditionInEventLoop()
         guard sessions.removeValue(forKey: id) != nil else { return }
         let lost = scheduler.removeWorker(id)
-        workersGauge.record(sessions.count)
+        metrics.workersGauge.record(sessions.count)
         logger.info("worker left", metadata: ["session": "\(id)", "tasks returned": "\(lost.count)"])
         handleLost(lost)
         scheduleAssign()
@@ -410,7 +398,7 @@ public final class ClusterCore: @unchecked Sendable {
         }
         switch scheduler.complete(outcome.taskID, attempt: Int(outcome.attempt), from: id, worker: worker) {
         case .refused:
-            refusedResults.increment()
+            metrics.refusedResults.increment()
             refusedResultCount += 1
             warnings.log(logger, "refused a result from a worker that does not hold the task's lease", key: "refused-result",
                          metadata: ["task": "\(outcome.taskID)", "attempt": "\(outcome.attempt)", "session": "\(id)"])
@@ -419,21 +407,21 @@ public final class ClusterCore: @unchecked Sendable {
             let directive = info.flatMap { info in controller.map { $0.completed(index: info.index, output: output) } }
             writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs,
                                  record: directive?.record))
-            tasksCompleted.increment()
-            taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
+            metrics.tasksCompleted.increment()
+            metrics.taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
             if let sent = assignedAt.removeValue(forKey: outcome.taskID) {
                 let elapsed = DispatchTime.now().uptimeNanoseconds - sent
-                roundTrip.recordNanoseconds(Int64(elapsed))
+                metrics.roundTrip.recordNanoseconds(Int64(elapsed))
                 roundTripObserver?(elapsed)
             }
             if let revoke { self.revoke([(revoke, outcome.taskID)], reason: "another worker finished it first") }
             if let info, let directive { addTasks(info.job, directive.tasks) }
             if let job = jobEnd?.job ?? info?.job { finishIfEnded(job) }
         case .duplicate:
-            duplicateResults.increment()
+            metrics.duplicateResults.increment()
             logger.info("ignored a duplicate result", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
         case .unknownTask:
-            duplicateResults.increment()
+            metrics.duplicateResults.increment()
             logger.info("ignored a result for a task that is not running", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
         }
     }
@@ -506,11 +494,11 @@ public final class ClusterCore: @unchecked Sendable {
             let error = scheduler.lastError(of: item.task) ?? "lost"
             switch item.outcome {
             case let .requeued(attempts):
-                taskRetries.increment()
+                metrics.taskRetries.increment()
                 writer.enqueue(.attemptFailed(task: item.task, attempts: attempts, error: error))
                 logger.info("task returned to the queue", metadata: ["task": "\(item.task)", "attempts": "\(attempts)", "reason": "\(error)"])
             case let .failedForGood(attempts, jobEnd):
-                tasksFailed.increment()
+                metrics.tasksFailed.increment()
                 let info = taskInfo[item.task]
                 let directive = info.flatMap { info in controllers[info.job].map { $0.failed(index: info.index, error: error) } }
                 writer.enqueue(.failed(task: item.task, attempts: attempts, error: error, record: directive?.record))
@@ -618,10 +606,10 @@ public final class ClusterCore: @unchecked Sendable {
             logger.warning("worker silent for a lease period; closing its connection", metadata: ["session": "\(id)"])
             ConnectionAbort.abort(session.channel)
         }
-        if !expiry.silentWorkers.isEmpty { workersGauge.record(sessions.count) }
+        if !expiry.silentWorkers.isEmpty { metrics.workersGauge.record(sessions.count) }
         let lost = expiry.lost
         if !lost.isEmpty {
-            leaseExpiries.increment(by: lost.count)
+            metrics.leaseExpiries.increment(by: lost.count)
             handleLost(lost)
             revoke(lost.map { ($0.session, $0.task) }.filter { sessions[$0.0] != nil }, reason: "lease expired")
         }
@@ -631,8 +619,8 @@ public final class ClusterCore: @unchecked Sendable {
     }
 
     private func updateGauges() {
-        queuedGauge.record(scheduler.queuedCount)
-        leasedGauge.record(scheduler.leasedCount)
+        metrics.queuedGauge.record(scheduler.queuedCount)
+        metrics.leasedGauge.record(scheduler.leasedCount)
     }
 }
 
