@@ -143,6 +143,27 @@ import Wire
     }
 }
 
+@Suite struct ConnectionLimitConfigTests {
+    @Test func limitsAreReadFromTheConfigAndBadOnesRefusedNamingTheKey() throws {
+        let s = try CoordinatorSettings.load(yaml: "connection_limits: {handshake_timeout_seconds: 2.5, max_unauthenticated_per_address: 8}")
+        #expect(s.connectionLimits.handshake_timeout_seconds == 2.5)
+        #expect(s.connectionLimits.max_unauthenticated_per_address == 8)
+        #expect(s.connectionLimits.max_unauthenticated == 256)
+        #expect(throws: ConfigError.self) { try CoordinatorSettings.load(yaml: "connection_limits: {handshake_timeout_seconds: -1}") }
+        do {
+            _ = try CoordinatorSettings.load(yaml: "connection_limits: {handshake_timeout_seconds: -1}")
+        } catch {
+            #expect("\(error)".contains("connection_limits.handshake_timeout_seconds must be between 0.1 and 3600 seconds, got -1.0"), "\(error)")
+        }
+        do {
+            _ = try CoordinatorSettings.load(yaml: "connection_limits: {handshake_timeout: 5}")
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect("\(error)".contains("connection_limits: unknown key \"handshake_timeout\"; known keys: handshake_timeout_seconds, frame_stall_timeout_seconds, max_unauthenticated, max_unauthenticated_per_address"), "\(error)")
+        }
+    }
+}
+
 @Suite struct ConfigErrorTests {
     @Test func malformedYAMLNamesTheFileAndLine() throws {
         do {

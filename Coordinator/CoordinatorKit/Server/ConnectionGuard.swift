@@ -21,6 +21,10 @@ public struct ConnectionLimits: Sendable, Equatable, Decodable {
     public init() {}
 
     public init(from decoder: Decoder) throws {
+        let all = try decoder.container(keyedBy: AnyKey.self)
+        for key in all.allKeys where Keys(rawValue: key.stringValue) == nil {
+            throw ConfigError.invalid("connection_limits: unknown key \"\(key.stringValue)\"; known keys: \(Keys.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let c = try decoder.container(keyedBy: Keys.self)
         if let v = try c.decodeIfPresent(Double.self, forKey: .handshake_timeout_seconds) { handshake_timeout_seconds = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .frame_stall_timeout_seconds) { frame_stall_timeout_seconds = v }
@@ -28,7 +32,14 @@ public struct ConnectionLimits: Sendable, Equatable, Decodable {
         if let v = try c.decodeIfPresent(Int.self, forKey: .max_unauthenticated_per_address) { max_unauthenticated_per_address = v }
     }
 
-    enum Keys: String, CodingKey {
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    enum Keys: String, CodingKey, CaseIterable {
         case handshake_timeout_seconds, frame_stall_timeout_seconds, max_unauthenticated, max_unauthenticated_per_address
     }
 
