@@ -26,14 +26,7 @@ public enum HTTPSAPI {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let address = channel.remoteAddress?.ipAddress ?? "?"
-                guard limiter.admit(channel, address: address) else { return channel.close() }
-                return channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ConnectionAbort.handler())
-                    try sync.addHandler(NIOSSLServerHandler(context: ssl))
-                    try sync.addHandler(ConnectionGuard(limiter: limiter, authentication: .tlsHandshake, address: address, logger: logger))
-                }.flatMap {
+                limiter.secure(channel, tls: ssl, authentication: .tlsHandshake).flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
                     channel.pipeline.addHandler(APIHandler(core: core, revocations: revocations, logger: logger))

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
+import NIOSSL
 import NIOTLS
 import Wire
 
@@ -121,6 +122,22 @@ public final class ConnectionLimiter: @unchecked Sendable {
         unauthenticated -= 1
         let left = perAddress[address, default: 1] - 1
         perAddress[address] = left > 0 ? left : nil
+    }
+
+    /// The start of every pipeline on this listener: refuses a connection over the caps
+    /// before TLS costs anything, then adds the abort handler, TLS and the guard. The
+    /// caller adds the rest on success.
+    func secure(_ channel: Channel, tls: NIOSSLContext, authentication: ConnectionGuard.Authentication) -> EventLoopFuture<Void> {
+        let address = channel.remoteAddress?.ipAddress ?? "?"
+        guard admit(channel, address: address) else {
+            return channel.close().flatMapThrowing { throw ChannelError.inputClosed }
+        }
+        return channel.eventLoop.makeCompletedFuture {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(ConnectionAbort.handler())
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+            try sync.addHandler(ConnectionGuard(limiter: self, authentication: authentication, address: address, logger: logger))
+        }
     }
 
     /// Connections still authenticating (tests and the metrics read it).

@@ -69,14 +69,8 @@ public final class CoordinatorService: @unchecked Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 .childChannelInitializer { channel in
-                    let address = channel.remoteAddress?.ipAddress ?? "?"
-                    // Over the cap: closed before TLS costs anything, the refusal counted.
-                    guard limiter.admit(channel, address: address) else { return channel.close() }
-                    return channel.eventLoop.makeCompletedFuture {
+                    limiter.secure(channel, tls: ssl, authentication: .hello).flatMapThrowing {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(ConnectionAbort.handler())
-                        try sync.addHandler(NIOSSLServerHandler(context: ssl))
-                        try sync.addHandler(ConnectionGuard(limiter: limiter, authentication: .hello, address: address, logger: logger))
                         try sync.addHandlers(WireFraming.handlers(maxFrameBytes: maxFrame))
                         try sync.addHandler(ServerSessionHandler(core: core, revocations: revocations, logger: logger))
                     }
