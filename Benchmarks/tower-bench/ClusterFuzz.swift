@@ -90,12 +90,18 @@ struct MessageFuzz: AsyncParsableCommand {
         // SQLite caches, the first connections) do not read as growth.
         _ = try await MessageFuzzer.run(host: "127.0.0.1", port: target.service.port!, peers: peers,
                                         options: .init(messages: 300, concurrency: connections, seed: seed ^ 0xFFFF))
-        let before = ProcessMemory.residentBytes()
+        // In quarters, each with its own seed, with memory read after each: a leak shows as
+        // growth that goes on, warm-up as growth that stops.
+        var rss = [ProcessMemory.residentBytes()]
         let started = Date()
-        let stats = try await MessageFuzzer.run(host: "127.0.0.1", port: target.service.port!, peers: peers,
-                                                options: .init(messages: messages, concurrency: connections, seed: seed))
+        var stats = MessageFuzzer.Stats()
+        for quarter in 0..<4 {
+            stats.merge(try await MessageFuzzer.run(host: "127.0.0.1", port: target.service.port!, peers: peers,
+                                                    options: .init(messages: messages / 4, concurrency: connections, seed: seed &+ UInt64(quarter))))
+            rss.append(ProcessMemory.residentBytes())
+        }
         let seconds = Date().timeIntervalSince(started)
-        let after = ProcessMemory.residentBytes()
+        let before = rss.first!, after = rss.last!
         let check = try await target.stillServes()
         await target.stop()
         print("\n\(stats)")
@@ -103,6 +109,7 @@ struct MessageFuzz: AsyncParsableCommand {
                    ["messages", "connections", "answered/promised", "jobs accepted", "crashes", "hangs", "mismatches", "seconds", "RSS before", "RSS after"],
                    [["\(stats.messages)", "\(stats.connections)", "\(stats.answered)/\(stats.promised)", "\(stats.jobsAccepted)", "0",
                      "\(stats.hangs)", "\(stats.mismatches)", format(seconds, 1), ProcessMemory.megabytes(before), ProcessMemory.megabytes(after)]])
+        print("RSS after each quarter: \(rss.map(ProcessMemory.megabytes).joined(separator: " → "))")
         print(check)
         guard stats.hangs == 0, stats.mismatches == 0, stats.connectFailures == 0 else { throw ExitCode.failure }
     }
@@ -120,12 +127,16 @@ struct APIFuzz: AsyncParsableCommand {
         let identities = try ["operator", "fuzz-w1", "fuzz-gw"].map { try target.cluster.identity($0) }
         _ = try await APIFuzzer.run(host: "127.0.0.1", port: target.service.apiPort!, identities: identities,
                                     options: .init(requests: 100, concurrency: concurrency, seed: seed ^ 0xFFFF))
-        let before = ProcessMemory.residentBytes()
+        var rss = [ProcessMemory.residentBytes()]
         let started = Date()
-        let stats = try await APIFuzzer.run(host: "127.0.0.1", port: target.service.apiPort!, identities: identities,
-                                            options: .init(requests: requests, concurrency: concurrency, seed: seed))
+        var stats = APIFuzzer.Stats()
+        for quarter in 0..<4 {
+            stats.merge(try await APIFuzzer.run(host: "127.0.0.1", port: target.service.apiPort!, identities: identities,
+                                                options: .init(requests: requests / 4, concurrency: concurrency, seed: seed &+ UInt64(quarter))))
+            rss.append(ProcessMemory.residentBytes())
+        }
         let seconds = Date().timeIntervalSince(started)
-        let after = ProcessMemory.residentBytes()
+        let before = rss.first!, after = rss.last!
         let check = try await target.stillServes()
         await target.stop()
         print("\n\(stats)")
@@ -133,6 +144,7 @@ struct APIFuzz: AsyncParsableCommand {
                    ["requests", "exact status", "crashes", "hangs", "no status", "5xx", "mismatches", "bad JSON", "seconds", "RSS before", "RSS after"],
                    [["\(stats.requests)", "\(stats.exact)", "0", "\(stats.hangs)", "\(stats.noStatus)", "\(stats.serverErrors)", "\(stats.mismatches)",
                      "\(stats.invalidJSON)", format(seconds, 1), ProcessMemory.megabytes(before), ProcessMemory.megabytes(after)]])
+        print("RSS after each quarter: \(rss.map(ProcessMemory.megabytes).joined(separator: " → "))")
         print(check)
         guard stats.hangs == 0, stats.noStatus == 0, stats.serverErrors == 0, stats.mismatches == 0, stats.invalidJSON == 0,
               stats.connectFailures == 0 else { throw ExitCode.failure }

@@ -74,7 +74,9 @@ public enum APIFuzzer {
 
         mutating func problem(_ text: String) { if problems.count < 30 { problems.append(text) } }
 
-        mutating func merge(_ o: Stats) {
+        public init() {}
+
+        public mutating func merge(_ o: Stats) {
             requests += o.requests; bytesSent += o.bytesSent
             byRole.merge(o.byRole, uniquingKeysWith: +); statuses.merge(o.statuses, uniquingKeysWith: +)
             exact += o.exact; hangs += o.hangs; noStatus += o.noStatus; serverErrors += o.serverErrors

@@ -105,7 +105,9 @@ public enum MessageFuzzer {
             if problems.count < 30 { problems.append(text) }
         }
 
-        mutating func merge(_ other: Stats) {
+        public init() {}
+
+        public mutating func merge(_ other: Stats) {
             connections += other.connections
             connectionsByRole.merge(other.connectionsByRole, uniquingKeysWith: +)
             messages += other.messages
@@ -230,7 +232,9 @@ public enum MessageFuzzer {
         case .heartbeat, .drain, .subscribe: return (ack, true)
         case .results, .progress, .ack, .error: return (.silent, true)
         case let .blobRequest(request):
-            return (BlobStore.isValidAddress(request.sha256) ? .answer : .error(.invalidArgument), true)
+            // An address is 64 lowercase ASCII hex digits (SHA-256); anything else is refused.
+            let isAddress = request.sha256.utf8.count == 64 && request.sha256.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+            return (isAddress ? .answer : .error(.invalidArgument), true)
         case .blobChunk: return (.error(.invalidArgument), true)
         case .listJobs: return (.reply("JobList"), true)
         case .listWorkers: return (.reply("WorkerList"), true)
@@ -370,11 +374,11 @@ public enum MessageFuzzer {
     /// not a legitimately large job.
     static func jobSpec(_ rng: inout FuzzRandom) -> WireJobSpec {
         var spec = WireJobSpec()
-        spec.kind = rng.pick([JobKind.echo, JobKind.echo, JobKind.echo, "hpo", "", "ECHO", rng.string()])
+        spec.kind = rng.pick([JobKind.echo, JobKind.echo, JobKind.echo, JobKind.echo, JobKind.echo, "hpo", "", "ECHO", rng.string()])
         spec.name = rng.string()
         spec.maxAttempts = rng.pick([0, 1, 3, rng.uint32()])
-        switch rng.below(5) {
-        case 0, 1:
+        switch rng.below(6) {
+        case 0, 1, 2:
             if spec.kind == "hpo" {
                 spec.spec = (try? WireHPOSpec.with {
                     $0.experiment = rng.pick(["fuzz", rng.string()]); $0.modelName = rng.pick(["match", rng.string()])
@@ -385,10 +389,10 @@ public enum MessageFuzzer {
             } else {
                 spec.spec = (try? echoSpec(&rng).serializedData()) ?? Data()
             }
-        case 2:
+        case 3:
             spec.spec = Data(rng.json(fields: ["tasks", "payloadBytes", "payload_bytes", "sleepMs", "blobBytes", "failIndexPlusOne",
                                                "experiment", "space", "dataset"]).utf8)
-        case 3: spec.spec = rng.data()
+        case 4: spec.spec = rng.data()
         default: spec.spec = Data()
         }
         return spec
