@@ -34,23 +34,6 @@ import Wire
         #expect(try await op.workers().map(\.draining) == [true])
     }
 
-    /// A worker that hung up before its session was registered stayed listed (and was
-    /// offered tasks) until its lease period ran out.
-    @Test func aWorkerGoneBeforeItsSessionExistedLeavesNoSessionBehind() async throws {
-        let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
-        defer { Task { await c.stop() } }
-        let op = try await c.operatorClient()
-        defer { op.close() }
-        for _ in 0..<5 {
-            let raw = try await RawTLSClient.connect(port: c.port, identity: try c.cluster.identity("w1"))
-            try await raw.write(WireEnvelope(requestID: 1, .hello(c.hello(.worker, name: "w1"))))
-            try await raw.channel.close()
-        }
-        // Well inside the 120 s lease period that used to be the only way out.
-        try await HardeningTests.waitUntil("every session to end") { try await op.workers().isEmpty }
-        #expect(try await op.workers().isEmpty)
-    }
-
     /// A task duration near UInt64.max from a worker trapped the coordinator (Int64
     /// conversion, then × 1000 for the timer); it is clamped and stored.
     @Test func aHugeTaskDurationFromAWorkerIsClampedNotACrash() async throws {

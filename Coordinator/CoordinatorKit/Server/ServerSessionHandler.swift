@@ -24,7 +24,6 @@ final class ServerSessionHandler: ChannelInboundHandler {
     /// Messages a worker sent after its accepted Hello but before its session was
     /// registered on the core's loop: handled, in order, once it is (nil when not waiting).
     private var awaitingSession: [WireEnvelope]?
-    private var inactive = false
     private var address = "?"
     private let frameErrors = Counter(label: "tower_frame_errors_total")
     private let refusals = Counter(label: "tower_refused_connections_total")
@@ -181,11 +180,6 @@ final class ServerSessionHandler: ChannelInboundHandler {
                 core.join(name: name, address: address, capabilities: capabilities, channel: channel)
             }.hop(to: context.eventLoop).whenSuccess { id in
                 self.session = id
-                guard !self.inactive else {
-                    // Gone before it was registered: channelInactive found no session to end.
-                    core.loop.execute { core.leave(id) }
-                    return
-                }
                 welcome.sessionID = id
                 context.writeAndFlush(self.wrapOutboundOut(WireEnvelope(requestID: requestID, .welcome(welcome))), promise: nil)
                 let waiting = self.awaitingSession ?? []
@@ -281,7 +275,6 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        inactive = true
         core.promotions.unsubscribe(context.channel)
         if let session {
             let core = self.core
