@@ -11,10 +11,12 @@ import WorkerKit
 /// The coordinator's message handling and HTTPS API under random input from every role
 /// (issue 8, "Fuzzing beyond the frame decoder"). CI runs a few seconds' worth; `make fuzz`
 /// runs the same fuzzers at scale through `tower-bench fuzz-messages` and `fuzz-api`.
-@Suite(.serialized, .timeLimit(.minutes(4))) struct CoordinatorFuzzTests {
+/// Part of the serialized SecurityTests: these runs move the process-wide metrics that
+/// MetricsTests reads.
+extension SecurityTests {
     static let fuzzNames: [(String, ClusterRole)] = [("fuzz-w1", .worker), ("fuzz-w2", .worker), ("fuzz-gw", .gateway)]
 
-    static func start() async throws -> InProcessCoordinator {
+    static func startFuzzTarget() async throws -> InProcessCoordinator {
         let cluster = try LocalCluster.temporary(prefix: "tower-fuzz")
         let ca = try cluster.issueCertificates(workers: ["w1"], extra: fuzzNames)
         var settings = cluster.coordinatorSettings()
@@ -28,14 +30,14 @@ import WorkerKit
         return InProcessCoordinator(cluster: cluster, ca: ca, service: service)
     }
 
-    static func peers(_ c: InProcessCoordinator) throws -> [MessageFuzzer.Peer] {
+    static func fuzzPeers(_ c: InProcessCoordinator) throws -> [MessageFuzzer.Peer] {
         try (["operator"] + fuzzNames.map(\.0)).map { try MessageFuzzer.Peer(identity: c.cluster.identity($0)) }
     }
 
-    @Test func scriptsAreDeterministicFromTheSeedAndCoverEveryMessage() async throws {
-        let c = try await Self.start()
+    @Test(.timeLimit(.minutes(4))) func scriptsAreDeterministicFromTheSeedAndCoverEveryMessage() async throws {
+        let c = try await Self.startFuzzTarget()
         defer { Task { await c.stop() } }
-        let peers = try Self.peers(c)
+        let peers = try Self.fuzzPeers(c)
         // Compared as bytes (maps in key order): random metrics include NaN, which is never
         // equal to itself.
         func bytes(_ seed: UInt64) throws -> [Data] {
@@ -62,11 +64,11 @@ import WorkerKit
 
     /// Random well-formed messages from every role, in random orders, over several
     /// connections; then the coordinator still runs a real worker's job.
-    @Test func randomMessagesFromEveryRoleAreAnsweredAndLeaveTheCoordinatorServing() async throws {
-        let c = try await Self.start()
+    @Test(.timeLimit(.minutes(4))) func randomMessagesFromEveryRoleAreAnsweredAndLeaveTheCoordinatorServing() async throws {
+        let c = try await Self.startFuzzTarget()
         defer { Task { await c.stop() } }
         let before = ProcessMemory.residentBytes()
-        let stats = try await MessageFuzzer.run(host: "127.0.0.1", port: c.port, peers: try Self.peers(c),
+        let stats = try await MessageFuzzer.run(host: "127.0.0.1", port: c.port, peers: try Self.fuzzPeers(c),
                                                 options: .init(messages: 1_500, concurrency: 6, seed: 0xF022, maxMessagesPerConnection: 60))
         let after = ProcessMemory.residentBytes()
         print("message fuzzing: \(stats)\nRSS \(ProcessMemory.megabytes(before)) → \(ProcessMemory.megabytes(after))")
@@ -88,8 +90,8 @@ import WorkerKit
 
     /// Random HTTP requests of every shape from every role: each gets a status, never a
     /// 5xx, promised statuses are exact; then `/api/v1/models` still answers 200.
-    @Test func randomHTTPRequestsGetAStatusAndLeaveTheAPIServing() async throws {
-        let c = try await Self.start()
+    @Test(.timeLimit(.minutes(4))) func randomHTTPRequestsGetAStatusAndLeaveTheAPIServing() async throws {
+        let c = try await Self.startFuzzTarget()
         defer { Task { await c.stop() } }
         let identities = try ["operator", "fuzz-w1", "fuzz-gw"].map { try c.cluster.identity($0) }
         let before = ProcessMemory.residentBytes()

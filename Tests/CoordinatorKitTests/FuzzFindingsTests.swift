@@ -6,23 +6,25 @@ import Testing
 import Wire
 @testable import CoordinatorKit
 
-/// Defects the coordinator fuzzers found, each pinned to its exact behaviour.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct FuzzFindingsTests {
-    static func frame(_ envelope: WireEnvelope) throws -> [UInt8] {
+/// Defects the coordinator fuzzers found, each pinned to its exact behaviour. Part of the
+/// serialized SecurityTests, like every test here that runs an in-process coordinator.
+extension SecurityTests {
+    static func fuzzFrame(_ envelope: WireEnvelope) throws -> [UInt8] {
         let payload = try envelope.framePayload()
         return withUnsafeBytes(of: UInt32(payload.readableBytes).bigEndian) { Array($0) } + payload.readableBytesView
     }
 
     /// A worker's messages that arrive after its Hello but before its session is
     /// registered were dropped: a Drain sent with the Hello was never answered.
-    @Test func messagesRightAfterAWorkersHelloAreAnsweredInOrder() async throws {
-        let c = try await HardeningTests.start()
+    @Test(.timeLimit(.minutes(2))) func messagesRightAfterAWorkersHelloAreAnsweredInOrder() async throws {
+        // The raw worker sends no heartbeats: a long lease keeps it listed on a busy machine.
+        let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
         defer { Task { await c.stop() } }
         let raw = try await RawTLSClient.connect(port: c.port, identity: try c.cluster.identity("w1"))
         // One write, so both frames are read before the session exists.
-        try await raw.write(try Self.frame(WireEnvelope(requestID: 1, .hello(c.hello(.worker, name: "w1"))))
-                            + Self.frame(WireEnvelope(requestID: 2, .drain(WireDrain())))
-                            + Self.frame(WireEnvelope(requestID: 3, .heartbeat(WireHeartbeat()))))
+        try await raw.write(try Self.fuzzFrame(WireEnvelope(requestID: 1, .hello(c.hello(.worker, name: "w1"))))
+                            + Self.fuzzFrame(WireEnvelope(requestID: 2, .drain(WireDrain())))
+                            + Self.fuzzFrame(WireEnvelope(requestID: 3, .heartbeat(WireHeartbeat()))))
         var answers: [UInt64: String] = [:]
         for _ in 0..<3 {
             guard let e = try await raw.next() else { break }
@@ -36,7 +38,7 @@ import Wire
 
     /// A task duration near UInt64.max from a worker trapped the coordinator (Int64
     /// conversion, then × 1000 for the timer); it is clamped and stored.
-    @Test func aHugeTaskDurationFromAWorkerIsClampedNotACrash() async throws {
+    @Test(.timeLimit(.minutes(2))) func aHugeTaskDurationFromAWorkerIsClampedNotACrash() async throws {
         let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
         defer { Task { await c.stop() } }
         let assigned = AssignmentBox()
@@ -66,7 +68,7 @@ import Wire
 
     /// Each of tasks and payload_bytes within its limit, their product in the terabytes:
     /// planning it would allocate every payload before anything was stored.
-    @Test func anEchoJobWhosePayloadsTogetherExceedTheCapIsRefused() throws {
+    @Test(.timeLimit(.minutes(2))) func anEchoJobWhosePayloadsTogetherExceedTheCapIsRefused() throws {
         let blobs = try BlobStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-blobs-\(UUID().uuidString.prefix(8))"))
         let spec = try WireEchoSpec.with { $0.tasks = 65; $0.payloadBytes = UInt32(EchoPlanner.maxPayloadBytes) }.serializedData()
         #expect(throws: WireError.invalidArgument("echo.tasks × echo.payload_bytes must be at most 1073741824 bytes (the payloads are held in memory), got 65 × 16777216 = 1090519040")) {
@@ -77,7 +79,7 @@ import Wire
     }
 
     /// Error bodies carried control characters from the path unescaped, which is not JSON.
-    @Test func errorBodiesAreJSONWhateverThePathHolds() throws {
+    @Test(.timeLimit(.minutes(2))) func errorBodiesAreJSONWhateverThePathHolds() throws {
         let message = "not found: x\"\\\n\r\t\u{0}\u{1b}é"
         let json = APIHandler.errorJSON(message)
         #expect(json == "{\"error\": \"not found: x\\\"\\\\\\n\\r\\t\\u0000\\u001bé\"}")
@@ -87,7 +89,7 @@ import Wire
 
     /// `//api//v1//models` was read as host `api`; `%2F` was decoded twice and split a
     /// segment. The target is split by hand and each segment decoded once.
-    @Test func requestTargetsAreSplitAsPathsAndDecodedOnce() throws {
+    @Test(.timeLimit(.minutes(2))) func requestTargetsAreSplitAsPathsAndDecodedOnce() throws {
         #expect(APIHandler.target("//api//v1//models").path == "//api//v1//models")
         #expect(APIHandler.target("/api/v1/jobs?limit=5&x=%31").query == ["limit": "5", "x": "1"])
         #expect(APIHandler.target("https://localhost/api/v1/models?limit=2") == ("/api/v1/models", ["limit": "2"]))
@@ -106,7 +108,7 @@ import Wire
 
     /// The same over HTTPS: a percent-encoded newline in a model name is a 404 whose body
     /// parses, and a doubled slash still reaches the route.
-    @Test func theAPIAnswersOddTargetsWithJSON() async throws {
+    @Test(.timeLimit(.minutes(2))) func theAPIAnswersOddTargetsWithJSON() async throws {
         let c = try await InProcessCoordinator.start()
         defer { Task { await c.stop() } }
         let identity = try c.cluster.identity("operator")
