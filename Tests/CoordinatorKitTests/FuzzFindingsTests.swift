@@ -66,6 +66,35 @@ extension SecurityTests {
         #expect(stored == Int64.max / 1000)
     }
 
+    /// Found at scale by `tower-bench fuzz-messages`: a job with max_attempts near
+    /// UInt32.max whose tasks a worker failed as not retryable stores each with that many
+    /// attempts, and listing jobs trapped converting their sum to the wire's UInt32.
+    @Test(.timeLimit(.minutes(2))) func retriesPastTheWireRangeAreClampedWhenJobsAreListed() async throws {
+        let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
+        defer { Task { await c.stop() } }
+        let assigned = AssignmentBox()
+        let w1 = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("w1"),
+                                              hello: c.hello(.worker, name: "w1"), group: MultiThreadedEventLoopGroup.singleton,
+                                              onMessage: { envelope in if case let .tasks(batch) = envelope.body { assigned.add(batch.tasks) } })
+        defer { w1.close() }
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        var spec = try HardeningTests.echo(tasks: 2, sleepMs: 0)
+        spec.maxAttempts = .max
+        let job = try await op.submit(spec).jobID
+        try await HardeningTests.waitUntil("both tasks to reach w1") { assigned.tasks.count == 2 }
+        w1.send(.results(.with { $0.outcomes = assigned.tasks.map { task in
+            .with { $0.taskID = task.taskID; $0.attempt = task.attempt; $0.failure = .with { $0.message = "bad input"; $0.retryable = false } }
+        } }))
+        let end = try await op.follow(job, every: .milliseconds(50)) { _ in }
+        #expect(end.state == .failed)
+        #expect(end.failed == 2)
+        // Read back from the store (the job is no longer live), where the sum is formed.
+        let listed = try await op.jobs(limit: 10).first { $0.jobID == job }
+        #expect(listed?.failed == 2)
+        #expect(listed?.retries == UInt32.max)
+    }
+
     /// Each of tasks and payload_bytes within its limit, their product in the terabytes:
     /// planning it would allocate every payload before anything was stored.
     @Test(.timeLimit(.minutes(2))) func anEchoJobWhosePayloadsTogetherExceedTheCapIsRefused() throws {
