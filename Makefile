@@ -20,11 +20,14 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) test --parallel --num-workers 2 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
-# One million random and mutated frames through the decoder (CI runs a smaller count
-# inside the test suite).
+# One million random and mutated frames through the decoder, then random well-formed
+# messages from every role and random HTTPS API requests against an in-process coordinator
+# (CI runs smaller counts inside the test suite). Any crash, hang or broken promise fails.
 fuzz: deps
 	$(SWIFT) build -c release --scratch-path .build-release --product tower-bench
 	.build-release/release/tower-bench fuzz --cases 1000000
+	.build-release/release/tower-bench fuzz-messages --messages 40000 --connections 8
+	.build-release/release/tower-bench fuzz-api --requests 4000 --concurrency 4
 
 bench: deps
 	$(SWIFT) build -c release --scratch-path .build-release --product tower-bench

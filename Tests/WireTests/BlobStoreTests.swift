@@ -7,6 +7,21 @@ import Testing
         try BlobStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("tower-blobs-\(UUID().uuidString.prefix(8))"))
     }
 
+    /// Found by the coordinator's message fuzzer: 64 fullwidth digits passed as an
+    /// address, so a request for one was answered "not found" instead of refused.
+    @Test func anAddressIsSixtyFourLowercaseASCIIHexDigits() throws {
+        let valid = String(repeating: "0123456789abcdef", count: 4)
+        #expect(BlobStore.isValidAddress(valid))
+        #expect(!BlobStore.isValidAddress(String(repeating: "\u{FF10}", count: 64)))
+        #expect(!BlobStore.isValidAddress(String(repeating: "\u{FF41}", count: 64)))
+        #expect(!BlobStore.isValidAddress(valid.uppercased()))
+        #expect(!BlobStore.isValidAddress(String(valid.dropLast())))
+        #expect(!BlobStore.isValidAddress(String(valid.dropLast()) + "g"))
+        #expect(throws: WireError.invalidArgument("\(String(repeating: "\u{FF10}", count: 64)) is not a SHA-256 address")) {
+            try store().chunkReader(for: String(repeating: "\u{FF10}", count: 64))
+        }
+    }
+
     @Test func blobsAreAddressedBySHA256() throws {
         let s = try store()
         let hash = try s.put(Data("hello".utf8))

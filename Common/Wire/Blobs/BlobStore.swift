@@ -33,7 +33,8 @@ public final class BlobStore: @unchecked Sendable {
     }
 
     public static func isValidAddress(_ hash: String) -> Bool {
-        hash.count == 64 && hash.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+        // By bytes: `Character.isHexDigit` also accepts fullwidth digits and letters.
+        hash.utf8.count == 64 && hash.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
     }
 
     public func url(for hash: String) -> URL {

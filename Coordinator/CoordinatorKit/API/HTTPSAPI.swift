@@ -132,12 +132,10 @@ final class APIHandler: ChannelInboundHandler {
         guard head.method == .GET else {
             return respond(context: context, status: .methodNotAllowed, body: Self.errorJSON("the API is read-only: use GET"))
         }
-        let components = URLComponents(string: head.uri)
-        var query: [String: String] = [:]
-        for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        let (path, query) = Self.target(head.uri)
         let request: WireEnvelope.OneOf_Body
         do {
-            request = try HTTPSAPI.request(for: components?.path ?? head.uri, query: query)
+            request = try HTTPSAPI.request(for: path, query: query)
         } catch {
             return respond(context: context, status: Self.status(for: error), body: Self.errorJSON("\(error)"))
         }
@@ -169,8 +167,40 @@ final class APIHandler: ChannelInboundHandler {
         }
     }
 
+    /// The path (still percent-encoded: the router decodes each segment once, so `%2F`
+    /// stays inside its segment) and the query of a request target. An origin-form target
+    /// is split by hand: `URLComponents` would read `//api/...` as a host name.
+    static func target(_ uri: String) -> (path: String, query: [String: String]) {
+        var path = uri
+        var queryText: Substring = ""
+        if let mark = uri.firstIndex(of: "?") {
+            path = String(uri[..<mark])
+            queryText = uri[uri.index(after: mark)...]
+        }
+        if !path.hasPrefix("/") {
+            // Absolute form (`https://host/api/...`) or `*`.
+            path = URLComponents(string: path)?.percentEncodedPath ?? path
+        }
+        var query: [String: String] = [:]
+        for item in URLComponents(string: "?" + queryText)?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        return (path, query)
+    }
+
+    /// `{"error": message}`, with every character JSON requires escaped (a path can carry
+    /// quotes, backslashes and percent-encoded control characters into the message).
     static func errorJSON(_ message: String) -> String {
-        let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        var escaped = ""
+        for scalar in message.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
         return "{\"error\": \"\(escaped)\"}"
     }
 

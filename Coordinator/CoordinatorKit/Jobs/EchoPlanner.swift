@@ -10,6 +10,9 @@ public struct EchoPlanner: JobPlanner {
     public static let maxSleepMs = 3_600_000
     /// The shared blob is generated in the coordinator's memory.
     public static let maxBlobBytes = 1 << 30
+    /// Every task's payload is planned, stored and held in memory at once, so their sum is
+    /// bounded too: each number within its own limit can still ask for terabytes.
+    public static let maxTotalPayloadBytes = 1 << 30
 
     public init() {}
 
@@ -20,6 +23,9 @@ public struct EchoPlanner: JobPlanner {
         }
         guard Int(spec.payloadBytes) <= Self.maxPayloadBytes else {
             throw WireError.invalidArgument("echo.payload_bytes must be at most \(Self.maxPayloadBytes), got \(spec.payloadBytes)")
+        }
+        guard Int(spec.tasks) * Int(spec.payloadBytes) <= Self.maxTotalPayloadBytes else {
+            throw WireError.invalidArgument("echo.tasks × echo.payload_bytes must be at most \(Self.maxTotalPayloadBytes) bytes (the payloads are held in memory), got \(spec.tasks) × \(spec.payloadBytes) = \(Int(spec.tasks) * Int(spec.payloadBytes))")
         }
         guard Int(spec.sleepMs) <= Self.maxSleepMs else {
             throw WireError.invalidArgument("echo.sleep_ms must be at most \(Self.maxSleepMs), got \(spec.sleepMs)")

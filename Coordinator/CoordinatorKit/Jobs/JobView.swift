@@ -29,7 +29,9 @@ struct JobView: Sendable {
         s.failed = UInt32(p.failed)
         s.running = UInt32(max(0, p.leased))
         s.queued = UInt32(max(0, p.queued))
-        s.retries = UInt32(p.retries)
+        // Summed over tasks, and a task failed for good counts max_attempts (up to
+        // UInt32.max) attempts: a sum past the field's range reads as its maximum.
+        s.retries = UInt32(clamping: p.retries)
         s.createdAtMs = Int64(row.createdAt.timeIntervalSince1970 * 1000)
         s.finishedAtMs = Int64((row.finishedAt?.timeIntervalSince1970 ?? 0) * 1000)
         s.error = live?.problem ?? row.error ?? p.firstError ?? ""

@@ -403,12 +403,15 @@ public final class ClusterCore: @unchecked Sendable {
             warnings.log(logger, "refused a result from a worker that does not hold the task's lease", key: "refused-result",
                          metadata: ["task": "\(outcome.taskID)", "attempt": "\(outcome.attempt)", "session": "\(id)"])
         case let .recorded(attempts, jobEnd, revoke):
+            // The duration is the worker's claim: clamped to what the store (a signed
+            // 64-bit integer) and the timer (nanoseconds) hold, instead of trapping.
+            let durationUs = min(outcome.durationUs, Self.maxDurationUs)
             sessions[id]?.tasksDone += 1
             let directive = info.flatMap { info in controller.map { $0.completed(index: info.index, output: output) } }
-            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: outcome.durationUs,
+            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: durationUs,
                                  record: directive?.record))
             metrics.tasksCompleted.increment()
-            metrics.taskDuration.recordNanoseconds(Int64(outcome.durationUs) * 1000)
+            metrics.taskDuration.recordNanoseconds(Int64(durationUs) * 1000)
             if let sent = assignedAt.removeValue(forKey: outcome.taskID) {
                 let elapsed = DispatchTime.now().uptimeNanoseconds - sent
                 metrics.roundTrip.recordNanoseconds(Int64(elapsed))
@@ -425,6 +428,9 @@ public final class ClusterCore: @unchecked Sendable {
             logger.info("ignored a result for a task that is not running", metadata: ["task": "\(outcome.taskID)", "session": "\(id)"])
         }
     }
+
+    /// The longest task duration recorded, in microseconds (about 292 years).
+    static let maxDurationUs = UInt64(Int64.max / 1000)
 
     /// Adds tasks an adaptive job asked for: stored first, then queued.
     /// The store write runs off the loop; until the tasks are queued the job counts as

@@ -21,6 +21,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
     private var peer: PeerIdentity?
     private var session: SessionID?
     private var helloDone = false
+    /// Messages a worker sent after its accepted Hello but before its session was
+    /// registered on the core's loop: handled, in order, once it is (nil when not waiting).
+    private var awaitingSession: [WireEnvelope]?
     private var address = "?"
     private let frameErrors = Counter(label: "tower_frame_errors_total")
     private let refusals = Counter(label: "tower_refused_connections_total")
@@ -57,8 +60,15 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
+        handle(context: context, envelope: unwrapInboundIn(data))
+    }
+
+    private func handle(context: ChannelHandlerContext, envelope: WireEnvelope) {
         guard let peer, let body = envelope.body else { return }
+        if awaitingSession != nil {
+            awaitingSession?.append(envelope)
+            return
+        }
         let rid = envelope.requestID
 
         guard Permissions.allowed(body, for: peer.role) else {
@@ -164,13 +174,17 @@ final class ServerSessionHandler: ChannelInboundHandler {
             let capabilities = hello.capabilities
 
             // The session must exist before the Welcome leaves, so that the worker's first
-            // results always find it.
+            // results always find it; what arrives before then waits for it.
+            awaitingSession = []
             core.loop.submit {
                 core.join(name: name, address: address, capabilities: capabilities, channel: channel)
             }.hop(to: context.eventLoop).whenSuccess { id in
                 self.session = id
                 welcome.sessionID = id
                 context.writeAndFlush(self.wrapOutboundOut(WireEnvelope(requestID: requestID, .welcome(welcome))), promise: nil)
+                let waiting = self.awaitingSession ?? []
+                self.awaitingSession = nil
+                for envelope in waiting { self.handle(context: context, envelope: envelope) }
             }
         } else {
             welcome.sessionID = "\(peer.role.rawValue):\(peer.name)"
