@@ -585,7 +585,7 @@ public final class ClusterCore: @unchecked Sendable {
             t.jobID = info.job
             t.index = UInt32(info.index)
             t.attempt = UInt32(a.attempt)
-            writer.enqueue(.leased(task: a.task, attempts: a.attempt, worker: sessions[a.session]?.name ?? a.session))
+            writer.enqueueLazily(.leased(task: a.task, attempts: a.attempt, worker: sessions[a.session]?.name ?? a.session))
             assignedAt[a.task] = DispatchTime.now().uptimeNanoseconds
             t.kind = info.kind
             t.input = info.input
@@ -621,6 +621,7 @@ public final class ClusterCore: @unchecked Sendable {
         }
         // Also resumes assignment once a failing store recovers.
         scheduleAssign()
+        writer.kick()
         updateGauges()
     }
 

@@ -397,6 +397,25 @@ public final class ResultWriter: @unchecked Sendable {
         if start { flushAsync() }
     }
 
+    /// Starts a write if changes queued lazily are waiting (the core calls this on every
+    /// tick, so they wait 100 ms at most).
+    public func kick() {
+        let start = lock.withLock { () -> Bool in
+            guard !scheduled, !pending.isEmpty else { return false }
+            scheduled = true
+            return true
+        }
+        if start { flushAsync() }
+    }
+
+    /// Queues a change that may wait for the next write instead of starting one: lease
+    /// bookkeeping rides along with the results that follow it, so handing out a task
+    /// costs no transaction of its own. A crash loses at most the leases not yet carried
+    /// (their tasks then count one attempt less, and run again).
+    public func enqueueLazily(_ change: ClusterStore.Change) {
+        lock.withLock { pending.append(change) }
+    }
+
     private func flushAsync() {
         store.pool.asyncWrite({ db in
             let batch = self.takeBatch()
@@ -448,6 +467,7 @@ public final class ResultWriter: @unchecked Sendable {
     /// false in the second case.
     @discardableResult
     public func flush() -> Bool {
+        kick()
         while true {
             lock.lock()
             let idle = !scheduled && pending.isEmpty && retrying.isEmpty
