@@ -89,4 +89,13 @@ extension SecurityTests {
         }
         #expect(list.limit == 1000)
     }
+
+    /// An authenticated API client whose request stops arriving is not held forever.
+    @Test(.timeLimit(.minutes(1))) func anAPIRequestThatStopsArrivingIsClosed() async throws {
+        let c = try await InProcessCoordinator.start(frameStallSeconds: 0.5)
+        defer { Task { await c.stop() } }
+        let raw = try await RawTLSClient.connect(port: try #require(c.service.apiPort), identity: try c.cluster.identity("operator"))
+        try await raw.write(Array("GET /api/v1/jobs HTTP/1.1\r\nHost: tower\r\n".utf8))
+        #expect(await raw.waitUntilClosed(timeout: .seconds(20)))
+    }
 }
