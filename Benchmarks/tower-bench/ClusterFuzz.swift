@@ -11,13 +11,12 @@ import WorkerKit
 /// checks that it still serves afterwards. A crash of the coordinator ends this process:
 /// finishing at all is the "no crash" result.
 struct FuzzTarget {
-    static let names: [(String, ClusterRole)] = [("fuzz-w1", .worker), ("fuzz-w2", .worker), ("fuzz-gw", .gateway)]
     let cluster: LocalCluster
     let service: CoordinatorService
 
     static func start() async throws -> FuzzTarget {
         let cluster = try LocalCluster.temporary(prefix: "tower-fuzz")
-        try cluster.issueCertificates(workers: ["w1"], extra: names)
+        try cluster.issueCertificates(workers: ["w1"], extra: MessageFuzzer.certificates)
         var settings = cluster.coordinatorSettings()
         // Scripts that never say Hello are not cut by the authentication deadline (which
         // has its own tests), so every close the fuzzer sees is one it provoked.
@@ -85,22 +84,16 @@ struct MessageFuzz: AsyncParsableCommand {
 
     func run() async throws {
         let target = try await FuzzTarget.start()
-        let peers = try (["operator"] + FuzzTarget.names.map(\.0)).map { try MessageFuzzer.Peer(identity: target.cluster.identity($0)) }
+        let peers = try MessageFuzzer.peers(of: target.cluster)
         // Memory is read after a short warm-up, so one-time allocations (TLS contexts,
         // SQLite caches, the first connections) do not read as growth.
         _ = try await MessageFuzzer.run(host: "127.0.0.1", port: target.service.port!, peers: peers,
                                         options: .init(messages: 300, concurrency: connections, seed: seed ^ 0xFFFF))
-        // In quarters, each with its own seed, with memory read after each: a leak shows as
-        // growth that goes on, warm-up as growth that stops.
-        var rss = [ProcessMemory.residentBytes()]
-        let started = Date()
         var stats = MessageFuzzer.Stats()
-        for quarter in 0..<4 {
+        let (rss, seconds) = try await inQuarters { quarter in
             stats.merge(try await MessageFuzzer.run(host: "127.0.0.1", port: target.service.port!, peers: peers,
                                                     options: .init(messages: messages / 4, concurrency: connections, seed: seed &+ UInt64(quarter))))
-            rss.append(ProcessMemory.residentBytes())
         }
-        let seconds = Date().timeIntervalSince(started)
         let before = rss.first!, after = rss.last!
         let check = try await target.stillServes()
         await target.stop()
@@ -127,15 +120,11 @@ struct APIFuzz: AsyncParsableCommand {
         let identities = try ["operator", "fuzz-w1", "fuzz-gw"].map { try target.cluster.identity($0) }
         _ = try await APIFuzzer.run(host: "127.0.0.1", port: target.service.apiPort!, identities: identities,
                                     options: .init(requests: 100, concurrency: concurrency, seed: seed ^ 0xFFFF))
-        var rss = [ProcessMemory.residentBytes()]
-        let started = Date()
         var stats = APIFuzzer.Stats()
-        for quarter in 0..<4 {
+        let (rss, seconds) = try await inQuarters { quarter in
             stats.merge(try await APIFuzzer.run(host: "127.0.0.1", port: target.service.apiPort!, identities: identities,
                                                 options: .init(requests: requests / 4, concurrency: concurrency, seed: seed &+ UInt64(quarter))))
-            rss.append(ProcessMemory.residentBytes())
         }
-        let seconds = Date().timeIntervalSince(started)
         let before = rss.first!, after = rss.last!
         let check = try await target.stillServes()
         await target.stop()
@@ -150,3 +139,16 @@ struct APIFuzz: AsyncParsableCommand {
               stats.connectFailures == 0 else { throw ExitCode.failure }
     }
 }
+
+/// Runs `quarter` four times (0...3), reading memory before and after each: a leak shows as
+/// growth that goes on, warm-up as growth that stops. Returns the readings and the seconds.
+func inQuarters(_ quarter: (Int) async throws -> Void) async throws -> (rss: [Int?], seconds: Double) {
+    var rss = [ProcessMemory.residentBytes()]
+    let started = Date()
+    for n in 0..<4 {
+        try await quarter(n)
+        rss.append(ProcessMemory.residentBytes())
+    }
+    return (rss, Date().timeIntervalSince(started))
+}
+

@@ -100,3 +100,15 @@ extension WireErrorCode {
         }
     }
 }
+
+extension WireError {
+    /// A refusal no retry can fix (another protocol version, a refused or revoked
+    /// certificate, a role not allowed): a reconnecting client stops instead of looping.
+    public var isPermanentRefusal: Bool {
+        switch self {
+        case .versionMismatch, .forbidden, .unauthenticated: return true
+        case let .remote(code, _): return [.versionMismatch, .unauthenticated, .forbidden].contains(code)
+        default: return false
+        }
+    }
+}

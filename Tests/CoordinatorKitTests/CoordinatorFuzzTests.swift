@@ -14,11 +14,9 @@ import WorkerKit
 /// Part of the serialized SecurityTests: these runs move the process-wide metrics that
 /// MetricsTests reads.
 extension SecurityTests {
-    static let fuzzNames: [(String, ClusterRole)] = [("fuzz-w1", .worker), ("fuzz-w2", .worker), ("fuzz-gw", .gateway)]
-
     static func startFuzzTarget() async throws -> InProcessCoordinator {
         let cluster = try LocalCluster.temporary(prefix: "tower-fuzz")
-        let ca = try cluster.issueCertificates(workers: ["w1"], extra: fuzzNames)
+        let ca = try cluster.issueCertificates(workers: ["w1"], extra: MessageFuzzer.certificates)
         var settings = cluster.coordinatorSettings()
         // Scripts that never say Hello must not be cut by the authentication deadline
         // on a loaded machine: that deadline has its own tests (HardeningTests).
@@ -31,7 +29,7 @@ extension SecurityTests {
     }
 
     static func fuzzPeers(_ c: InProcessCoordinator) throws -> [MessageFuzzer.Peer] {
-        try (["operator"] + fuzzNames.map(\.0)).map { try MessageFuzzer.Peer(identity: c.cluster.identity($0)) }
+        try MessageFuzzer.peers(of: c.cluster)
     }
 
     @Test(.timeLimit(.minutes(4))) func scriptsAreDeterministicFromTheSeedAndCoverEveryMessage() async throws {

@@ -41,10 +41,7 @@ extension SecurityTests {
     @Test(.timeLimit(.minutes(2))) func aHugeTaskDurationFromAWorkerIsClampedNotACrash() async throws {
         let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
         defer { Task { await c.stop() } }
-        let assigned = AssignmentBox()
-        let w1 = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("w1"),
-                                              hello: c.hello(.worker, name: "w1"), group: MultiThreadedEventLoopGroup.singleton,
-                                              onMessage: { envelope in if case let .tasks(batch) = envelope.body { assigned.add(batch.tasks) } })
+        let (w1, assigned) = try await HardeningTests.rawWorker(c, "w1")
         defer { w1.close() }
         let op = try await c.operatorClient()
         defer { op.close() }
@@ -72,10 +69,7 @@ extension SecurityTests {
     @Test(.timeLimit(.minutes(2))) func retriesPastTheWireRangeAreClampedWhenJobsAreListed() async throws {
         let c = try await HardeningTests.start { $0.leaseTimeoutMs = 120_000 }
         defer { Task { await c.stop() } }
-        let assigned = AssignmentBox()
-        let w1 = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("w1"),
-                                              hello: c.hello(.worker, name: "w1"), group: MultiThreadedEventLoopGroup.singleton,
-                                              onMessage: { envelope in if case let .tasks(batch) = envelope.body { assigned.add(batch.tasks) } })
+        let (w1, assigned) = try await HardeningTests.rawWorker(c, "w1")
         defer { w1.close() }
         let op = try await c.operatorClient()
         defer { op.close() }

@@ -41,6 +41,16 @@ extension SecurityTests {
         return (agent, Task { try await agent.run() })
     }
 
+    /// A worker connection without an agent: the test answers (or forges) results itself.
+    /// It sends no heartbeats, so its coordinator needs a long lease.
+    static func rawWorker(_ c: InProcessCoordinator, _ name: String) async throws -> (WireClient, AssignmentBox) {
+        let assigned = AssignmentBox()
+        let client = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity(name),
+                                                  hello: c.hello(.worker, name: name), group: MultiThreadedEventLoopGroup.singleton,
+                                                  onMessage: { envelope in if case let .tasks(batch) = envelope.body { assigned.add(batch.tasks) } })
+        return (client, assigned)
+    }
+
     static func echo(tasks: Int, sleepMs: Int) throws -> WireJobSpec {
         var spec = WireEchoSpec()
         spec.tasks = UInt32(tasks)
@@ -70,10 +80,7 @@ extension SecurityTests {
             s.heartbeatIntervalMs = 5_000
         }
         defer { Task { await c.stop() } }
-        let assigned = AssignmentBox()
-        let w1 = try await WireClient.connect(host: "127.0.0.1", port: c.port, identity: try c.cluster.identity("w1"),
-                                              hello: c.hello(.worker, name: "w1"), group: MultiThreadedEventLoopGroup.singleton,
-                                              onMessage: { envelope in if case let .tasks(batch) = envelope.body { assigned.add(batch.tasks) } })
+        let (w1, assigned) = try await Self.rawWorker(c, "w1")
         defer { w1.close() }
         let op = try await c.operatorClient()
         defer { op.close() }

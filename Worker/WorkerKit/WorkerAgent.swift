@@ -96,7 +96,7 @@ public final class WorkerAgent: @unchecked Sendable {
                 if isDrained { break }
                 logger.warning("lost the coordinator; reconnecting", metadata: ["coordinator": "\(config.host):\(config.port)"])
                 reconnects.increment()
-            } catch let error as WireError where Self.isPermanent(error) {
+            } catch let error as WireError where error.isPermanentRefusal {
                 logger.error("the coordinator refused this worker", metadata: ["error": "\(error)"])
                 throw error
             } catch {
@@ -104,22 +104,12 @@ public final class WorkerAgent: @unchecked Sendable {
                 logger.warning("cannot reach the coordinator", metadata: ["error": "\(error)"])
             }
             failures += 1
-            let ceiling = min(Double(config.backoffMaxMs), Double(config.backoffInitialMs) * pow(2, Double(min(failures, 20) - 1)))
-            let delay = ceiling * Double.random(in: 0.5...1.0)
+            let delay = ReconnectBackoff(initialMs: config.backoffInitialMs, maxMs: config.backoffMaxMs).delayMs(afterFailures: failures)
             logger.info("retrying", metadata: ["in_ms": "\(Int(delay))", "attempt": "\(failures)"])
             try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000))
         }
         await waitUntilIdle()
         logger.info("worker drained and stopped")
-    }
-
-    static func isPermanent(_ error: WireError) -> Bool {
-        switch error {
-        case .versionMismatch, .forbidden: return true
-        case let .remote(code, _): return [.versionMismatch, .unauthenticated, .forbidden].contains(code)
-        case .unauthenticated: return true
-        default: return false
-        }
     }
 
     private func connect() async throws -> WireClient {

@@ -84,27 +84,18 @@ public final class ClusterClient: @unchecked Sendable {
         var attempt = 0
         while !lock.withLock({ closed }) {
             attempt += 1
-            let ceiling = min(10_000.0, 200.0 * pow(2, Double(min(attempt, 16) - 1)))
-            try? await Task.sleep(nanoseconds: UInt64(ceiling * Double.random(in: 0.5...1.0) * 1_000_000))
+            try? await Task.sleep(nanoseconds: UInt64(ReconnectBackoff().delayMs(afterFailures: attempt) * 1_000_000))
             do {
                 try await open()
                 logger.info("reconnected to the coordinator", metadata: ["coordinator": "\(host):\(port)", "attempt": "\(attempt)"])
                 return
-            } catch let error as WireError where Self.isPermanent(error) {
+            } catch let error as WireError where error.isPermanentRefusal {
                 logger.error("the coordinator refused this client; not reconnecting", metadata: ["error": "\(error)"])
                 blobs.failAll(error)
                 return
             } catch {
                 logger.warning("cannot reach the coordinator; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
             }
-        }
-    }
-
-    static func isPermanent(_ error: WireError) -> Bool {
-        switch error {
-        case .versionMismatch, .forbidden, .unauthenticated: return true
-        case let .remote(code, _): return [.versionMismatch, .unauthenticated, .forbidden].contains(code)
-        default: return false
         }
     }
 
@@ -135,20 +126,20 @@ public final class ClusterClient: @unchecked Sendable {
 
     /// Closes without waiting.
     public func close() {
-        let connection = lock.withLock { () -> WireClient? in
-            closed = true
-            return current
-        }
-        connection?.close()
+        markClosed()?.close()
     }
 
     /// Closes cleanly (TLS close_notify both ways) and waits: call before the process exits.
     public func shutdown() async {
-        let connection = lock.withLock { () -> WireClient? in
+        await markClosed()?.shutdown()
+    }
+
+    /// Stops reconnecting; returns the connection to close.
+    private func markClosed() -> WireClient? {
+        lock.withLock {
             closed = true
             return current
         }
-        await connection?.shutdown()
     }
 
     public func runs(experiment: String, sortBy: String = "", ascending: Bool = false) async throws -> [WireRunInfo] {

@@ -26,12 +26,7 @@ public enum HTTPSAPI {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                limiter.secure(channel, tls: ssl, authentication: .tlsHandshake).flatMapThrowing {
-                    // A request that stops arriving, or a kept-alive connection left idle,
-                    // is closed after the frame-stall deadline.
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: limiter.limits.frameStallTimeout))
-                    try channel.pipeline.syncOperations.addHandler(IdleCloser())
-                }.flatMap {
+                limiter.secure(channel, tls: ssl, authentication: .tlsHandshake).flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
                     channel.pipeline.addHandler(APIHandler(core: core, revocations: revocations, logger: logger))
@@ -216,19 +211,5 @@ final class APIHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-    }
-}
-
-/// Closes a connection on which nothing arrived for the read timeout of the
-/// `IdleStateHandler` before it.
-final class IdleCloser: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            ConnectionAbort.abort(context.channel)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -19,6 +19,15 @@ import Wire
 /// (else a mismatch), and a refused Hello closes the connection after its error frame.
 public enum MessageFuzzer {
     /// A certificate the fuzzer may connect with.
+    /// The certificates a fuzz target issues besides the operator's and the real worker's:
+    /// two workers (to hold and to steal leases) and a gateway.
+    public static let certificates: [(String, ClusterRole)] = [("fuzz-w1", .worker), ("fuzz-w2", .worker), ("fuzz-gw", .gateway)]
+
+    /// The operator and every fuzz certificate of `cluster`, as peers.
+    public static func peers(of cluster: LocalCluster) throws -> [Peer] {
+        try (["operator"] + certificates.map(\.0)).map { try Peer(identity: cluster.identity($0)) }
+    }
+
     public struct Peer: Sendable {
         public let role: ClusterRole
         public let name: String

@@ -252,18 +252,15 @@ public struct Scheduler {
 
     /// Adds a worker session; `name` is the identity from its certificate, which results
     /// are checked against.
-    /// `offer` nil means every kind and tool (tests of other rules).
-    public mutating func addWorker(_ session: SessionID, name: String, slots: Int, now: UInt64, offer: Offer? = nil) {
+    /// A job added without needs runs on any worker, whatever it offers.
+    public mutating func addWorker(_ session: SessionID, name: String, slots: Int, now: UInt64, offer: Offer = Offer(kinds: [])) {
         if workers[session] == nil { workerOrder.append(session) }
-        workers[session] = Worker(name: name, slots: max(1, slots), offer: offer ?? Offer(kinds: [], tools: []), lastHeard: now)
-        if offer == nil { acceptsAnything.insert(session) } else { acceptsAnything.remove(session) }
+        workers[session] = Worker(name: name, slots: max(1, slots), offer: offer, lastHeard: now)
     }
-
-    private var acceptsAnything: Set<SessionID> = []
 
     private func canRun(_ session: SessionID, _ job: String) -> Bool {
         guard let needs = needs[job] else { return true }
-        return acceptsAnything.contains(session) || workers[session]?.offer.satisfies(needs) == true
+        return workers[session]?.offer.satisfies(needs) == true
     }
 
     /// Any message from the worker proves it alive.

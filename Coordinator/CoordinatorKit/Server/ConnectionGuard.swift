@@ -70,8 +70,8 @@ public final class ConnectionLimiter: @unchecked Sendable {
     private var unauthenticated = 0
     private var perAddress: [String: Int] = [:]
     private var live: [ObjectIdentifier: Channel] = [:]
-    private var refusedSinceLog = 0
-    private var lastLog = Date.distantPast
+    /// Refusals are counted each and logged at most every few seconds.
+    private var refusalLog = RateLimitedLog(interval: 5)
     private let refusals = Counter(label: "tower_refused_connections_total")
 
     public init(limits: ConnectionLimits, listener: String, logger: Logger) {
@@ -81,29 +81,21 @@ public final class ConnectionLimiter: @unchecked Sendable {
     }
 
     /// Whether a new connection from `address` may start authenticating. A refused one is
-    /// counted, and logged at most every few seconds with how many were refused.
+    /// counted, and logged at most every few seconds with how many were suppressed.
     func admit(_ channel: Channel, address: String) -> Bool {
-        let (ok, report) = lock.withLock { () -> (Bool, Int?) in
+        let ok = lock.withLock { () -> Bool in
             if unauthenticated < limits.max_unauthenticated, perAddress[address, default: 0] < limits.max_unauthenticated_per_address {
                 unauthenticated += 1
                 perAddress[address, default: 0] += 1
                 live[ObjectIdentifier(channel)] = channel
-                return (true, nil)
+                return true
             }
-            refusedSinceLog += 1
-            guard Date().timeIntervalSince(lastLog) >= 5 else { return (false, nil) }
-            lastLog = Date()
-            defer { refusedSinceLog = 0 }
-            return (false, refusedSinceLog)
+            refusalLog.log(logger, "refusing connections: too many still authenticating", key: "limit", metadata: [
+                "listener": "\(listener)", "address": "\(address)",
+                "max_unauthenticated": "\(limits.max_unauthenticated)", "per_address": "\(limits.max_unauthenticated_per_address)"])
+            return false
         }
-        if !ok {
-            refusals.increment()
-            if let report {
-                logger.warning("refusing connections: too many still authenticating", metadata: [
-                    "listener": "\(listener)", "address": "\(address)", "refused": "\(report)",
-                    "max_unauthenticated": "\(limits.max_unauthenticated)", "per_address": "\(limits.max_unauthenticated_per_address)"])
-            }
-        }
+        if !ok { refusals.increment() }
         return ok
     }
 
@@ -214,15 +206,26 @@ final class ConnectionGuard: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if authentication == .tlsHandshake, let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
             authenticated()
+            closeIfIdle(context: context)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if authentication == .hello {
-            track(unwrapInboundIn(data), context: context)
+        switch authentication {
+        case .hello: track(unwrapInboundIn(data), context: context)
+        case .tlsHandshake: closeIfIdle(context: context)
         }
         context.fireChannelRead(data)
+    }
+
+    /// HTTP has no frames to follow: a request that stops arriving, or a kept-alive
+    /// connection left idle, is closed once nothing has arrived for the stall deadline.
+    private func closeIfIdle(context: ChannelHandlerContext) {
+        stall?.cancel()
+        stall = context.eventLoop.scheduleTask(in: limiter.limits.frameStallTimeout) {
+            ConnectionAbort.abort(context.channel)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
