@@ -80,7 +80,7 @@ struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a job.",
         discussion: "Any job kind: `coordinator submit KIND --spec FILE` (YAML or JSON, the fields of the kind's spec message in tower.proto). `echo` and `hpo` also take convenience flags.",
-        subcommands: [Echo.self, HPO.self, Generic.self], defaultSubcommand: Generic.self)
+        subcommands: [Echo.self, HPO.self, Score.self, Generic.self], defaultSubcommand: Generic.self)
 
     /// Any kind the coordinator runs, from a spec file: the coordinator's planner for the
     /// kind reads it, so this command needs no change when a kind is added.
@@ -115,6 +115,7 @@ struct Submit: AsyncParsableCommand {
             abstract: "A hyperparameter search sharded across the workers; the winner is registered and put through the promotion policy.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Market data directory (users.csv, listings.csv, interactions.csv; see `coordinator demo-data`).") var data: String?
+        @Option(name: .customLong("training-set"), help: "A training set already on the coordinator (its SHA-256, from `coordinator training-set build`), instead of --data.") var trainingSet: String?
         @Option(help: "Search space and limits, YAML or JSON (see Deploy/search-space.yaml).") var space: String?
         @Option(help: "The whole HPOSpec as YAML or JSON instead of the flags above.") var spec: String?
         @Option(help: "Experiment the runs are recorded under.") var experiment = "search"
@@ -124,9 +125,10 @@ struct Submit: AsyncParsableCommand {
         @Flag(help: "Show a progress bar until the search ends.") var follow = false
 
         func validate() throws {
-            guard spec != nil || (data != nil && space != nil) else {
-                throw ValidationError("give --data and --space, or the whole spec with --spec FILE")
+            guard spec != nil || ((data != nil || trainingSet != nil) && space != nil) else {
+                throw ValidationError("give --data (or --training-set) and --space, or the whole spec with --spec FILE")
             }
+            guard data == nil || trainingSet == nil else { throw ValidationError("give --data or --training-set, not both") }
         }
 
         func run() async throws {
@@ -136,12 +138,13 @@ struct Submit: AsyncParsableCommand {
             do {
                 if let file = self.spec {
                     job.spec = try SpecFile.json(fromFile: file)
-                } else if let data, let space {
+                } else if let space {
                     var spec = WireHPOSpec()
                     spec.experiment = experiment
                     spec.modelName = modelName
                     spec.space = try String(contentsOfFile: space, encoding: .utf8)
-                    spec.dataset = try DatasetArchive.pack(directory: URL(fileURLWithPath: data))
+                    if let data { spec.dataset = try DatasetArchive.pack(directory: URL(fileURLWithPath: data)) }
+                    if let trainingSet { spec.datasetSha256 = trainingSet }
                     if let promotion { spec.promotion = try String(contentsOfFile: promotion, encoding: .utf8) }
                     job.spec = try spec.serializedData()
                 }

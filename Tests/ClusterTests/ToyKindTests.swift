@@ -27,7 +27,7 @@ enum ToyKind: JobKindDescriptor {
 struct ToyPlanner: JobPlanner {
     let descriptor = ToyKind.erased
 
-    func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
+    func plan(spec data: Data, context: JobContext) throws -> [PlannedTask] {
         let spec = try ToyKind.decodeSpec(data)
         guard let words = spec.fields["words"]?.listValue.values.map(\.stringValue), !words.isEmpty else {
             throw WireError.invalidArgument("toy.words must be a non-empty list of words")

@@ -18,6 +18,9 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
     case emptyDataSet(reason: String)
     case lineTooLong(file: String, line: Int, limit: Int)
     case fileTooLarge(file: String, bytes: Int, limit: Int)
+    case duplicateID(file: String, line: Int, column: String, value: String, firstLine: Int)
+    case unexpectedColumn(file: String, column: String, expected: [String])
+    case conflictingID(file: String, line: Int, column: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -49,6 +52,12 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(file):\(line): the line is longer than \(limit) bytes; this is not a CSV file with one record per line (check the file and its line endings)."
         case let .fileTooLarge(file, bytes, limit):
             return "\(file): the file has \(bytes) bytes, more than the \(limit) a CSV table may have; split it (e.g. `split -l`) or sample it before loading."
+        case let .duplicateID(file, line, column, value, firstLine):
+            return "\(file):\(line): '\(column)' \(value) appears again (first on line \(firstLine)); each id may appear once per file."
+        case let .unexpectedColumn(file, column, expected):
+            return "\(file): unknown column '\(column)'; the file may have: \(expected.joined(separator: ", "))."
+        case let .conflictingID(file, line, column, value, reason):
+            return "\(file):\(line): '\(column)' \(value) \(reason)."
         }
     }
 }

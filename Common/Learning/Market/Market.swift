@@ -1,7 +1,7 @@
 import Foundation
 
 /// A user of the matching product, as exported to users.csv.
-public struct MarketUser: Sendable, Equatable {
+public struct MarketUser: Sendable, Equatable, Codable {
     public var id: Int
     public var age: Int
     /// Yearly income in million KRW.
@@ -16,11 +16,18 @@ public struct MarketUser: Sendable, Equatable {
     public var preferredRegion: String
     /// Purchase budget in million KRW.
     public var budget: Double
+
+    public init(id: Int, age: Int, income: Double, householdSize: Int, hasChildren: Bool, maxCommuteMin: Double, riskAppetite: Double,
+                investmentHorizonYears: Int, prefersNewBuild: Bool, preferredRegion: String, budget: Double) {
+        self.id = id; self.age = age; self.income = income; self.householdSize = householdSize; self.hasChildren = hasChildren
+        self.maxCommuteMin = maxCommuteMin; self.riskAppetite = riskAppetite; self.investmentHorizonYears = investmentHorizonYears
+        self.prefersNewBuild = prefersNewBuild; self.preferredRegion = preferredRegion; self.budget = budget
+    }
 }
 
 /// A listing, as exported to listings.csv. Optional fields are missing (NA) in the
 /// file when unknown.
-public struct MarketListing: Sendable, Equatable {
+public struct MarketListing: Sendable, Equatable, Codable {
     public var id: Int
     /// Asking price in million KRW.
     public var price: Double
@@ -36,6 +43,13 @@ public struct MarketListing: Sendable, Equatable {
     public var newBuild: Bool
     public var lat: Double
     public var lon: Double
+
+    public init(id: Int, price: Double, areaM2: Double, rooms: Int, floor: Int, buildingAge: Int, region: String, subwayDistanceM: Double?,
+                schoolScore: Double?, expectedYield: Double, newBuild: Bool, lat: Double, lon: Double) {
+        self.id = id; self.price = price; self.areaM2 = areaM2; self.rooms = rooms; self.floor = floor; self.buildingAge = buildingAge
+        self.region = region; self.subwayDistanceM = subwayDistanceM; self.schoolScore = schoolScore; self.expectedYield = expectedYield
+        self.newBuild = newBuild; self.lat = lat; self.lon = lon
+    }
 }
 
 /// How far a shown pair went in the funnel. Each interactions.csv row is one listing

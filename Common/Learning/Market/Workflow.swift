@@ -46,6 +46,14 @@ public enum LearningWorkflow {
         }
     }
 
+    /// A point-in-time training set (``TrainingSetFile``) split by day like market data:
+    /// the first 70 % of rows train, the next 10 % validate, the last 20 % test.
+    public static func prepare(trainingSet data: Data) throws -> PreparedData {
+        let (dataset, _) = try TrainingSetFile.decode(data)
+        let split = try TimeSplit(dataset, trainFraction: 0.7, validFraction: 0.1)
+        return PreparedData(train: split.train, valid: split.valid, test: split.test)
+    }
+
     /// Loads data to score with a trained model: the market's test window (or all of it
     /// with `wholeMarket`), or a CSV read with the model's schema.
     public static func evaluationData(_ source: TrainingSource, schema: FeatureSchema, wholeMarket: Bool = false) throws -> Dataset {

@@ -215,6 +215,89 @@ public final class ClusterClient: @unchecked Sendable {
         try await JobFollower(id: id, interval: interval, maxFailedPolls: maxFailedPolls).run(poll: { try await self.job(id) }, progress: progress)
     }
 
+    // MARK: Feature store
+
+    /// Uploads bytes as a content-addressed blob in 1 MiB chunks (the writes wait for the
+    /// socket, so a large file never sits whole in the send buffer); returns its address
+    /// once the coordinator has verified and stored it.
+    public func upload(_ data: Data) async throws -> String {
+        let hash = BlobStore.sha256Hex(data)
+        let connection = try connection()
+        let chunkBytes = WireProtocol.blobChunkBytes
+        var offset = 0
+        repeat {
+            let end = min(data.count, offset + chunkBytes)
+            var chunk = WireBlobChunk()
+            chunk.sha256 = hash
+            chunk.offset = UInt64(offset)
+            chunk.totalSize = UInt64(data.count)
+            chunk.data = data.subdata(in: offset..<end)
+            chunk.last = end == data.count
+            if chunk.last {
+                _ = try await connection.request(.blobChunk(chunk), timeout: .minutes(5))
+            } else {
+                let promise = connection.channel.eventLoop.makePromise(of: Void.self)
+                connection.send(.blobChunk(chunk), promise: promise)
+                try await promise.futureResult.get()
+            }
+            offset = end
+        } while offset < data.count
+        return hash
+    }
+
+    /// Uploads a CSV file and loads it into the feature store's `table` (users, listings,
+    /// events) in one transaction.
+    public func ingest(table: String, csv: Data, fileName: String) async throws -> WireIngestResult {
+        let hash = try await upload(csv)
+        let request = WireIngest.with { $0.table = table; $0.sha256 = hash; $0.fileName = fileName }
+        guard case let .ingestResult(result) = try await self.request(.ingest(request), timeout: .minutes(30)) else { throw unexpected("Ingest") }
+        return result
+    }
+
+    public func buildTrainingSet(_ definition: WireTrainingSetDefinition) async throws -> WireTrainingSetInfo {
+        guard case let .trainingSet(info) = try await request(.buildTrainingSet(.with { $0.definition = definition }), timeout: .minutes(30)) else {
+            throw unexpected("BuildTrainingSet")
+        }
+        return info
+    }
+
+    public func recommendations(user: UInt64, job: String = "") async throws -> WireRecommendationList {
+        guard case let .recommendationList(list) = try await request(.getRecommendations(.with { $0.userID = user; $0.jobID = job })) else {
+            throw unexpected("GetRecommendations")
+        }
+        return list
+    }
+
+    public func send(events: [WireFeedbackEvent]) async throws -> WireEventsAccepted {
+        guard case let .eventsAccepted(accepted) = try await request(.events(.with { $0.events = events })) else { throw unexpected("EventBatch") }
+        return accepted
+    }
+
+    // MARK: Pipelines and drift
+
+    public func pipelines() async throws -> [WirePipelineInfo] {
+        guard case let .pipelineList(list) = try await request(.listPipelines(WireListPipelines())) else { throw unexpected("ListPipelines") }
+        return list.pipelines
+    }
+
+    public func pipelineRuns(_ pipeline: String, limit: Int = 20) async throws -> [WirePipelineRunInfo] {
+        let request = WireListPipelineRuns.with { $0.pipeline = pipeline; $0.limit = UInt32(clamping: limit) }
+        guard case let .pipelineRunList(list) = try await self.request(.listPipelineRuns(request)) else { throw unexpected("ListPipelineRuns") }
+        return list.runs
+    }
+
+    public func trigger(pipeline: String, reason: String) async throws -> WirePipelineRunInfo {
+        guard case let .pipelineRun(run) = try await request(.triggerPipeline(.with { $0.pipeline = pipeline; $0.reason = reason })) else {
+            throw unexpected("TriggerPipeline")
+        }
+        return run
+    }
+
+    public func driftReport(_ id: String = "") async throws -> WireDriftReportInfo {
+        guard case let .driftReport(report) = try await request(.getDriftReport(.with { $0.reportID = id })) else { throw unexpected("GetDriftReport") }
+        return report
+    }
+
     private func unexpected(_ request: String) -> WireError {
         .malformedFrame(reason: "the coordinator answered \(request) with an unexpected message")
     }

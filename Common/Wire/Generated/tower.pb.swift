@@ -501,6 +501,136 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .rerunRun(newValue)}
   }
 
+  /// Feature store (operators ingest; the gateway sends events and reads recommendations)
+  public var ingest: WireIngest {
+    get {
+      if case .ingest(let v)? = body {return v}
+      return WireIngest()
+    }
+    set {body = .ingest(newValue)}
+  }
+
+  public var ingestResult: WireIngestResult {
+    get {
+      if case .ingestResult(let v)? = body {return v}
+      return WireIngestResult()
+    }
+    set {body = .ingestResult(newValue)}
+  }
+
+  public var getRecommendations: WireGetRecommendations {
+    get {
+      if case .getRecommendations(let v)? = body {return v}
+      return WireGetRecommendations()
+    }
+    set {body = .getRecommendations(newValue)}
+  }
+
+  public var recommendationList: WireRecommendationList {
+    get {
+      if case .recommendationList(let v)? = body {return v}
+      return WireRecommendationList()
+    }
+    set {body = .recommendationList(newValue)}
+  }
+
+  public var buildTrainingSet: WireBuildTrainingSet {
+    get {
+      if case .buildTrainingSet(let v)? = body {return v}
+      return WireBuildTrainingSet()
+    }
+    set {body = .buildTrainingSet(newValue)}
+  }
+
+  public var trainingSet: WireTrainingSetInfo {
+    get {
+      if case .trainingSet(let v)? = body {return v}
+      return WireTrainingSetInfo()
+    }
+    set {body = .trainingSet(newValue)}
+  }
+
+  public var events: WireEventBatch {
+    get {
+      if case .events(let v)? = body {return v}
+      return WireEventBatch()
+    }
+    set {body = .events(newValue)}
+  }
+
+  public var eventsAccepted: WireEventsAccepted {
+    get {
+      if case .eventsAccepted(let v)? = body {return v}
+      return WireEventsAccepted()
+    }
+    set {body = .eventsAccepted(newValue)}
+  }
+
+  /// Pipelines (operator)
+  public var listPipelines: WireListPipelines {
+    get {
+      if case .listPipelines(let v)? = body {return v}
+      return WireListPipelines()
+    }
+    set {body = .listPipelines(newValue)}
+  }
+
+  public var pipelineList: WirePipelineList {
+    get {
+      if case .pipelineList(let v)? = body {return v}
+      return WirePipelineList()
+    }
+    set {body = .pipelineList(newValue)}
+  }
+
+  public var listPipelineRuns: WireListPipelineRuns {
+    get {
+      if case .listPipelineRuns(let v)? = body {return v}
+      return WireListPipelineRuns()
+    }
+    set {body = .listPipelineRuns(newValue)}
+  }
+
+  public var pipelineRunList: WirePipelineRunList {
+    get {
+      if case .pipelineRunList(let v)? = body {return v}
+      return WirePipelineRunList()
+    }
+    set {body = .pipelineRunList(newValue)}
+  }
+
+  public var triggerPipeline: WireTriggerPipeline {
+    get {
+      if case .triggerPipeline(let v)? = body {return v}
+      return WireTriggerPipeline()
+    }
+    set {body = .triggerPipeline(newValue)}
+  }
+
+  public var pipelineRun: WirePipelineRunInfo {
+    get {
+      if case .pipelineRun(let v)? = body {return v}
+      return WirePipelineRunInfo()
+    }
+    set {body = .pipelineRun(newValue)}
+  }
+
+  public var getDriftReport: WireGetDriftReport {
+    get {
+      if case .getDriftReport(let v)? = body {return v}
+      return WireGetDriftReport()
+    }
+    set {body = .getDriftReport(newValue)}
+  }
+
+  public var driftReport: WireDriftReportInfo {
+    get {
+      if case .driftReport(let v)? = body {return v}
+      return WireDriftReportInfo()
+    }
+    set {body = .driftReport(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -544,6 +674,24 @@ public nonisolated struct WireEnvelope: Sendable {
     case subscribe(WireSubscribe)
     case promotionEvent(WirePromotionEvent)
     case rerunRun(WireRerunRun)
+    /// Feature store (operators ingest; the gateway sends events and reads recommendations)
+    case ingest(WireIngest)
+    case ingestResult(WireIngestResult)
+    case getRecommendations(WireGetRecommendations)
+    case recommendationList(WireRecommendationList)
+    case buildTrainingSet(WireBuildTrainingSet)
+    case trainingSet(WireTrainingSetInfo)
+    case events(WireEventBatch)
+    case eventsAccepted(WireEventsAccepted)
+    /// Pipelines (operator)
+    case listPipelines(WireListPipelines)
+    case pipelineList(WirePipelineList)
+    case listPipelineRuns(WireListPipelineRuns)
+    case pipelineRunList(WirePipelineRunList)
+    case triggerPipeline(WireTriggerPipeline)
+    case pipelineRun(WirePipelineRunInfo)
+    case getDriftReport(WireGetDriftReport)
+    case driftReport(WireDriftReportInfo)
 
   }
 
@@ -1634,6 +1782,609 @@ public nonisolated struct WireRerunRun: Sendable {
   public init() {}
 }
 
+/// Loads a CSV file already uploaded as a blob (BlobChunk frames, answered by Ack) into
+/// the feature store: `table` is users, listings or events. One transaction: a bad row
+/// fails the whole file with an error naming file, line and column.
+public nonisolated struct WireIngest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var table: String = String()
+
+  public var sha256: String = String()
+
+  public var fileName: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireIngestResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var table: String = String()
+
+  public var fileName: String = String()
+
+  public var rows: UInt64 = 0
+
+  /// New ids, new versions of known ids, and rows identical to what is stored.
+  public var inserted: UInt64 = 0
+
+  public var updated: UInt64 = 0
+
+  public var unchanged: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One user-facing event (gateway → coordinator), idempotent by event_id.
+public nonisolated struct WireFeedbackEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var eventID: String = String()
+
+  public var userID: UInt64 = 0
+
+  public var listingID: UInt64 = 0
+
+  /// impression, click, save or contract
+  public var type: String = String()
+
+  public var eventTimeMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireEventBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var events: [WireFeedbackEvent] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireEventsAccepted: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var inserted: UInt64 = 0
+
+  public var duplicates: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireGetRecommendations: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: UInt64 = 0
+
+  /// Empty: the latest succeeded score job.
+  public var jobID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRecommendation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var listingID: UInt64 = 0
+
+  public var score: Double = 0
+
+  public var rank: UInt32 = 0
+
+  /// Top TreeSHAP reasons in plain words, strongest first.
+  public var reasons: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRecommendationList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: UInt64 = 0
+
+  public var jobID: String = String()
+
+  public var model: String = String()
+
+  public var modelVersion: UInt32 = 0
+
+  public var items: [WireRecommendation] = []
+
+  public var scoredAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A point-in-time training set: one example per impression with event time in
+/// [from, to), labelled 1 when the same user clicked, saved or signed for the listing
+/// within `label_window_seconds`; each example sees only feature values whose event time
+/// is <= its own time and that were written by then.
+public nonisolated struct WireTrainingSetDefinition: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fromMs: Int64 = 0
+
+  public var toMs: Int64 = 0
+
+  public var labelWindowSeconds: UInt32 = 0
+
+  /// Values written after this instant are invisible too (the moment the set was built),
+  /// so building it again from the same definition gives the same bytes.
+  public var asOfMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireBuildTrainingSet: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var definition: WireTrainingSetDefinition {
+    get {_definition ?? WireTrainingSetDefinition()}
+    set {_definition = newValue}
+  }
+  /// Returns true if `definition` has been explicitly set.
+  public var hasDefinition: Bool {self._definition != nil}
+  /// Clears the value of `definition`. Subsequent reads from it will return its default value.
+  public mutating func clearDefinition() {self._definition = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _definition: WireTrainingSetDefinition? = nil
+}
+
+public nonisolated struct WireTrainingSetInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sha256: String = String()
+
+  public var definition: WireTrainingSetDefinition {
+    get {_definition ?? WireTrainingSetDefinition()}
+    set {_definition = newValue}
+  }
+  /// Returns true if `definition` has been explicitly set.
+  public var hasDefinition: Bool {self._definition != nil}
+  /// Clears the value of `definition`. Subsequent reads from it will return its default value.
+  public mutating func clearDefinition() {self._definition = nil}
+
+  public var rows: UInt64 = 0
+
+  public var positives: UInt64 = 0
+
+  public var builtAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _definition: WireTrainingSetDefinition? = nil
+}
+
+public nonisolated struct WireScoreSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Registered model and version; version 0 = the model's `champion` alias.
+  public var modelName: String = String()
+
+  public var version: UInt32 = 0
+
+  /// Recommendations kept per user (default 10).
+  public var k: UInt32 = 0
+
+  /// Hard filters: a listing costing more than budget × budget_ceiling is not a
+  /// candidate (0 = default 1.2; negative = no ceiling); region_only keeps only listings
+  /// in the user's preferred region.
+  public var budgetCeiling: Double = 0
+
+  public var regionOnly: Bool = false
+
+  /// Users per task (default 500).
+  public var usersPerTask: UInt32 = 0
+
+  /// Reasons kept per recommendation (default 3).
+  public var reasons: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireScoreInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var snapshotSha256: String = String()
+
+  public var modelSha256: String = String()
+
+  /// Users [begin, end) of the snapshot, in user-id order.
+  public var begin: UInt32 = 0
+
+  public var end: UInt32 = 0
+
+  public var k: UInt32 = 0
+
+  public var budgetCeiling: Double = 0
+
+  public var regionOnly: Bool = false
+
+  public var reasons: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireUserRecommendations: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: UInt64 = 0
+
+  public var items: [WireRecommendation] = []
+
+  public var candidates: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireScoreOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var users: [WireUserRecommendations] = []
+
+  public var pairs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireScoreSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var modelName: String = String()
+
+  public var version: UInt32 = 0
+
+  public var users: UInt64 = 0
+
+  public var pairs: UInt64 = 0
+
+  public var recommendations: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDriftSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Reference: a training set blob; empty = the champion's training set.
+  public var referenceSha256: String = String()
+
+  /// Current window of impressions [from, to); 0 = the last `window_hours` (default 24).
+  public var currentFromMs: Int64 = 0
+
+  public var currentToMs: Int64 = 0
+
+  public var windowHours: UInt32 = 0
+
+  /// Rows per task (default 250,000).
+  public var rowsPerTask: UInt32 = 0
+
+  /// The model whose score distribution is watched (default the champion of this name).
+  public var modelName: String = String()
+
+  /// Thresholds (YAML, keys as DriftThresholds); empty = the coordinator's.
+  public var thresholds: String = String()
+
+  /// Start the retraining pipeline when the data set drifts (debounced by the coordinator).
+  public var retrainOnDrift: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDriftInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var binningSha256: String = String()
+
+  public var frameSha256: String = String()
+
+  /// 0 = reference, 1 = current
+  public var side: UInt32 = 0
+
+  public var begin: UInt64 = 0
+
+  public var end: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDriftOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var side: UInt32 = 0
+
+  public var histograms: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDriftSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var datasetDrift: Bool = false
+
+  public var driftedShare: Double = 0
+
+  public var driftedFeatures: [String] = []
+
+  public var features: UInt32 = 0
+
+  public var referenceRows: UInt64 = 0
+
+  public var currentRows: UInt64 = 0
+
+  public var reportID: String = String()
+
+  /// The pipeline run this drift started, when it did.
+  public var retrainingRun: String = String()
+
+  public var lines: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireGetDriftReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Empty: the latest.
+  public var reportID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireDriftReportInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var reportID: String = String()
+
+  public var jobID: String = String()
+
+  public var summary: WireDriftSummary {
+    get {_summary ?? WireDriftSummary()}
+    set {_summary = newValue}
+  }
+  /// Returns true if `summary` has been explicitly set.
+  public var hasSummary: Bool {self._summary != nil}
+  /// Clears the value of `summary`. Subsequent reads from it will return its default value.
+  public mutating func clearSummary() {self._summary = nil}
+
+  /// The whole report as JSON, and one SVG per drifted feature (name → blob sha256).
+  public var reportJson: String = String()
+
+  public var svgs: Dictionary<String,String> = [:]
+
+  public var createdAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _summary: WireDriftSummary? = nil
+}
+
+public nonisolated struct WireListPipelines: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePipelineInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var schedule: String = String()
+
+  public var timeZone: String = String()
+
+  public var steps: [String] = []
+
+  public var nextRunMs: Int64 = 0
+
+  public var lastRunID: String = String()
+
+  public var lastState: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePipelineList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pipelines: [WirePipelineInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireListPipelineRuns: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pipeline: String = String()
+
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePipelineStepInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var state: String = String()
+
+  public var attempts: UInt32 = 0
+
+  public var jobID: String = String()
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePipelineRunInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runID: String = String()
+
+  public var pipeline: String = String()
+
+  public var trigger: String = String()
+
+  public var state: String = String()
+
+  public var scheduledForMs: Int64 = 0
+
+  public var startedAtMs: Int64 = 0
+
+  public var finishedAtMs: Int64 = 0
+
+  public var error: String = String()
+
+  public var steps: [WirePipelineStepInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WirePipelineRunList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runs: [WirePipelineRunInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireTriggerPipeline: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pipeline: String = String()
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -1652,7 +2403,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2116,6 +2867,214 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .rerunRun(v)
         }
       }()
+      case 80: try {
+        var v: WireIngest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ingest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ingest(v)
+        }
+      }()
+      case 81: try {
+        var v: WireIngestResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ingestResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ingestResult(v)
+        }
+      }()
+      case 82: try {
+        var v: WireGetRecommendations?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getRecommendations(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getRecommendations(v)
+        }
+      }()
+      case 83: try {
+        var v: WireRecommendationList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recommendationList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recommendationList(v)
+        }
+      }()
+      case 84: try {
+        var v: WireBuildTrainingSet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .buildTrainingSet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .buildTrainingSet(v)
+        }
+      }()
+      case 85: try {
+        var v: WireTrainingSetInfo?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .trainingSet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .trainingSet(v)
+        }
+      }()
+      case 86: try {
+        var v: WireEventBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .events(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .events(v)
+        }
+      }()
+      case 87: try {
+        var v: WireEventsAccepted?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .eventsAccepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .eventsAccepted(v)
+        }
+      }()
+      case 90: try {
+        var v: WireListPipelines?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listPipelines(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listPipelines(v)
+        }
+      }()
+      case 91: try {
+        var v: WirePipelineList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineList(v)
+        }
+      }()
+      case 92: try {
+        var v: WireListPipelineRuns?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listPipelineRuns(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listPipelineRuns(v)
+        }
+      }()
+      case 93: try {
+        var v: WirePipelineRunList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineRunList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineRunList(v)
+        }
+      }()
+      case 94: try {
+        var v: WireTriggerPipeline?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .triggerPipeline(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .triggerPipeline(v)
+        }
+      }()
+      case 95: try {
+        var v: WirePipelineRunInfo?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineRun(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineRun(v)
+        }
+      }()
+      case 96: try {
+        var v: WireGetDriftReport?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getDriftReport(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getDriftReport(v)
+        }
+      }()
+      case 97: try {
+        var v: WireDriftReportInfo?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .driftReport(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .driftReport(v)
+        }
+      }()
       default: break
       }
     }
@@ -2269,6 +3228,70 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .rerunRun?: try {
       guard case .rerunRun(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+    }()
+    case .ingest?: try {
+      guard case .ingest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
+    }()
+    case .ingestResult?: try {
+      guard case .ingestResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 81)
+    }()
+    case .getRecommendations?: try {
+      guard case .getRecommendations(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 82)
+    }()
+    case .recommendationList?: try {
+      guard case .recommendationList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 83)
+    }()
+    case .buildTrainingSet?: try {
+      guard case .buildTrainingSet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 84)
+    }()
+    case .trainingSet?: try {
+      guard case .trainingSet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 85)
+    }()
+    case .events?: try {
+      guard case .events(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+    }()
+    case .eventsAccepted?: try {
+      guard case .eventsAccepted(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 87)
+    }()
+    case .listPipelines?: try {
+      guard case .listPipelines(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 90)
+    }()
+    case .pipelineList?: try {
+      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 91)
+    }()
+    case .listPipelineRuns?: try {
+      guard case .listPipelineRuns(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 92)
+    }()
+    case .pipelineRunList?: try {
+      guard case .pipelineRunList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 93)
+    }()
+    case .triggerPipeline?: try {
+      guard case .triggerPipeline(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 94)
+    }()
+    case .pipelineRun?: try {
+      guard case .pipelineRun(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 95)
+    }()
+    case .getDriftReport?: try {
+      guard case .getDriftReport(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 96)
+    }()
+    case .driftReport?: try {
+      guard case .driftReport(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 97)
     }()
     case nil: break
     }
@@ -4710,6 +5733,1372 @@ nonisolated extension WireRerunRun: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
   public static func ==(lhs: WireRerunRun, rhs: WireRerunRun) -> Bool {
     if lhs.runID != rhs.runID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireIngest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Ingest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}table\0\u{1}sha256\0\u{3}file_name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.table) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.fileName) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.table.isEmpty {
+      try visitor.visitSingularStringField(value: self.table, fieldNumber: 1)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 2)
+    }
+    if !self.fileName.isEmpty {
+      try visitor.visitSingularStringField(value: self.fileName, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireIngest, rhs: WireIngest) -> Bool {
+    if lhs.table != rhs.table {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.fileName != rhs.fileName {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireIngestResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IngestResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}table\0\u{3}file_name\0\u{1}rows\0\u{1}inserted\0\u{1}updated\0\u{1}unchanged\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.table) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.fileName) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.inserted) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.updated) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.unchanged) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.table.isEmpty {
+      try visitor.visitSingularStringField(value: self.table, fieldNumber: 1)
+    }
+    if !self.fileName.isEmpty {
+      try visitor.visitSingularStringField(value: self.fileName, fieldNumber: 2)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 3)
+    }
+    if self.inserted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inserted, fieldNumber: 4)
+    }
+    if self.updated != 0 {
+      try visitor.visitSingularUInt64Field(value: self.updated, fieldNumber: 5)
+    }
+    if self.unchanged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.unchanged, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireIngestResult, rhs: WireIngestResult) -> Bool {
+    if lhs.table != rhs.table {return false}
+    if lhs.fileName != rhs.fileName {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.inserted != rhs.inserted {return false}
+    if lhs.updated != rhs.updated {return false}
+    if lhs.unchanged != rhs.unchanged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireFeedbackEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeedbackEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}event_id\0\u{3}user_id\0\u{3}listing_id\0\u{1}type\0\u{3}event_time_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.listingID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.type) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.eventTimeMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.eventID.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 1)
+    }
+    if self.userID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.userID, fieldNumber: 2)
+    }
+    if self.listingID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.listingID, fieldNumber: 3)
+    }
+    if !self.type.isEmpty {
+      try visitor.visitSingularStringField(value: self.type, fieldNumber: 4)
+    }
+    if self.eventTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.eventTimeMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireFeedbackEvent, rhs: WireFeedbackEvent) -> Bool {
+    if lhs.eventID != rhs.eventID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.listingID != rhs.listingID {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.eventTimeMs != rhs.eventTimeMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireEventBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EventBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireEventBatch, rhs: WireEventBatch) -> Bool {
+    if lhs.events != rhs.events {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireEventsAccepted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EventsAccepted"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}inserted\0\u{1}duplicates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.inserted) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.duplicates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.inserted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inserted, fieldNumber: 1)
+    }
+    if self.duplicates != 0 {
+      try visitor.visitSingularUInt64Field(value: self.duplicates, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireEventsAccepted, rhs: WireEventsAccepted) -> Bool {
+    if lhs.inserted != rhs.inserted {return false}
+    if lhs.duplicates != rhs.duplicates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireGetRecommendations: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetRecommendations"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}job_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.userID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.userID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireGetRecommendations, rhs: WireGetRecommendations) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRecommendation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Recommendation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}listing_id\0\u{1}score\0\u{1}rank\0\u{1}reasons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.listingID) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.score) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.listingID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.listingID, fieldNumber: 1)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.score, fieldNumber: 2)
+    }
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 3)
+    }
+    if !self.reasons.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRecommendation, rhs: WireRecommendation) -> Bool {
+    if lhs.listingID != rhs.listingID {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.rank != rhs.rank {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRecommendationList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecommendationList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}job_id\0\u{1}model\0\u{3}model_version\0\u{1}items\0\u{3}scored_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.modelVersion) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.scoredAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.userID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.userID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 3)
+    }
+    if self.modelVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.modelVersion, fieldNumber: 4)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 5)
+    }
+    if self.scoredAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.scoredAtMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRecommendationList, rhs: WireRecommendationList) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.modelVersion != rhs.modelVersion {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.scoredAtMs != rhs.scoredAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTrainingSetDefinition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrainingSetDefinition"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_ms\0\u{3}to_ms\0\u{3}label_window_seconds\0\u{3}as_of_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.fromMs) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.toMs) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.labelWindowSeconds) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.asOfMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.fromMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.fromMs, fieldNumber: 1)
+    }
+    if self.toMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.toMs, fieldNumber: 2)
+    }
+    if self.labelWindowSeconds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.labelWindowSeconds, fieldNumber: 3)
+    }
+    if self.asOfMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.asOfMs, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTrainingSetDefinition, rhs: WireTrainingSetDefinition) -> Bool {
+    if lhs.fromMs != rhs.fromMs {return false}
+    if lhs.toMs != rhs.toMs {return false}
+    if lhs.labelWindowSeconds != rhs.labelWindowSeconds {return false}
+    if lhs.asOfMs != rhs.asOfMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireBuildTrainingSet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BuildTrainingSet"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}definition\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._definition) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._definition {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireBuildTrainingSet, rhs: WireBuildTrainingSet) -> Bool {
+    if lhs._definition != rhs._definition {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTrainingSetInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrainingSetInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sha256\0\u{1}definition\0\u{1}rows\0\u{1}positives\0\u{3}built_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._definition) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.positives) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.builtAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 1)
+    }
+    try { if let v = self._definition {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 3)
+    }
+    if self.positives != 0 {
+      try visitor.visitSingularUInt64Field(value: self.positives, fieldNumber: 4)
+    }
+    if self.builtAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.builtAtMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTrainingSetInfo, rhs: WireTrainingSetInfo) -> Bool {
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs._definition != rhs._definition {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.positives != rhs.positives {return false}
+    if lhs.builtAtMs != rhs.builtAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireScoreSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ScoreSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_name\0\u{1}version\0\u{1}k\0\u{3}budget_ceiling\0\u{3}region_only\0\u{3}users_per_task\0\u{1}reasons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.budgetCeiling) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.regionOnly) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.usersPerTask) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if self.k != 0 {
+      try visitor.visitSingularUInt32Field(value: self.k, fieldNumber: 3)
+    }
+    if self.budgetCeiling.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.budgetCeiling, fieldNumber: 4)
+    }
+    if self.regionOnly != false {
+      try visitor.visitSingularBoolField(value: self.regionOnly, fieldNumber: 5)
+    }
+    if self.usersPerTask != 0 {
+      try visitor.visitSingularUInt32Field(value: self.usersPerTask, fieldNumber: 6)
+    }
+    if self.reasons != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reasons, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireScoreSpec, rhs: WireScoreSpec) -> Bool {
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.k != rhs.k {return false}
+    if lhs.budgetCeiling != rhs.budgetCeiling {return false}
+    if lhs.regionOnly != rhs.regionOnly {return false}
+    if lhs.usersPerTask != rhs.usersPerTask {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireScoreInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ScoreInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}snapshot_sha256\0\u{3}model_sha256\0\u{1}begin\0\u{1}end\0\u{1}k\0\u{3}budget_ceiling\0\u{3}region_only\0\u{1}reasons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.snapshotSha256) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.modelSha256) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.begin) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.end) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.budgetCeiling) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.regionOnly) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.snapshotSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.snapshotSha256, fieldNumber: 1)
+    }
+    if !self.modelSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelSha256, fieldNumber: 2)
+    }
+    if self.begin != 0 {
+      try visitor.visitSingularUInt32Field(value: self.begin, fieldNumber: 3)
+    }
+    if self.end != 0 {
+      try visitor.visitSingularUInt32Field(value: self.end, fieldNumber: 4)
+    }
+    if self.k != 0 {
+      try visitor.visitSingularUInt32Field(value: self.k, fieldNumber: 5)
+    }
+    if self.budgetCeiling.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.budgetCeiling, fieldNumber: 6)
+    }
+    if self.regionOnly != false {
+      try visitor.visitSingularBoolField(value: self.regionOnly, fieldNumber: 7)
+    }
+    if self.reasons != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reasons, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireScoreInput, rhs: WireScoreInput) -> Bool {
+    if lhs.snapshotSha256 != rhs.snapshotSha256 {return false}
+    if lhs.modelSha256 != rhs.modelSha256 {return false}
+    if lhs.begin != rhs.begin {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs.k != rhs.k {return false}
+    if lhs.budgetCeiling != rhs.budgetCeiling {return false}
+    if lhs.regionOnly != rhs.regionOnly {return false}
+    if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireUserRecommendations: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UserRecommendations"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}items\0\u{1}candidates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.userID) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.candidates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.userID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.userID, fieldNumber: 1)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 2)
+    }
+    if self.candidates != 0 {
+      try visitor.visitSingularUInt32Field(value: self.candidates, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireUserRecommendations, rhs: WireUserRecommendations) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.candidates != rhs.candidates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireScoreOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ScoreOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}pairs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.pairs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.users.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.users, fieldNumber: 1)
+    }
+    if self.pairs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pairs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireScoreOutput, rhs: WireScoreOutput) -> Bool {
+    if lhs.users != rhs.users {return false}
+    if lhs.pairs != rhs.pairs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireScoreSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ScoreSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_name\0\u{1}version\0\u{1}users\0\u{1}pairs\0\u{1}recommendations\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.users) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.pairs) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.recommendations) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if self.users != 0 {
+      try visitor.visitSingularUInt64Field(value: self.users, fieldNumber: 3)
+    }
+    if self.pairs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pairs, fieldNumber: 4)
+    }
+    if self.recommendations != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recommendations, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireScoreSummary, rhs: WireScoreSummary) -> Bool {
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.pairs != rhs.pairs {return false}
+    if lhs.recommendations != rhs.recommendations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDriftSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DriftSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}reference_sha256\0\u{3}current_from_ms\0\u{3}current_to_ms\0\u{3}window_hours\0\u{3}rows_per_task\0\u{3}model_name\0\u{1}thresholds\0\u{3}retrain_on_drift\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.referenceSha256) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.currentFromMs) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.currentToMs) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.windowHours) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.rowsPerTask) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.thresholds) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.retrainOnDrift) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.referenceSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.referenceSha256, fieldNumber: 1)
+    }
+    if self.currentFromMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.currentFromMs, fieldNumber: 2)
+    }
+    if self.currentToMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.currentToMs, fieldNumber: 3)
+    }
+    if self.windowHours != 0 {
+      try visitor.visitSingularUInt32Field(value: self.windowHours, fieldNumber: 4)
+    }
+    if self.rowsPerTask != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rowsPerTask, fieldNumber: 5)
+    }
+    if !self.modelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 6)
+    }
+    if !self.thresholds.isEmpty {
+      try visitor.visitSingularStringField(value: self.thresholds, fieldNumber: 7)
+    }
+    if self.retrainOnDrift != false {
+      try visitor.visitSingularBoolField(value: self.retrainOnDrift, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDriftSpec, rhs: WireDriftSpec) -> Bool {
+    if lhs.referenceSha256 != rhs.referenceSha256 {return false}
+    if lhs.currentFromMs != rhs.currentFromMs {return false}
+    if lhs.currentToMs != rhs.currentToMs {return false}
+    if lhs.windowHours != rhs.windowHours {return false}
+    if lhs.rowsPerTask != rhs.rowsPerTask {return false}
+    if lhs.modelName != rhs.modelName {return false}
+    if lhs.thresholds != rhs.thresholds {return false}
+    if lhs.retrainOnDrift != rhs.retrainOnDrift {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDriftInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DriftInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}binning_sha256\0\u{3}frame_sha256\0\u{1}side\0\u{1}begin\0\u{1}end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.binningSha256) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.frameSha256) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.side) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.begin) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.end) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.binningSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.binningSha256, fieldNumber: 1)
+    }
+    if !self.frameSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.frameSha256, fieldNumber: 2)
+    }
+    if self.side != 0 {
+      try visitor.visitSingularUInt32Field(value: self.side, fieldNumber: 3)
+    }
+    if self.begin != 0 {
+      try visitor.visitSingularUInt64Field(value: self.begin, fieldNumber: 4)
+    }
+    if self.end != 0 {
+      try visitor.visitSingularUInt64Field(value: self.end, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDriftInput, rhs: WireDriftInput) -> Bool {
+    if lhs.binningSha256 != rhs.binningSha256 {return false}
+    if lhs.frameSha256 != rhs.frameSha256 {return false}
+    if lhs.side != rhs.side {return false}
+    if lhs.begin != rhs.begin {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDriftOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DriftOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}side\0\u{1}histograms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.side) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.histograms) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.side != 0 {
+      try visitor.visitSingularUInt32Field(value: self.side, fieldNumber: 1)
+    }
+    if !self.histograms.isEmpty {
+      try visitor.visitSingularBytesField(value: self.histograms, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDriftOutput, rhs: WireDriftOutput) -> Bool {
+    if lhs.side != rhs.side {return false}
+    if lhs.histograms != rhs.histograms {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDriftSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DriftSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dataset_drift\0\u{3}drifted_share\0\u{3}drifted_features\0\u{1}features\0\u{3}reference_rows\0\u{3}current_rows\0\u{3}report_id\0\u{3}retraining_run\0\u{1}lines\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.datasetDrift) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.driftedShare) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.driftedFeatures) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.features) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.referenceRows) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.currentRows) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.reportID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.retrainingRun) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.lines) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.datasetDrift != false {
+      try visitor.visitSingularBoolField(value: self.datasetDrift, fieldNumber: 1)
+    }
+    if self.driftedShare.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.driftedShare, fieldNumber: 2)
+    }
+    if !self.driftedFeatures.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.driftedFeatures, fieldNumber: 3)
+    }
+    if self.features != 0 {
+      try visitor.visitSingularUInt32Field(value: self.features, fieldNumber: 4)
+    }
+    if self.referenceRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.referenceRows, fieldNumber: 5)
+    }
+    if self.currentRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.currentRows, fieldNumber: 6)
+    }
+    if !self.reportID.isEmpty {
+      try visitor.visitSingularStringField(value: self.reportID, fieldNumber: 7)
+    }
+    if !self.retrainingRun.isEmpty {
+      try visitor.visitSingularStringField(value: self.retrainingRun, fieldNumber: 8)
+    }
+    if !self.lines.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.lines, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDriftSummary, rhs: WireDriftSummary) -> Bool {
+    if lhs.datasetDrift != rhs.datasetDrift {return false}
+    if lhs.driftedShare != rhs.driftedShare {return false}
+    if lhs.driftedFeatures != rhs.driftedFeatures {return false}
+    if lhs.features != rhs.features {return false}
+    if lhs.referenceRows != rhs.referenceRows {return false}
+    if lhs.currentRows != rhs.currentRows {return false}
+    if lhs.reportID != rhs.reportID {return false}
+    if lhs.retrainingRun != rhs.retrainingRun {return false}
+    if lhs.lines != rhs.lines {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireGetDriftReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetDriftReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}report_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.reportID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.reportID.isEmpty {
+      try visitor.visitSingularStringField(value: self.reportID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireGetDriftReport, rhs: WireGetDriftReport) -> Bool {
+    if lhs.reportID != rhs.reportID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireDriftReportInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DriftReportInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}report_id\0\u{3}job_id\0\u{1}summary\0\u{3}report_json\0\u{1}svgs\0\u{3}created_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.reportID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._summary) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reportJson) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.svgs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.reportID.isEmpty {
+      try visitor.visitSingularStringField(value: self.reportID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    try { if let v = self._summary {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.reportJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.reportJson, fieldNumber: 4)
+    }
+    if !self.svgs.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.svgs, fieldNumber: 5)
+    }
+    if self.createdAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireDriftReportInfo, rhs: WireDriftReportInfo) -> Bool {
+    if lhs.reportID != rhs.reportID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs._summary != rhs._summary {return false}
+    if lhs.reportJson != rhs.reportJson {return false}
+    if lhs.svgs != rhs.svgs {return false}
+    if lhs.createdAtMs != rhs.createdAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListPipelines: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListPipelines"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListPipelines, rhs: WireListPipelines) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePipelineInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}schedule\0\u{3}time_zone\0\u{1}steps\0\u{3}next_run_ms\0\u{3}last_run_id\0\u{3}last_state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.schedule) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.timeZone) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.steps) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.nextRunMs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.lastRunID) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.lastState) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.schedule.isEmpty {
+      try visitor.visitSingularStringField(value: self.schedule, fieldNumber: 2)
+    }
+    if !self.timeZone.isEmpty {
+      try visitor.visitSingularStringField(value: self.timeZone, fieldNumber: 3)
+    }
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.steps, fieldNumber: 4)
+    }
+    if self.nextRunMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.nextRunMs, fieldNumber: 5)
+    }
+    if !self.lastRunID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastRunID, fieldNumber: 6)
+    }
+    if !self.lastState.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastState, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePipelineInfo, rhs: WirePipelineInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.schedule != rhs.schedule {return false}
+    if lhs.timeZone != rhs.timeZone {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.nextRunMs != rhs.nextRunMs {return false}
+    if lhs.lastRunID != rhs.lastRunID {return false}
+    if lhs.lastState != rhs.lastState {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePipelineList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pipelines\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.pipelines) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pipelines.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pipelines, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePipelineList, rhs: WirePipelineList) -> Bool {
+    if lhs.pipelines != rhs.pipelines {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListPipelineRuns: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListPipelineRuns"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pipeline\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pipeline) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pipeline.isEmpty {
+      try visitor.visitSingularStringField(value: self.pipeline, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListPipelineRuns, rhs: WireListPipelineRuns) -> Bool {
+    if lhs.pipeline != rhs.pipeline {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePipelineStepInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineStepInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}state\0\u{1}attempts\0\u{3}job_id\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempts, fieldNumber: 3)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 4)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePipelineStepInfo, rhs: WirePipelineStepInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePipelineRunInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineRunInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}pipeline\0\u{1}trigger\0\u{1}state\0\u{3}scheduled_for_ms\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{1}steps\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pipeline) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.trigger) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.scheduledForMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMs) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtMs) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 1)
+    }
+    if !self.pipeline.isEmpty {
+      try visitor.visitSingularStringField(value: self.pipeline, fieldNumber: 2)
+    }
+    if !self.trigger.isEmpty {
+      try visitor.visitSingularStringField(value: self.trigger, fieldNumber: 3)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
+    }
+    if self.scheduledForMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.scheduledForMs, fieldNumber: 5)
+    }
+    if self.startedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtMs, fieldNumber: 6)
+    }
+    if self.finishedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.finishedAtMs, fieldNumber: 7)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 8)
+    }
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePipelineRunInfo, rhs: WirePipelineRunInfo) -> Bool {
+    if lhs.runID != rhs.runID {return false}
+    if lhs.pipeline != rhs.pipeline {return false}
+    if lhs.trigger != rhs.trigger {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.scheduledForMs != rhs.scheduledForMs {return false}
+    if lhs.startedAtMs != rhs.startedAtMs {return false}
+    if lhs.finishedAtMs != rhs.finishedAtMs {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WirePipelineRunList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineRunList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}runs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.runs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WirePipelineRunList, rhs: WirePipelineRunList) -> Bool {
+    if lhs.runs != rhs.runs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireTriggerPipeline: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TriggerPipeline"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pipeline\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pipeline) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pipeline.isEmpty {
+      try visitor.visitSingularStringField(value: self.pipeline, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireTriggerPipeline, rhs: WireTriggerPipeline) -> Bool {
+    if lhs.pipeline != rhs.pipeline {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -35,8 +35,16 @@ public enum Permissions {
         switch body {
         case .hello, .heartbeat, .error, .ack, .blobRequest:
             return true
-        case .results, .drain, .blobChunk, .progress:
+        case .results, .drain, .progress:
             return role == .worker
+        case .blobChunk:
+            // Workers return outputs, operators upload files to ingest.
+            return role == .worker || role == .operator
+        case .ingest, .buildTrainingSet, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+            return role == .operator
+        case .events, .getRecommendations:
+            // The gateway feeds events back and serves stored recommendations.
+            return role == .operator || role == .gateway
         case .submitJob, .cancelJob, .promote, .rollback, .rerunRun,
              .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
             return role == .operator
@@ -44,7 +52,9 @@ public enum Permissions {
             // The gateway reads models to serve the champion.
             return role == .operator || role == .gateway
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent:
+             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
+             .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
+             .pipelineRun, .driftReport:
             // Only the coordinator sends these.
             return false
         }
@@ -88,6 +98,22 @@ public enum Permissions {
         case .subscribe: return "Subscribe"
         case .rerunRun: return "RerunRun"
         case .promotionEvent: return "PromotionEvent"
+        case .ingest: return "Ingest"
+        case .ingestResult: return "IngestResult"
+        case .getRecommendations: return "GetRecommendations"
+        case .recommendationList: return "RecommendationList"
+        case .buildTrainingSet: return "BuildTrainingSet"
+        case .trainingSet: return "TrainingSetInfo"
+        case .events: return "EventBatch"
+        case .eventsAccepted: return "EventsAccepted"
+        case .listPipelines: return "ListPipelines"
+        case .pipelineList: return "PipelineList"
+        case .listPipelineRuns: return "ListPipelineRuns"
+        case .pipelineRunList: return "PipelineRunList"
+        case .triggerPipeline: return "TriggerPipeline"
+        case .pipelineRun: return "PipelineRunInfo"
+        case .getDriftReport: return "GetDriftReport"
+        case .driftReport: return "DriftReportInfo"
         }
     }
 }

@@ -39,7 +39,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     /// The planners of every job kind, configured from these settings.
     public var planners: JobPlanners {
-        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion)])
+        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion), ScorePlanner()])
     }
 
     public var revocationDirectory: String {

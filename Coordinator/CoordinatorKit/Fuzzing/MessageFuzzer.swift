@@ -171,7 +171,10 @@ public enum MessageFuzzer {
                                    "ProgressBatch", "BlobRequest", "BlobChunk", "SubmitJob", "JobAccepted", "ListJobs", "JobList",
                                    "GetJob", "JobSummary", "ListWorkers", "WorkerList", "CancelJob", "GetTaskResults", "TaskResultList",
                                    "ListRuns", "RunList", "ListModels", "ModelList", "GetModel", "ModelDetail", "Promote", "Rollback",
-                                   "PromotionResult", "Subscribe", "PromotionEvent", "RerunRun"]
+                                   "PromotionResult", "Subscribe", "PromotionEvent", "RerunRun", "Ingest", "IngestResult",
+                                   "GetRecommendations", "RecommendationList", "BuildTrainingSet", "TrainingSetInfo", "EventBatch",
+                                   "EventsAccepted", "ListPipelines", "PipelineList", "ListPipelineRuns", "PipelineRunList",
+                                   "TriggerPipeline", "PipelineRunInfo", "GetDriftReport", "DriftReportInfo"]
 
     /// The messages each role may send, as DESIGN.md states them: every role says Hello,
     /// heartbeats, acks and fetches blobs; workers report; operators run the cluster;
@@ -181,8 +184,10 @@ public enum MessageFuzzer {
         return [
             .worker: everyone.union(["ResultBatch", "Drain", "BlobChunk", "ProgressBatch"]),
             .operator: everyone.union(["SubmitJob", "CancelJob", "Promote", "Rollback", "RerunRun", "ListJobs", "GetJob", "ListWorkers",
-                                       "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe"]),
-            .gateway: everyone.union(["ListModels", "GetModel", "Subscribe"]),
+                                       "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
+                                       "BuildTrainingSet", "EventBatch", "GetRecommendations", "ListPipelines", "ListPipelineRuns",
+                                       "TriggerPipeline", "GetDriftReport"]),
+            .gateway: everyone.union(["ListModels", "GetModel", "Subscribe", "EventBatch", "GetRecommendations"]),
             .coordinator: everyone,
         ]
     }()
@@ -244,7 +249,14 @@ public enum MessageFuzzer {
             // An address is 64 lowercase ASCII hex digits (SHA-256); anything else is refused.
             let isAddress = request.sha256.utf8.count == 64 && request.sha256.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
             return (isAddress ? .answer : .error(.invalidArgument), true)
-        case .blobChunk: return (.error(.invalidArgument), true)
+        case let .blobChunk(chunk):
+            guard peer.role == .operator else { return (.error(.invalidArgument), true) }
+            // An operator's upload: the first chunk of a blob that is not yet complete waits
+            // silently for the next; everything else is answered (an Ack, or why not).
+            let firstOfMany = chunk.offset == 0 && !chunk.last && chunk.totalSize <= UInt64(2 << 30) && UInt64(chunk.data.count) <= chunk.totalSize
+            return (firstOfMany ? .silent : .answer, true)
+        case .ingest, .buildTrainingSet, .events, .getRecommendations, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+            return (.answer, true)
         case .listJobs: return (.reply("JobList"), true)
         case .listWorkers: return (.reply("WorkerList"), true)
         case .listModels: return (.reply("ModelList"), true)
@@ -252,7 +264,8 @@ public enum MessageFuzzer {
         case .submitJob, .getJob, .cancelJob, .getTaskResults, .getModel, .promote, .rollback, .rerunRun:
             return (.answer, true)
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults, .runList, .modelList,
-             .modelDetail, .promotionResult, .promotionEvent:
+             .modelDetail, .promotionResult, .promotionEvent, .ingestResult, .recommendationList, .trainingSet, .eventsAccepted,
+             .pipelineList, .pipelineRunList, .pipelineRun, .driftReport:
             // Unreachable: no role may send these (refused above).
             return (.error(.forbidden), true)
         }
@@ -354,6 +367,28 @@ public enum MessageFuzzer {
         case "Subscribe": return .subscribe(.with { $0.models = (0..<rng.below(3)).map { _ in rng.string() } })
         case "PromotionEvent":
             return .promotionEvent(.with { $0.model = rng.string(); $0.version = rng.uint32(); $0.sha256 = rng.hash(); $0.atMs = Int64(bitPattern: rng.uint64()) })
+        case "Ingest":
+            return .ingest(.with { $0.table = rng.pick(["users", "listings", "events", rng.string()]); $0.sha256 = rng.pick(knownBlobs + [rng.hash(), rng.string()]); $0.fileName = rng.string() })
+        case "IngestResult": return .ingestResult(.with { $0.rows = rng.uint64(); $0.table = rng.string() })
+        case "GetRecommendations": return .getRecommendations(.with { $0.userID = rng.pick([1, 2, rng.uint64()]); $0.jobID = rng.pick(["", rng.string()]) })
+        case "RecommendationList": return .recommendationList(.with { $0.userID = rng.uint64(); $0.items = [.with { i in i.listingID = rng.uint64(); i.reasons = [rng.string()] }] })
+        case "BuildTrainingSet":
+            return .buildTrainingSet(.with { $0.definition = .with { d in d.fromMs = Int64(bitPattern: rng.uint64()); d.toMs = rng.pick([0, Int64(bitPattern: rng.uint64())]); d.labelWindowSeconds = rng.uint32() } })
+        case "TrainingSetInfo": return .trainingSet(.with { $0.sha256 = rng.hash(); $0.rows = rng.uint64() })
+        case "EventBatch":
+            return .events(.with { $0.events = (0..<rng.below(4)).map { _ in .with { e in
+                e.eventID = rng.string(); e.userID = rng.pick([1, rng.uint64()]); e.listingID = rng.pick([1, rng.uint64()])
+                e.type = rng.pick(["click", "impression", rng.string()]); e.eventTimeMs = Int64(bitPattern: rng.uint64())
+            } } })
+        case "EventsAccepted": return .eventsAccepted(.with { $0.inserted = rng.uint64() })
+        case "ListPipelines": return .listPipelines(WireListPipelines())
+        case "PipelineList": return .pipelineList(.with { $0.pipelines = [.with { p in p.name = rng.string() }] })
+        case "ListPipelineRuns": return .listPipelineRuns(.with { $0.pipeline = rng.pick(["retrain", rng.string()]); $0.limit = rng.uint32() })
+        case "PipelineRunList": return .pipelineRunList(.with { $0.runs = [.with { r in r.runID = rng.string() }] })
+        case "TriggerPipeline": return .triggerPipeline(.with { $0.pipeline = rng.pick(["retrain", rng.string()]); $0.reason = rng.string() })
+        case "PipelineRunInfo": return .pipelineRun(.with { $0.runID = rng.string(); $0.state = rng.string() })
+        case "GetDriftReport": return .getDriftReport(.with { $0.reportID = rng.pick(["", rng.string()]) })
+        case "DriftReportInfo": return .driftReport(.with { $0.reportID = rng.string(); $0.reportJson = rng.string() })
         default: return .rerunRun(.with { $0.runID = rng.string() })
         }
     }

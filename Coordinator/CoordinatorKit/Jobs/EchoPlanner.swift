@@ -16,7 +16,7 @@ public struct EchoPlanner: JobPlanner {
 
     public init() {}
 
-    public func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
+    public func plan(spec data: Data, context: JobContext) throws -> [PlannedTask] {
         let spec = try decode(data)
         guard (1...Self.maxTasks).contains(Int(spec.tasks)) else {
             throw WireError.invalidArgument("echo.tasks must be between 1 and \(Self.maxTasks), got \(spec.tasks)")
@@ -35,7 +35,7 @@ public struct EchoPlanner: JobPlanner {
         }
         var blob = ""
         if spec.blobBytes > 0 {
-            blob = try blobs.put(WireEchoSpec.payload(index: -1, bytes: Int(spec.blobBytes)))
+            blob = try context.blobs.put(WireEchoSpec.payload(index: -1, bytes: Int(spec.blobBytes)))
         }
         return try (0..<Int(spec.tasks)).map { index in
             var input = WireEchoInput()

@@ -38,8 +38,10 @@ public struct HPOPlanner: JobPlanner {
                 throw WireError.invalidArgument("hpo.dataset is empty: pass --data DIR with users.csv, listings.csv, interactions.csv")
             }
         } else {
-            do { _ = try DatasetArchive.unpack(spec.dataset) }
-            catch { throw WireError.invalidArgument("hpo.dataset: \(error)") }
+            do {
+                if TrainingSetFile.isTrainingSet(spec.dataset) { _ = try TrainingSetFile.decode(spec.dataset) }
+                else { _ = try DatasetArchive.unpack(spec.dataset) }
+            } catch { throw WireError.invalidArgument("hpo.dataset: \(error)") }
         }
         var policy = self.policy
         if !spec.promotion.isEmpty {
@@ -49,8 +51,9 @@ public struct HPOPlanner: JobPlanner {
         return Checked(spec: spec, space: space, policy: policy)
     }
 
-    public func plan(spec data: Data, blobs: BlobStore) throws -> [PlannedTask] {
+    public func plan(spec data: Data, context: JobContext) throws -> [PlannedTask] {
         let checked = try check(data)
+        let blobs = context.blobs
         let dataset: String
         if checked.spec.dataset.isEmpty {
             guard blobs.contains(checked.spec.datasetSha256) else {
@@ -327,9 +330,16 @@ final class HPOController: JobController {
 
     /// The holdout: the test window of the search's own data set.
     func holdoutData() throws -> Dataset {
-        let directory = context.dataDirectory.appendingPathComponent("datasets").appendingPathComponent(dataset)
-        try DatasetArchive.unpack(try context.blobs.read(dataset), into: directory)
-        guard let test = try LearningWorkflow.prepare(.market(directory: directory)).test else {
+        let bytes = try context.blobs.read(dataset)
+        let prepared: PreparedData
+        if TrainingSetFile.isTrainingSet(bytes) {
+            prepared = try LearningWorkflow.prepare(trainingSet: bytes)
+        } else {
+            let directory = context.dataDirectory.appendingPathComponent("datasets").appendingPathComponent(dataset)
+            try DatasetArchive.unpack(bytes, into: directory)
+            prepared = try LearningWorkflow.prepare(.market(directory: directory))
+        }
+        guard let test = prepared.test else {
             throw WireError.invalidArgument("the data set has no holdout window")
         }
         return test

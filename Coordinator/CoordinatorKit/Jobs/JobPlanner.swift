@@ -7,9 +7,10 @@ import Wire
 public protocol JobPlanner: Sendable {
     /// The kind this planner plans, from `Common/Wire/Jobs`.
     var descriptor: AnyJobKind { get }
-    /// Validates `spec` and returns the tasks to run. Errors are ``WireError/invalidArgument(_:)``
+    /// Validates `spec` and returns the tasks to run (kinds that work on the feature store
+    /// or the registry read them from `context`). Errors are ``WireError/invalidArgument(_:)``
     /// naming the field, and nothing is stored when planning fails.
-    func plan(spec: Data, blobs: BlobStore) throws -> [PlannedTask]
+    func plan(spec: Data, context: JobContext) throws -> [PlannedTask]
     /// The kind-specific summary stored with the finished job.
     func summarize(spec: Data, results: [TaskResultRow]) throws -> Data
     /// Adaptive kinds return a controller that sees progress and results while the job
@@ -40,6 +41,16 @@ public struct JobContext: Sendable {
     public let tracking: TrackingStore
     public let registry: ModelRegistry
     public let dataDirectory: URL
+
+    public init(store: ClusterStore, blobs: BlobStore, tracking: TrackingStore, registry: ModelRegistry, dataDirectory: URL) {
+        self.store = store
+        self.blobs = blobs
+        self.tracking = tracking
+        self.registry = registry
+        self.dataDirectory = dataDirectory
+    }
+
+    public var features: FeatureStore { FeatureStore(store) }
 }
 
 /// What a controller wants done after a task ended: tasks to add to the job, and writes

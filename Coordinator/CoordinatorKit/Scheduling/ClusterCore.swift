@@ -51,6 +51,8 @@ public final class ClusterCore: @unchecked Sendable {
     public let tracking: TrackingStore
     public let models: ModelRegistry
     public let registry: RegistryService
+    /// The feature store's requests.
+    public let features: FeatureService
     /// Subscribers (gateways, operators) told whenever an alias moves.
     public let promotions: PromotionBroadcaster
     private var controllers: [String: any JobController] = [:]
@@ -90,6 +92,7 @@ public final class ClusterCore: @unchecked Sendable {
         self.tracking = TrackingStore(store)
         self.models = ModelRegistry(store)
         self.registry = RegistryService(tracking: tracking, models: models, loop: loop)
+        self.features = FeatureService(store: FeatureStore(store), blobs: blobs, loop: loop)
         self.promotions = PromotionBroadcaster(models: models, logger: logger)
         let promotions = self.promotions
         models.onAliasMoved = { promotions.publish($0) }
@@ -167,7 +170,7 @@ public final class ClusterCore: @unchecked Sendable {
                 let planner = try self.planners.planner(for: spec.kind)
                 // Stored in binary form whichever form the client sent (JSON from --spec).
                 let specBytes = try planner.descriptor.normalizeSpec(spec.spec)
-                let planned = try planner.plan(spec: specBytes, blobs: self.blobs)
+                let planned = try planner.plan(spec: specBytes, context: self.jobContext)
                 let attempts = spec.maxAttempts > 0 ? Int(spec.maxAttempts) : self.settings.maxAttempts
                 let job = JobRow(id: Self.newJobID(), kind: spec.kind, name: spec.name.isEmpty ? spec.kind : spec.name,
                                  spec: specBytes, state: .queued, total: planned.count, maxAttempts: attempts,
@@ -206,6 +209,16 @@ public final class ClusterCore: @unchecked Sendable {
             }
             return spec
         }.flatMap { self.submit($0, by: peer) }
+    }
+
+    /// Answers pipeline and drift-report requests; set by the service that runs pipelines.
+    public var pipelineHandler: (@Sendable (WireEnvelope.OneOf_Body) -> EventLoopFuture<WireEnvelope.Body>)?
+
+    func pipelineRequest(_ body: WireEnvelope.OneOf_Body) -> EventLoopFuture<WireEnvelope.Body> {
+        guard let handler = pipelineHandler else {
+            return loop.makeFailedFuture(WireError.notFound(what: "pipelines: this coordinator runs none (add `pipelines:` to its config)"))
+        }
+        return handler(body)
     }
 
     static func newJobID() -> String {

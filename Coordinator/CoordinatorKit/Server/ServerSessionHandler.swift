@@ -134,10 +134,24 @@ final class ServerSessionHandler: ChannelInboundHandler {
         case let .subscribe(request):
             core.promotions.subscribe(context.channel, models: Set(request.models))
             if rid != 0 { context.writeAndFlush(wrapOutboundOut(WireEnvelope(requestID: rid, .ack(WireAck()))), promise: nil) }
+        case let .blobChunk(chunk):
+            receiveUpload(context: context, requestID: rid, chunk: chunk)
+        case let .ingest(request):
+            reply(context: context, requestID: rid, core.features.ingest(request, by: peer).map { .ingestResult($0) })
+        case let .buildTrainingSet(request):
+            reply(context: context, requestID: rid, core.features.buildTrainingSet(request).map { .trainingSet($0) })
+        case let .events(batch):
+            reply(context: context, requestID: rid, core.features.record(batch).map { .eventsAccepted($0) })
+        case let .getRecommendations(request):
+            reply(context: context, requestID: rid, core.features.recommendations(request).map { .recommendationList($0) })
+        case .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+            reply(context: context, requestID: rid, core.pipelineRequest(body))
         case .ack, .error:
             break
-        case .blobChunk, .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent:
+        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
+             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
+             .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
+             .pipelineRun, .driftReport:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
         }
     }
@@ -237,6 +251,50 @@ final class ServerSessionHandler: ChannelInboundHandler {
             }
         }
         pump()
+    }
+
+    /// The blob an operator is uploading on this connection (one at a time), e.g. a CSV
+    /// file to ingest; bounded by ``maxUploadBytes``.
+    private var upload: BlobAssembler?
+    static let maxUploadBytes = 2 << 30
+
+    /// Assembles an uploaded blob; the last chunk is answered with an Ack once the bytes
+    /// are verified against their address and stored (hashing runs off the event loop).
+    private func receiveUpload(context: ChannelHandlerContext, requestID: UInt64, chunk: WireBlobChunk) {
+        guard peer?.role == .operator else {
+            send(context: context, requestID: requestID, error: .invalidArgument("BlobChunk is not a request the coordinator answers"))
+            return
+        }
+        guard BlobStore.isValidAddress(chunk.sha256) else {
+            upload = nil
+            send(context: context, requestID: requestID, error: .invalidArgument("upload: \"\(chunk.sha256.prefix(80))\" is not a SHA-256 address"))
+            return
+        }
+        if upload?.hash != chunk.sha256 {
+            guard chunk.offset == 0 else {
+                upload = nil
+                send(context: context, requestID: requestID, error: .invalidArgument("upload of \(chunk.sha256.prefix(16)) must start at offset 0"))
+                return
+            }
+            upload = BlobAssembler(hash: chunk.sha256, maxBytes: Self.maxUploadBytes)
+        }
+        do {
+            guard let data = try upload!.append(chunk) else { return }
+            upload = nil
+            let blobs = core.blobs
+            let hash = chunk.sha256
+            let future: EventLoopFuture<WireEnvelope.Body> = context.eventLoop.submit {}.flatMap {
+                let promise = context.eventLoop.makePromise(of: WireEnvelope.Body.self)
+                DispatchQueue.global().async {
+                    promise.completeWith(Result { try blobs.putVerified(data, expected: hash); return .ack(WireAck()) })
+                }
+                return promise.futureResult
+            }
+            reply(context: context, requestID: requestID, future)
+        } catch {
+            upload = nil
+            send(context: context, requestID: requestID, error: error as? WireError ?? .invalidArgument("\(error)"))
+        }
     }
 
     private func reply(context: ChannelHandlerContext, requestID: UInt64, _ future: EventLoopFuture<WireEnvelope.Body>) {

@@ -154,6 +154,7 @@ public final class ClusterStore: @unchecked Sendable {
                 """)
         }
         TrackingStore.register(&migrator)
+        FeatureStore.register(&migrator)
         migrator.registerMigration("v2-lease-holder") { db in
             // Who holds each attempt survives a restart, so results are bound to leases
             // across it and attempts are never undercounted.

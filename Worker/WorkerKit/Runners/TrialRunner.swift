@@ -92,8 +92,13 @@ actor PreparedDatasets {
         let archive = try await context.blob(hash)
         let directory = context.cacheDirectory.appendingPathComponent("datasets").appendingPathComponent(hash)
         do {
-            try DatasetArchive.unpack(archive, into: directory)
-            let data = try LearningWorkflow.prepare(.market(directory: directory))
+            let data: PreparedData
+            if TrainingSetFile.isTrainingSet(archive) {
+                data = try LearningWorkflow.prepare(trainingSet: archive)
+            } else {
+                try DatasetArchive.unpack(archive, into: directory)
+                data = try LearningWorkflow.prepare(.market(directory: directory))
+            }
             cache[hash] = data
             return data
         } catch {

@@ -1,0 +1,258 @@
+import Foundation
+
+/// What a training set is made of, recorded with it so that it can be built again.
+public struct TrainingSetDefinition: Sendable, Equatable, Codable {
+    /// Impressions with `from` ≤ event time < `to` become examples (seconds since 1970).
+    public var from: Double
+    public var to: Double
+    /// A click, save or contract for the same pair within this many seconds after the
+    /// impression makes it a positive example.
+    public var labelWindowSeconds: Double
+    /// Nothing written after this instant is seen (the moment the set was built).
+    public var asOf: Double
+
+    public init(from: Double, to: Double, labelWindowSeconds: Double = 86_400, asOf: Double) {
+        self.from = from
+        self.to = to
+        self.labelWindowSeconds = labelWindowSeconds
+        self.asOf = asOf
+    }
+}
+
+/// Joins impressions with the user and listing values each would have seen at its own
+/// time: the latest version whose event time is ≤ the impression's time **and** that
+/// was written by then (and by `asOf`). Using the written time only to break ties would
+/// let a later backfill — an old event time written today — leak into examples that were
+/// built, or served, before it existed.
+///
+/// Guarantees: the same inputs give the same data set, row for row (examples ordered by
+/// time, then event id); an impression whose user or listing has no visible version is
+/// dropped and counted, never joined with a value from its future.
+public enum PointInTimeJoin {
+    public struct Impression: Sendable, Equatable {
+        public var eventID: String
+        public var userID: Int
+        public var listingID: Int
+        public var time: Double
+        public var writtenAt: Double
+        public init(eventID: String, userID: Int, listingID: Int, time: Double, writtenAt: Double) {
+            self.eventID = eventID
+            self.userID = userID
+            self.listingID = listingID
+            self.time = time
+            self.writtenAt = writtenAt
+        }
+    }
+
+    /// A positive action on a pair (click, save, contract) at `time`, written at `writtenAt`.
+    public struct Action: Sendable, Equatable {
+        public var userID: Int
+        public var listingID: Int
+        public var time: Double
+        public var writtenAt: Double
+        public init(userID: Int, listingID: Int, time: Double, writtenAt: Double) {
+            self.userID = userID
+            self.listingID = listingID
+            self.time = time
+            self.writtenAt = writtenAt
+        }
+    }
+
+    public struct Result: Sendable {
+        public var dataset: Dataset
+        public var positives: Int
+        /// Impressions without a visible user or listing version.
+        public var dropped: Int
+        /// The impression time of each row (seconds since 1970).
+        public var times: [Double]
+    }
+
+    /// Versions of one entity sorted by (event time, written time), for binary search.
+    struct Timeline<Value: Sendable & Equatable> {
+        var byID: [Int: [Versioned<Value>]] = [:]
+        init(_ versions: [Versioned<Value>]) {
+            for v in versions { byID[v.id, default: []].append(v) }
+            for k in byID.keys {
+                byID[k]!.sort { ($0.eventTime, $0.writtenAt) < ($1.eventTime, $1.writtenAt) }
+            }
+        }
+        /// The latest version true at `t` and known by `known`.
+        func value(_ id: Int, at t: Double, knownBy known: Double) -> Value? {
+            guard let versions = byID[id] else { return nil }
+            // Last index with eventTime <= t, then walk back past versions written too late.
+            var lo = 0, hi = versions.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if versions[mid].eventTime <= t { lo = mid + 1 } else { hi = mid }
+            }
+            var i = lo - 1
+            while i >= 0 {
+                if versions[i].writtenAt <= known { return versions[i].value }
+                i -= 1
+            }
+            return nil
+        }
+    }
+
+    public static func build(_ definition: TrainingSetDefinition, impressions: [Impression], actions: [Action],
+                             users: [Versioned<MarketUser>], listings: [Versioned<MarketListing>]) throws -> Result {
+        let userTimeline = Timeline(users), listingTimeline = Timeline(listings)
+        let examples = impressions
+            .filter { $0.time >= definition.from && $0.time < definition.to && $0.writtenAt <= definition.asOf }
+            .sorted { ($0.time, $0.eventID) < ($1.time, $1.eventID) }
+        // Positive actions per pair, sorted by time, for the label window lookup.
+        var actionTimes: [PairKey: [Double]] = [:]
+        for a in actions where a.writtenAt <= definition.asOf {
+            actionTimes[PairKey(a.userID, a.listingID), default: []].append(a.time)
+        }
+        for k in actionTimes.keys { actionTimes[k]!.sort() }
+
+        let schema = PairFeatures.schema
+        let width = schema.count
+        var columns = [[Float]](repeating: [], count: width)
+        for c in 0..<width { columns[c].reserveCapacity(examples.count) }
+        var labels: [Float] = [], groups: [Int] = [], days: [Int] = [], times: [Double] = []
+        labels.reserveCapacity(examples.count)
+        var dropped = 0, positives = 0
+        for x in examples {
+            let known = min(x.time, definition.asOf)
+            guard let user = userTimeline.value(x.userID, at: x.time, knownBy: known),
+                  let listing = listingTimeline.value(x.listingID, at: x.time, knownBy: known) else {
+                dropped += 1
+                continue
+            }
+            let f = PairFeatures.features(user: user, listing: listing)
+            for c in 0..<width { columns[c].append(f[c]) }
+            var positive = false
+            if let ts = actionTimes[PairKey(x.userID, x.listingID)] {
+                // First action at or after the impression; positive if inside the window.
+                var lo = 0, hi = ts.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if ts[mid] < x.time { lo = mid + 1 } else { hi = mid }
+                }
+                positive = lo < ts.count && ts[lo] <= x.time + definition.labelWindowSeconds
+            }
+            if positive { positives += 1 }
+            labels.append(positive ? 1 : 0)
+            groups.append(x.userID)
+            days.append(Int((x.time / 86_400).rounded(.down)))
+            times.append(x.time)
+        }
+        if labels.isEmpty {
+            throw DataError.emptyDataSet(reason: "no impressions between \(Timestamp.format(definition.from)) and \(Timestamp.format(definition.to)) with a user and listing known at their time (\(dropped) dropped); ingest events, users and listings first")
+        }
+        let data = Dataset(schema: schema, columns: columns, labels: labels, groups: groups, days: days)
+        return Result(dataset: data, positives: positives, dropped: dropped, times: times)
+    }
+
+    struct PairKey: Hashable {
+        var user: Int, listing: Int
+        init(_ u: Int, _ l: Int) { user = u; listing = l }
+    }
+}
+
+/// A data set with its definition in one content-addressed file, so that a run records
+/// exactly what it trained on and a worker gets features ready to train.
+///
+/// Layout (little-endian): "TWTS" · version (UInt16) · definition JSON (u32 length,
+/// bytes) · schema (count, then per feature: name, kind, categories) · rows (UInt64) ·
+/// each column as Float32s · labels · groups (Int64) · days (Int32).
+///
+/// Guarantees: `decode(encode(d))` returns the same columns, labels, groups and days bit
+/// for bit; anything else (truncated, foreign, newer) is refused with a `DataError`.
+public enum TrainingSetFile {
+    public static let magic = Array("TWTS".utf8)
+    public static let version: UInt16 = 1
+
+    public static func isTrainingSet(_ data: Data) -> Bool {
+        data.count >= 4 && Array(data.prefix(4)) == magic
+    }
+
+    public static func encode(_ d: Dataset, definition: TrainingSetDefinition) -> Data {
+        var w = ByteWriter()
+        w.raw(magic)
+        w.u16(version)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        w.bytes(Array((try? encoder.encode(definition)) ?? Data()))
+        w.u32(UInt32(d.schema.count))
+        for f in d.schema.features {
+            w.string(f.name)
+            w.string(f.kind.rawValue)
+            w.u32(UInt32(f.categories.count))
+            for c in f.categories { w.string(c) }
+        }
+        w.u64(UInt64(d.rowCount))
+        for c in d.columns { w.f32Block(c) }
+        let labels = d.labels.isEmpty ? [Float](repeating: 0, count: d.rowCount) : d.labels
+        w.f32Block(labels)
+        for g in d.groups ?? [Int](repeating: 0, count: d.rowCount) { w.u64(UInt64(bitPattern: Int64(g))) }
+        for x in d.days ?? [Int](repeating: 0, count: d.rowCount) { w.u32(UInt32(bitPattern: Int32(clamping: x))) }
+        return Data(w.buffer)
+    }
+
+    public static func decode(_ data: Data, file: String = "training set") throws -> (Dataset, TrainingSetDefinition) {
+        func bad(_ reason: String) -> DataError { .unreadable(file: file, reason: reason) }
+        guard isTrainingSet(data) else { throw bad("not a Tower training set (bad magic)") }
+        var r = ByteReader([UInt8](data), file: file)
+        do {
+            _ = try r.take(4)
+            let v = try r.u16()
+            guard v == version else { throw bad("training set format \(v) is newer than this build's \(version)") }
+            let json = try r.byteArray()
+            guard let definition = try? JSONDecoder().decode(TrainingSetDefinition.self, from: Data(json)) else {
+                throw bad("the training set's definition is not valid JSON")
+            }
+            let width = Int(try r.u32())
+            guard width > 0, width < 10_000 else { throw bad("implausible feature count \(width)") }
+            var features: [Feature] = []
+            for _ in 0..<width {
+                let name = try r.string()
+                guard let kind = FeatureKind(rawValue: try r.string()) else { throw bad("unknown feature kind") }
+                let count = Int(try r.u32())
+                guard count < 100_000 else { throw bad("implausible category count") }
+                var categories: [String] = []
+                for _ in 0..<count { categories.append(try r.string()) }
+                features.append(Feature(name: name, kind: kind, categories: categories))
+            }
+            let rows = try r.u64()
+            // Each row takes 4 bytes per column, 4 for its label, 8 for its group and 4 for its day.
+            guard rows <= UInt64(r.remaining) / UInt64(4 * width + 16) else { throw bad("\(rows) rows claimed but the file is shorter") }
+            let n = Int(rows)
+            var columns: [[Float]] = []
+            for _ in 0..<width { columns.append(try r.f32Array(n)) }
+            let labels = try r.f32Array(n)
+            var groups = [Int](repeating: 0, count: n), days = [Int](repeating: 0, count: n)
+            for i in 0..<n { groups[i] = Int(Int64(bitPattern: try r.u64())) }
+            for i in 0..<n { days[i] = Int(Int32(bitPattern: try r.u32())) }
+            guard r.remaining == 0 else { throw bad("\(r.remaining) bytes after the last row") }
+            return (Dataset(schema: FeatureSchema(features), columns: columns, labels: labels, groups: groups, days: days), definition)
+        } catch let e as DataError {
+            throw e
+        } catch {
+            throw bad("truncated or malformed: \(error)")
+        }
+    }
+}
+
+extension ByteWriter {
+    /// Float32s without a count, in one copy (the host is little-endian, as the format).
+    mutating func f32Block(_ a: [Float]) {
+        a.withUnsafeBytes { buffer.append(contentsOf: $0) }
+    }
+}
+
+extension ByteReader {
+    var remaining: Int { bytes.count - position }
+
+    mutating func f32Array(_ n: Int) throws -> [Float] {
+        let raw = try take(n * 4)
+        return [Float](unsafeUninitializedCapacity: n) { out, count in
+            raw.withUnsafeBytes { src in
+                if n > 0 { memcpy(out.baseAddress!, src.baseAddress!, n * 4) }
+            }
+            count = n
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Learning
+import NIOCore
+import Wire
+
+/// Answers the feature store's requests (ingest, training sets, events, recommendations)
+/// off the event loop: parsing a large file or building a training set never stalls
+/// heartbeats.
+public final class FeatureService: @unchecked Sendable {
+    public let store: FeatureStore
+    private let blobs: BlobStore
+    private let loop: EventLoop
+
+    init(store: FeatureStore, blobs: BlobStore, loop: EventLoop) {
+        self.store = store
+        self.blobs = blobs
+        self.loop = loop
+    }
+
+    private func offLoop<T>(_ body: @escaping () throws -> T) -> EventLoopFuture<T> {
+        let promise = loop.makePromise(of: T.self)
+        DispatchQueue.global().async { promise.completeWith(Result(catching: body)) }
+        return promise.futureResult
+    }
+
+    func ingest(_ request: WireIngest, by peer: PeerIdentity) -> EventLoopFuture<WireIngestResult> {
+        offLoop {
+            guard let table = FeatureStore.Table(rawValue: request.table) else {
+                throw WireError.invalidArgument("ingest: unknown table \"\(request.table)\"; expected users, listings or events")
+            }
+            guard BlobStore.isValidAddress(request.sha256), self.blobs.contains(request.sha256) else {
+                throw WireError.notFound(what: "uploaded file \(request.sha256.prefix(16)) (upload it as a blob before Ingest)")
+            }
+            let file = request.fileName.isEmpty ? "\(table.rawValue).csv" : request.fileName
+            let counts = try self.store.ingest(table, csv: [UInt8](try self.blobs.read(request.sha256)), fileName: file,
+                                               sha256: request.sha256, actor: peer.name)
+            var result = WireIngestResult()
+            result.table = table.rawValue
+            result.fileName = file
+            result.rows = UInt64(counts.rows)
+            result.inserted = UInt64(counts.inserted)
+            result.updated = UInt64(counts.updated)
+            result.unchanged = UInt64(counts.unchanged)
+            return result
+        }
+    }
+
+    func buildTrainingSet(_ request: WireBuildTrainingSet) -> EventLoopFuture<WireTrainingSetInfo> {
+        offLoop {
+            let definition = try TrainingSetDefinition(wire: request.definition, now: Date().timeIntervalSince1970)
+            return try self.store.makeTrainingSet(definition, blobs: self.blobs)
+        }
+    }
+
+    func record(_ batch: WireEventBatch) -> EventLoopFuture<WireEventsAccepted> {
+        offLoop {
+            let (inserted, duplicates) = try self.store.record(events: batch.events)
+            var accepted = WireEventsAccepted()
+            accepted.inserted = UInt64(inserted)
+            accepted.duplicates = UInt64(duplicates)
+            return accepted
+        }
+    }
+
+    func recommendations(_ request: WireGetRecommendations) -> EventLoopFuture<WireRecommendationList> {
+        offLoop { try self.store.recommendations(user: Int(request.userID), job: request.jobID) }
+    }
+}

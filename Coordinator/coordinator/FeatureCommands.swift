@@ -1,0 +1,125 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import Learning
+import Wire
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a CSV file into the feature store (users, listings or events).",
+        discussion: """
+            The file is uploaded to the coordinator and loaded in one transaction: a bad row \
+            fails the whole file with its line and column, and nothing is written. Rows are \
+            idempotent by id; a changed user or listing adds a version (the old one is kept).
+              users.csv:    \(FeatureStoreFiles.userColumns.joined(separator: ","))
+              listings.csv: \(FeatureStoreFiles.listingColumns.joined(separator: ","))
+              events.csv:   \(FeatureStoreFiles.eventColumns.joined(separator: ",")) (type: impression, click, save, contract)
+            updated_at (when the value became true) and written_at (when it became known; for \
+            imports of history) are optional and default to now. Times are RFC 3339 or dates.
+            """)
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "users, listings or events") var table: String
+    @Argument(help: "The CSV file.") var file: String
+
+    func validate() throws {
+        guard FeatureStore.Table(rawValue: table) != nil else {
+            throw ValidationError("unknown table \"\(table)\"; expected users, listings or events")
+        }
+    }
+
+    func run() async throws {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: file)) }
+        catch { throw fail(DataError.unreadable(file: file, reason: error.localizedDescription)) }
+        try await withOperator(client) { c in
+            let r = try await c.ingest(table: table, csv: data, fileName: URL(fileURLWithPath: file).lastPathComponent)
+            print("\(r.fileName): \(r.rows) rows into \(r.table): \(r.inserted) new, \(r.updated) updated, \(r.unchanged) unchanged")
+        }
+    }
+}
+
+struct Recommendations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A user's stored recommendations from the latest score job (or --job).")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "User id.") var user: UInt64
+    @Option(help: "A particular score job.") var job = ""
+
+    func run() async throws {
+        try await withOperator(client) { c in
+            let list = try await c.recommendations(user: user, job: job)
+            let at = Timestamp.format(Double(list.scoredAtMs) / 1000)
+            print("user \(list.userID): \(list.items.count) recommendations from \(list.jobID) (\(list.model) v\(list.modelVersion), scored \(at))")
+            for item in list.items {
+                let reasons = item.reasons.isEmpty ? "" : "  — " + item.reasons.joined(separator: "; ")
+                print(String(format: "%3d. listing %-8llu score %.4f", item.rank, item.listingID, item.score) + reasons)
+            }
+        }
+    }
+}
+
+struct TrainingSet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "training-set",
+        abstract: "Build a point-in-time training set from the feature store.",
+        discussion: "Each impression in [--from, --to) becomes an example with the user's and listing's values as they were known at its time; a click, save or contract within --label-window seconds makes it positive. Prints the set's SHA-256 for `submit hpo --training-set`.",
+        subcommands: [Build.self], defaultSubcommand: Build.self)
+
+    struct Build: AsyncParsableCommand {
+        @OptionGroup var client: ClientOptions
+        @Option(help: "First impression time (RFC 3339 or date).") var from: String
+        @Option(help: "End of the window (exclusive; default: now).") var to: String?
+        @Option(name: .customLong("label-window"), help: "Seconds after an impression in which an action counts.") var labelWindow = 86_400
+
+        func run() async throws {
+            var definition = WireTrainingSetDefinition()
+            guard let f = Timestamp.parse(from) else { throw ValidationError("--from: \"\(from)\" is not an RFC 3339 time or a date") }
+            definition.fromMs = Int64(f * 1000)
+            if let to {
+                guard let t = Timestamp.parse(to) else { throw ValidationError("--to: \"\(to)\" is not an RFC 3339 time or a date") }
+                definition.toMs = Int64(t * 1000)
+            }
+            definition.labelWindowSeconds = try FlagValue.uint32(labelWindow, flag: "--label-window", allowed: 1...31_536_000)
+            try await withOperator(client) { c in
+                let info = try await c.buildTrainingSet(definition)
+                print("training set \(info.sha256)")
+                print("  \(info.rows) examples, \(info.positives) positive; impressions \(Timestamp.format(Double(info.definition.fromMs) / 1000)) to \(Timestamp.format(Double(info.definition.toMs) / 1000)), as of \(Timestamp.format(Double(info.definition.asOfMs) / 1000))")
+                print("next: coordinator submit hpo --training-set \(info.sha256) --space Deploy/search-space.yaml --follow")
+            }
+        }
+    }
+}
+
+extension Submit {
+    struct Score: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Score every user against the active listings with the champion (or --version); top K per user are stored.")
+        @OptionGroup var client: ClientOptions
+        @Option(name: .customLong("model"), help: "Registered model.") var modelName = "match"
+        @Option(help: "Model version (default: the champion).") var version = 0
+        @Option(help: "Recommendations per user.") var k = 10
+        @Option(name: .customLong("budget-ceiling"), help: "Candidates cost at most budget × this (negative: no ceiling).") var budgetCeiling = 1.2
+        @Flag(name: .customLong("region-only"), help: "Only listings in the user's preferred region.") var regionOnly = false
+        @Option(name: .customLong("users-per-task")) var usersPerTask = 500
+        @Option var name = "score"
+        @Flag(help: "Show a progress bar until the job ends.") var follow = false
+
+        func run() async throws {
+            var spec = WireScoreSpec()
+            spec.modelName = modelName
+            spec.version = try FlagValue.uint32(version, flag: "--version", allowed: 0...Int(UInt32.max))
+            spec.k = try FlagValue.uint32(k, flag: "--k", allowed: 1...100)
+            spec.budgetCeiling = budgetCeiling
+            spec.regionOnly = regionOnly
+            spec.usersPerTask = try FlagValue.uint32(usersPerTask, flag: "--users-per-task", allowed: 1...1_000_000)
+            var job = WireJobSpec()
+            job.kind = ScoreKind.name
+            job.name = name
+            job.spec = try spec.serializedData()
+            try await withOperator(client) { c in
+                let accepted = try await c.submit(job)
+                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
+                if follow { try await followJob(c, accepted.jobID) }
+                else { print("next: coordinator job \(accepted.jobID) --follow") }
+            }
+        }
+    }
+}
