@@ -31,6 +31,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var connectionLimits = ConnectionLimits()
     /// What a committed write survives (`durability: normal|strict`); see ``Durability``.
     public var durability: Durability = .normal
+    /// Scheduled and triggered pipelines (`pipelines:`); see ``PipelineDefinition``.
+    public var pipelines: [PipelineDefinition] = []
 
     /// Longest lease timeout accepted: a day. Longer would only hide dead workers.
     public static let maxLeaseTimeoutSeconds: Double = 86_400
@@ -70,7 +72,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
                                   "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
-                                  "connection_limits"]
+                                  "connection_limits", "pipelines"]
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -112,6 +114,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.promotion { s.promotion = v }
         if let v = file.api_listen { s.apiListen = v }
         if let v = file.connection_limits { s.connectionLimits = v }
+        // Read from the node, not `File`, so errors name the key inside the section.
+        if let node = root?.mapping?["pipelines"] { s.pipelines = try PipelineDefinition.parse(node, path: path) }
         try s.validate()
         return s
     }
