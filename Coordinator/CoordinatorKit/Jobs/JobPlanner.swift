@@ -41,16 +41,29 @@ public struct JobContext: Sendable {
     public let tracking: TrackingStore
     public let registry: ModelRegistry
     public let dataDirectory: URL
+    /// Starts pipelines on a job's behalf (drift starts retraining); nil when the
+    /// coordinator runs none.
+    public var pipelines: (any PipelineTriggering)?
 
-    public init(store: ClusterStore, blobs: BlobStore, tracking: TrackingStore, registry: ModelRegistry, dataDirectory: URL) {
+    public init(store: ClusterStore, blobs: BlobStore, tracking: TrackingStore, registry: ModelRegistry, dataDirectory: URL,
+                pipelines: (any PipelineTriggering)? = nil) {
         self.store = store
         self.blobs = blobs
         self.tracking = tracking
         self.registry = registry
         self.dataDirectory = dataDirectory
+        self.pipelines = pipelines
     }
 
     public var features: FeatureStore { FeatureStore(store) }
+}
+
+/// How a job starts a pipeline: drift-triggered retraining goes through here.
+public protocol PipelineTriggering: Sendable {
+    /// Starts the configured retraining pipeline because of drift report `reportID`,
+    /// unless one was started for drift within the debounce interval. Returns the new
+    /// run's id, or nil when debounced (the reason is logged and recorded).
+    func retrainForDrift(reportID: String, jobID: String) throws -> String?
 }
 
 /// What a controller wants done after a task ended: tasks to add to the job, and writes

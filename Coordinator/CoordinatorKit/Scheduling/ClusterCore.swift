@@ -157,7 +157,8 @@ public final class ClusterCore: @unchecked Sendable {
     var nowMs: UInt64 { UInt64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     var jobContext: JobContext {
-        JobContext(store: store, blobs: blobs, tracking: tracking, registry: models, dataDirectory: URL(fileURLWithPath: settings.dataDirectory))
+        JobContext(store: store, blobs: blobs, tracking: tracking, registry: models, dataDirectory: URL(fileURLWithPath: settings.dataDirectory),
+                   pipelines: pipelineTrigger)
     }
 
     // MARK: Jobs
@@ -210,6 +211,10 @@ public final class ClusterCore: @unchecked Sendable {
             return spec
         }.flatMap { self.submit($0, by: peer) }
     }
+
+    /// Starts pipelines for jobs (drift → retraining); set before ``start()`` by the
+    /// service that runs pipelines.
+    public var pipelineTrigger: (any PipelineTriggering)?
 
     /// Answers pipeline and drift-report requests; set by the service that runs pipelines.
     public var pipelineHandler: (@Sendable (WireEnvelope.OneOf_Body) -> EventLoopFuture<WireEnvelope.Body>)?
