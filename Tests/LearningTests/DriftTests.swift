@@ -59,6 +59,26 @@ private func histograms(_ columns: [[Float]], _ binning: DriftBinning) -> DriftH
         #expect(sorted.elementsEqual(column.filter(\.isFinite).sorted()))
     }
 
+    @Test func countingFindsTheSameBinsAsBinarySearch() {
+        // Heavy tails, ties, negative zero and values outside the reference range, with
+        // few and many cut points: the slot table must never change a bin.
+        var rng = Xoshiro256(seed: 8)
+        let reference: [Float] = (0..<20_000).map { i in
+            i % 7 == 0 ? Float(Int(rng.normal() * 3)) : Float(exp(rng.normal() * 4)) * (i % 2 == 0 ? 1 : -1)
+        } + [-0.0, 0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+        let probe: [Float] = reference + (0..<5000).map { _ in Float(exp(rng.normal() * 5)) * (rng.bernoulli(0.5) ? 1 : -1) }
+            + [.infinity, .nan, -.infinity, .leastNonzeroMagnitude, 1e-40]
+        for fine in [1, 2, 10, 1000, 5000] {
+            let b = DriftBinning.fromReference(columns: [reference], specs: [DriftFeatureSpec(name: "x", categorical: false)],
+                                               fineBins: fine)
+            var expected = [UInt64](repeating: 0, count: b.binCount(feature: 0))
+            for v in probe { expected[b.bin(feature: 0, value: v)] += 1 }
+            let counted = DriftHistograms.count(columns: [probe], rows: 0..<probe.count, binning: b).counts(feature: 0)
+            let differing = zip(counted, expected).filter { $0 != $1 }.count
+            #expect(counted.count == expected.count && differing == 0, "fineBins \(fine)")
+        }
+    }
+
     @Test func fineBinsAreQuantileBinsOfTheReference() {
         let columns = driftColumns(rows: 20_000, numeric: 1, seed: 4)
         let b = DriftBinning.fromReference(columns: columns, specs: specs(numeric: 1))

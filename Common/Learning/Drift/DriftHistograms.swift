@@ -71,12 +71,15 @@ public struct DriftHistograms: Sendable, Equatable {
         }
         let cuts = binning.cutPoints(feature: f)
         let missingBin = cuts.count + 1
+        let index = CutIndex(cuts: cuts)
+        let (first, scale, slots) = (index.first, index.scale, index.slots)
         var sums = [Int64](repeating: 0, count: ExactMoments.exponents)
         var high = [UInt64](repeating: 0, count: ExactMoments.exponents)
         var low = [UInt64](repeating: 0, count: ExactMoments.exponents)
         var lo = Float.infinity, hi = -Float.infinity
         column.withUnsafeBufferPointer { xs in
             cuts.withUnsafeBufferPointer { cb in
+              index.starts.withUnsafeBufferPointer { starts in
                 counts.withUnsafeMutableBufferPointer { c in
                     sums.withUnsafeMutableBufferPointer { s in
                         high.withUnsafeMutableBufferPointer { h in
@@ -84,7 +87,8 @@ public struct DriftHistograms: Sendable, Equatable {
                                 for r in rows {
                                     let v = xs[r]
                                     guard v.isFinite else { c[missingBin] &+= 1; continue }
-                                    c[DriftBinning.lowerBound(v, cb)] &+= 1
+                                    let p = CutIndex.slot(v, first: first, scale: scale, slots: slots)
+                                    c[DriftBinning.lowerBound(v, cb, from: Int(starts[p]), to: Int(starts[p + 1]))] &+= 1
                                     lo = min(lo, v)
                                     hi = max(hi, v)
                                     let (e, m) = ExactMoments.decompose(v)
@@ -97,6 +101,7 @@ public struct DriftHistograms: Sendable, Equatable {
                         }
                     }
                 }
+              }
             }
         }
         return FeatureCounts(counts: counts, moments: ExactMoments(minimum: lo, maximum: hi, sums: sums,
