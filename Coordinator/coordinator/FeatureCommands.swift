@@ -123,3 +123,83 @@ extension Submit {
         }
     }
 }
+
+extension Submit {
+    struct Drift: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Measure drift of the current window against the champion's training set, sharded across workers.")
+        @OptionGroup var client: ClientOptions
+        @Option(name: .customLong("model"), help: "Registered model whose champion's training set is the reference.") var modelName = "match"
+        @Option(help: "A training set (SHA-256) as reference instead of the champion's.") var reference = ""
+        @Option(name: .customLong("window-hours"), help: "The current window: impressions of the last this many hours.") var windowHours = 24
+        @Option(help: "Start of the current window (RFC 3339 or date) instead of --window-hours.") var from: String?
+        @Option(help: "End of the current window (default now).") var to: String?
+        @Option(help: "Threshold overrides (YAML file, keys as under drift.thresholds in tower.yaml).") var thresholds: String?
+        @Flag(name: .customLong("retrain"), inversion: .prefixedNo, help: "Start the retraining pipeline when the data set drifts.") var retrain = true
+        @Option(name: .customLong("rows-per-task")) var rowsPerTask = 250_000
+        @Option var name = "drift"
+        @Flag(help: "Show a progress bar until the job ends.") var follow = false
+
+        func run() async throws {
+            var spec = WireDriftSpec()
+            spec.modelName = modelName
+            spec.referenceSha256 = reference
+            spec.windowHours = try FlagValue.uint32(windowHours, flag: "--window-hours", allowed: 1...100_000)
+            if let from {
+                guard let t = Timestamp.parse(from) else { throw ValidationError("--from: \"\(from)\" is not an RFC 3339 time or a date") }
+                spec.currentFromMs = Int64(t * 1000)
+            }
+            if let to {
+                guard let t = Timestamp.parse(to) else { throw ValidationError("--to: \"\(to)\" is not an RFC 3339 time or a date") }
+                spec.currentToMs = Int64(t * 1000)
+            }
+            if let thresholds {
+                do { spec.thresholds = try String(contentsOfFile: thresholds, encoding: .utf8) }
+                catch { throw fail(DataError.unreadable(file: thresholds, reason: error.localizedDescription)) }
+            }
+            spec.retrainOnDrift = retrain
+            spec.rowsPerTask = try FlagValue.uint32(rowsPerTask, flag: "--rows-per-task", allowed: 1_000...10_000_000)
+            var job = WireJobSpec()
+            job.kind = DriftKind.name
+            job.name = name
+            job.spec = try spec.serializedData()
+            try await withOperator(client) { c in
+                let accepted = try await c.submit(job)
+                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
+                if follow {
+                    try await followJob(c, accepted.jobID)
+                    print("next: coordinator drift report --svg-dir ./drift")
+                } else { print("next: coordinator job \(accepted.jobID) --follow") }
+            }
+        }
+    }
+}
+
+struct Drift: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Drift reports.", subcommands: [Report.self], defaultSubcommand: Report.self)
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a drift report (default: the latest); --svg-dir saves the drifted features' plots.")
+        @OptionGroup var client: ClientOptions
+        @Argument var id = ""
+        @Option(name: .customLong("svg-dir")) var svgDirectory: String?
+        @Flag(help: "Print the whole report as JSON.") var json = false
+
+        func run() async throws {
+            try await withOperator(client) { c in
+                let report = try await c.driftReport(id)
+                if json { print(report.reportJson); return }
+                print("report \(report.reportID) from job \(report.jobID), \(Timestamp.format(Double(report.createdAtMs) / 1000))")
+                for line in DriftKind.describe(report.summary) { print("  \(line)") }
+                if let svgDirectory {
+                    let dir = URL(fileURLWithPath: svgDirectory)
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    for (feature, sha) in report.svgs.sorted(by: { $0.key < $1.key }) {
+                        let file = dir.appendingPathComponent("\(feature).svg")
+                        try await c.blob(sha).write(to: file)
+                        print("  wrote \(file.path)")
+                    }
+                }
+            }
+        }
+    }
+}

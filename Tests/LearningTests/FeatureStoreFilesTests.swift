@@ -150,9 +150,9 @@ import Testing
         let listings = market.listings.map { Versioned(id: $0.id, eventTime: start, writtenAt: start, value: $0) }
         var impressions: [PointInTimeJoin.Impression] = [], actions: [PointInTimeJoin.Action] = []
         for (i, x) in market.interactions.enumerated() {
-            let t = start + Double(x.day) * 86_400 + Double(i % 43_000)
+            let t = start + Double(x.day) * 86_400 + Double(i % 28_000 * 3)
             impressions.append(.init(eventID: String(format: "i%08d", i), userID: x.userID, listingID: x.listingID, time: t, writtenAt: t))
-            if x.event != .impression { actions.append(.init(userID: x.userID, listingID: x.listingID, time: t + 60, writtenAt: t + 60)) }
+            if x.event != .impression { actions.append(.init(userID: x.userID, listingID: x.listingID, time: t + 1, writtenAt: t + 1)) }
         }
         let r = try PointInTimeJoin.build(TrainingSetDefinition(from: start, to: start + 1_000 * 86_400, asOf: start + 1_000 * 86_400),
                                           impressions: impressions, actions: actions, users: users, listings: listings)

@@ -255,7 +255,7 @@ public enum FeatureStoreFiles {
 
     /// Writes a market as the three files `coordinator ingest` reads: `day` d of the
     /// market is the day `start` + d; each interaction becomes an impression and, when
-    /// the user went further, a click (and a contract) a minute after it. Users' and
+    /// the user went further, a click (and a contract) a second after it. Users' and
     /// listings' values are dated `start` and, being history, marked as known then.
     public static func write(_ market: Market, start: Double, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -278,11 +278,12 @@ public enum FeatureStoreFiles {
         try l.write(to: directory.appendingPathComponent("listings.csv"))
         var e = CSVWriter(header: eventColumns)
         for (i, x) in market.interactions.enumerated() {
-            // Spread a day's impressions over its hours so that times are distinct and ordered.
-            let t = start + Double(x.day) * 86_400 + Double(i % 43_000)
+            // Spread a day's impressions 3 s apart so that each click (1 s later) follows its
+            // own impression and no other.
+            let t = start + Double(x.day) * 86_400 + Double(i % 28_000 * 3)
             e.writeRow(["i\(i)", String(x.userID), String(x.listingID), "impression", Timestamp.format(t)])
-            if x.event != .impression { e.writeRow(["c\(i)", String(x.userID), String(x.listingID), "click", Timestamp.format(t + 60)]) }
-            if x.event == .contract { e.writeRow(["k\(i)", String(x.userID), String(x.listingID), "contract", Timestamp.format(t + 120)]) }
+            if x.event != .impression { e.writeRow(["c\(i)", String(x.userID), String(x.listingID), "click", Timestamp.format(t + 1)]) }
+            if x.event == .contract { e.writeRow(["k\(i)", String(x.userID), String(x.listingID), "contract", Timestamp.format(t + 2)]) }
         }
         try e.write(to: directory.appendingPathComponent("events.csv"))
     }

@@ -411,6 +411,9 @@ extension TrainingSetDefinition {
     }
 
     public init(wire w: WireTrainingSetDefinition, now: Double) throws {
+        // Whole milliseconds, as the wire carries them: the definition sent back rebuilds
+        // the same set.
+        let now = (now * 1000).rounded(.down) / 1000
         let asOf = w.asOfMs == 0 ? now : Double(w.asOfMs) / 1000
         let to = w.toMs == 0 ? asOf : Double(w.toMs) / 1000
         let from = Double(w.fromMs) / 1000

@@ -1,0 +1,137 @@
+import Foundation
+import Learning
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// The product's loop with real processes: events into the feature store through the CLI,
+/// a point-in-time training set, a search on it, scoring across workers, drift.
+extension ProcessClusterSuites {
+@Suite(.serialized, .timeLimit(.minutes(6))) struct LoopTests {
+    static let day = 86_400.0
+    /// Midnight UTC 60 days ago: the market's day 0.
+    static var start: Double { ((Date().timeIntervalSince1970 / day).rounded(.down) - 60) * day }
+
+    static let space = """
+        model: gbdt
+        metric: auc
+        sampler: random
+        seed: 2
+        max_trials: 2
+        max_concurrent: 2
+        params:
+          num_iterations: 30
+          num_leaves: 15
+          learning_rate: 0.1
+          min_data_in_leaf: {int: [10, 20]}
+        """
+
+    func writeMarket(_ market: Market, in c: ProcessCluster, start: Double) throws -> URL {
+        let dir = c.cluster.directory.appendingPathComponent("feature-files")
+        try FeatureStoreFiles.write(market, start: start, to: dir)
+        return dir
+    }
+
+    func ingest(_ c: ProcessCluster, _ table: String, _ file: URL) async throws -> String {
+        let (status, output) = try await c.runOperatorCommand(["ingest", table, file.path])
+        #expect(status == 0, "\(output)")
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func search(_ op: OperatorClient, trainingSet: String) async throws -> WireHPOSummary {
+        var spec = WireHPOSpec()
+        spec.experiment = "loop"
+        spec.modelName = "match"
+        spec.space = Self.space
+        spec.datasetSha256 = trainingSet
+        var job = WireJobSpec()
+        job.kind = JobKind.hpo
+        job.spec = try spec.serializedData()
+        let end = try await op.follow(try await op.submit(job).jobID, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded, "\(end.error)")
+        return try WireHPOSummary(serializedBytes: end.summary)
+    }
+
+    func store(_ c: ProcessCluster) throws -> ClusterStore {
+        try ClusterStore(path: c.cluster.data.appendingPathComponent("tower.sqlite").path)
+    }
+
+    @Test func ingestTrainScoreAcrossWorkersEqualsOneProcess() async throws {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 1)
+        defer { op.close(); c.stopAll() }
+        let market = DemoMarket(.init(users: 180, listings: 140, interactions: 5_000, days: 60, seed: 7)).generate()
+        let start = Self.start
+        let dir = try writeMarket(market, in: c, start: start)
+
+        #expect(try await ingest(c, "users", dir.appendingPathComponent("users.csv")) == "users.csv: 180 rows into users: 180 new, 0 updated, 0 unchanged")
+        #expect(try await ingest(c, "listings", dir.appendingPathComponent("listings.csv")) == "listings.csv: 140 rows into listings: 140 new, 0 updated, 0 unchanged")
+        let clicks = market.interactions.filter { $0.event != .impression }.count
+        let contracts = market.interactions.filter { $0.event == .contract }.count
+        let events = 5_000 + clicks + contracts
+        #expect(try await ingest(c, "events", dir.appendingPathComponent("events.csv")) == "events.csv: \(events) rows into events: \(events) new, 0 updated, 0 unchanged")
+        // The same file again changes nothing.
+        #expect(try await ingest(c, "events", dir.appendingPathComponent("events.csv")) == "events.csv: \(events) rows into events: 0 new, 0 updated, \(events) unchanged")
+
+        // A file with one bad row is refused whole, naming file, line and column.
+        let bad = c.cluster.directory.appendingPathComponent("bad-events.csv")
+        try "event_id,user_id,listing_id,type,event_time\nn1,1,1,click,2026-06-01\nn2,1,99999,click,2026-06-01\n".write(to: bad, atomically: true, encoding: .utf8)
+        let (status, output) = try await c.runOperatorCommand(["ingest", "events", bad.path])
+        #expect(status != 0)
+        #expect(output.contains("bad-events.csv:3: 'listing_id' refers to 99999, which is not in the referenced table"), "\(output)")
+        #expect(try FeatureStore(store(c)).counts() == (180, 140, events))
+
+        // The point-in-time set has one example per impression; clicks label them.
+        var definition = WireTrainingSetDefinition()
+        definition.fromMs = Int64(start * 1000)
+        let set = try await op.buildTrainingSet(definition)
+        #expect(set.rows == 5_000)
+        #expect(set.positives == UInt64(clicks))
+        // Built again from the same definition (as of the same moment): the same bytes.
+        definition = set.definition
+        #expect(try await op.buildTrainingSet(definition).sha256 == set.sha256)
+
+        let summary = try await search(op, trainingSet: set.sha256)
+        #expect(summary.version == 1 && summary.promoted, "\(summary.reasons)")
+
+        // Scoring in 5 shards across two workers.
+        var spec = WireScoreSpec()
+        spec.usersPerTask = 37
+        spec.k = 5
+        var job = WireJobSpec()
+        job.kind = ScoreKind.name
+        job.spec = try spec.serializedData()
+        let accepted = try await op.submit(job)
+        #expect(accepted.tasks == 5)
+        let end = try await op.follow(accepted.jobID, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded, "\(end.error)")
+        let scored = try WireScoreSummary(serializedBytes: end.summary)
+        #expect(scored.users == 180 && scored.version == 1)
+        let workers = Set(try await op.results(accepted.jobID).map(\.worker))
+        #expect(workers == ["w1", "w2"])
+
+        // One process scoring everyone gives exactly what the shards stored.
+        let features = FeatureStore(try store(c))
+        let snapshot = try features.snapshot()
+        let modelSha = try #require(try await op.model("match").versions.first?.sha256)
+        let model = try ModelFile.decode(try await op.blob(modelSha))
+        let recommender = Recommender(model: model, listings: snapshot.listings, k: 5, reasonCount: 3, filter: CandidateFilter(budgetCeiling: 1.2))
+        var compared = 0
+        for user in snapshot.users {
+            let stored = try features.recommendations(user: user.id)
+            let direct = recommender.recommend(user).items.map { item in
+                WireRecommendation.with { $0.listingID = UInt64(item.listingID); $0.score = item.score; $0.rank = UInt32(item.rank); $0.reasons = item.reasons.map(\.phrase) }
+            }
+            #expect(stored.items == direct, "user \(user.id)")
+            compared += direct.count
+        }
+        #expect(compared > 180 * 3)
+
+        let (cliStatus, cliOutput) = try await c.runOperatorCommand(["recommendations", "3"])
+        #expect(cliStatus == 0)
+        #expect(cliOutput.contains("user 3: 5 recommendations from \(accepted.jobID) (match v1"), "\(cliOutput)")
+        let (unknownStatus, unknownOutput) = try await c.runOperatorCommand(["recommendations", "99999"])
+        #expect(unknownStatus != 0)
+        #expect(unknownOutput.contains("user 99999 in the feature store"), "\(unknownOutput)")
+    }
+}
+}
