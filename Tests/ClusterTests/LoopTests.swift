@@ -133,5 +133,79 @@ extension ProcessClusterSuites {
         #expect(unknownStatus != 0)
         #expect(unknownOutput.contains("user 99999 in the feature store"), "\(unknownOutput)")
     }
+
+    /// Ingests a market, trains the first champion on days [0, 40) and measures drift on
+    /// days [45, 60) in shards of 400 rows; returns the report and what one process
+    /// computes from the same rows.
+    func driftAfterTraining(_ market: Market) async throws -> (WireDriftSummary, WireDriftReportInfo, DriftReport) {
+        let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"], slots: 1)
+        defer { op.close(); c.stopAll() }
+        let start = Self.start
+        let dir = try writeMarket(market, in: c, start: start)
+        for table in ["users", "listings", "events"] { _ = try await ingest(c, table, dir.appendingPathComponent("\(table).csv")) }
+        var definition = WireTrainingSetDefinition()
+        definition.fromMs = Int64(start * 1000)
+        definition.toMs = Int64((start + 40 * Self.day) * 1000)
+        let set = try await op.buildTrainingSet(definition)
+        _ = try await search(op, trainingSet: set.sha256)
+
+        var spec = WireDriftSpec()
+        spec.currentFromMs = Int64((start + 45 * Self.day) * 1000)
+        spec.currentToMs = Int64((start + 61 * Self.day) * 1000)
+        spec.rowsPerTask = 400
+        spec.retrainOnDrift = true
+        var job = WireJobSpec()
+        job.kind = DriftKind.name
+        job.spec = try spec.serializedData()
+        let accepted = try await op.submit(job)
+        #expect(accepted.tasks > 4)
+        let end = try await op.follow(accepted.jobID, every: .milliseconds(100)) { _ in }
+        #expect(end.state == .succeeded, "\(end.error)")
+        let summary = try WireDriftSummary(serializedBytes: end.summary)
+        let report = try await op.driftReport()
+        #expect(report.summary == summary)
+        #expect(report.jobID == accepted.jobID)
+
+        // One process, all rows at once, from the same data.
+        let store = try self.store(c)
+        let reference = try TrainingSetFile.decode(try await op.blob(set.sha256)).0
+        let current = try FeatureStore(store).buildTrainingSet(TrainingSetDefinition(
+            from: start + 45 * Self.day, to: start + 61 * Self.day, asOf: Date().timeIntervalSince1970)).dataset
+        let modelSha = try #require(try await op.model("match").versions.first?.sha256)
+        let model = try ModelFile.decode(try await op.blob(modelSha))
+        let (refFrame, specs) = try DriftPlanner.frame(reference, model: model)
+        let (curFrame, _) = try DriftPlanner.frame(current, model: model)
+        let binning = DriftBinning.fromReference(columns: refFrame.columns, specs: specs)
+        let single = DriftReport.compute(reference: DriftHistograms.count(columns: refFrame.columns, rows: 0..<refFrame.rowCount, binning: binning),
+                                         current: DriftHistograms.count(columns: curFrame.columns, rows: 0..<curFrame.rowCount, binning: binning),
+                                         binning: binning)
+        return (summary, report, single)
+    }
+
+    static func psi(_ json: String) throws -> [String: Double] {
+        let report = try JSONDecoder().decode(DriftReportJSON.self, from: Data(json.utf8))
+        return Dictionary(uniqueKeysWithValues: report.features.map { ($0.name, $0.psi ?? .nan) })
+    }
+
+    @Test func aStationaryMarketDoesNotDrift() async throws {
+        let market = DemoMarket(.init(users: 300, listings: 200, interactions: 8_000, days: 60, seed: 11)).generate()
+        let (summary, report, single) = try await driftAfterTraining(market)
+        #expect(!summary.datasetDrift, "\(summary.lines)")
+        #expect(summary.driftedFeatures == single.features.filter(\.drifted).map(\.name))
+        #expect(summary.retrainingRun.isEmpty)
+        let psi = try Self.psi(report.reportJson)
+        for f in single.features { #expect(psi[f.name] == f.psi, "\(f.name)") }
+    }
+
+    @Test func aShiftedMarketDriftsOnTheShiftedFeatures() async throws {
+        let market = DemoMarket(.init(users: 300, listings: 200, interactions: 8_000, days: 60, seed: 11, driftAfterDay: 40)).generate()
+        let (summary, report, single) = try await driftAfterTraining(market)
+        #expect(summary.driftedFeatures == single.features.filter(\.drifted).map(\.name))
+        for name in ["age", "budget", "risk_appetite"] { #expect(summary.driftedFeatures.contains(name), "\(summary.lines)") }
+        #expect(summary.datasetDrift == single.datasetDrift)
+        #expect(Set(report.svgs.keys) == Set(summary.driftedFeatures))
+        let psi = try Self.psi(report.reportJson)
+        for f in single.features { #expect(psi[f.name] == f.psi, "\(f.name)") }
+    }
 }
 }

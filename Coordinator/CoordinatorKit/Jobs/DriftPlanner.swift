@@ -293,20 +293,44 @@ public struct DriftReportStore: Sendable {
     }
 }
 
-/// The report as JSON for the store, the webhook and the API.
-enum DriftReportJSON {
+/// The report as JSON for the store, the webhook and the API (numbers written in their
+/// shortest form that reads back to the same double; a measure that does not apply is null).
+struct DriftReportJSON: Codable, Equatable {
+    struct Feature: Codable, Equatable {
+        var name: String
+        var categorical: Bool
+        var method: String
+        var score: Double?
+        var threshold: Double
+        var drifted: Bool
+        var psi: Double?
+        var psi_band: String
+        var ks: Double?
+        var ks_p_value: Double?
+        var wasserstein_normed: Double?
+        var jensen_shannon: Double?
+        var chi_squared_p_value: Double?
+        var reference_rows: UInt64
+        var current_rows: UInt64
+    }
+    var report_id: String
+    var job_id: String
+    var dataset_drift: Bool
+    var drifted_share: Double
+    var features: [Feature]
+
     static func encode(_ r: DriftReport, reportID: String, job: String) -> String {
-        func num(_ v: Double?) -> Any { if let v, v.isFinite { return v } else { return NSNull() } }
-        let features: [[String: Any]] = r.features.map { f in
-            ["name": f.name, "categorical": f.categorical, "method": f.method, "score": num(f.score), "threshold": num(f.threshold),
-             "drifted": f.drifted, "psi": num(f.psi), "psi_band": f.psiBand, "ks": num(f.ks), "ks_p_value": num(f.ksPValue),
-             "wasserstein_normed": num(f.wassersteinNormed), "jensen_shannon": num(f.jensenShannon),
-             "chi_squared_p_value": num(f.chiSquaredPValue), "reference_rows": f.referenceRows, "current_rows": f.currentRows]
-        }
-        let object: [String: Any] = ["report_id": reportID, "job_id": job, "dataset_drift": r.datasetDrift,
-                                     "drifted_share": r.driftedShare, "features": features]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        func finite(_ v: Double?) -> Double? { v.flatMap { $0.isFinite ? $0 : nil } }
+        let value = DriftReportJSON(report_id: reportID, job_id: job, dataset_drift: r.datasetDrift, drifted_share: r.driftedShare,
+                                    features: r.features.map { f in
+            Feature(name: f.name, categorical: f.categorical, method: f.method, score: finite(f.score), threshold: f.threshold,
+                    drifted: f.drifted, psi: finite(f.psi), psi_band: f.psiBand, ks: finite(f.ks), ks_p_value: finite(f.ksPValue),
+                    wasserstein_normed: finite(f.wassersteinNormed), jensen_shannon: finite(f.jensenShannon),
+                    chi_squared_p_value: finite(f.chiSquaredPValue), reference_rows: f.referenceRows, current_rows: f.currentRows)
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
     }
 }
 
