@@ -60,7 +60,9 @@ struct Demo: AsyncParsableCommand {
         try cluster.issueCertificates(workers: workerNames)
 
         print("2. coordinator on 127.0.0.1 (SQLite store and blobs under \(cluster.data.path))")
-        let service = try CoordinatorService(settings: cluster.coordinatorSettings(metrics: true))
+        var settings = cluster.coordinatorSettings(metrics: true)
+        settings.pipelines = try LoopStory.pipelines()
+        let service = try CoordinatorService(settings: settings)
         try await service.start()
         guard let port = service.port else { throw ConfigError.invalid("coordinator did not bind") }
         print("   listening on 127.0.0.1:\(port), metrics at http://127.0.0.1:\(service.metricsPort ?? 0)/metrics")
@@ -98,44 +100,21 @@ struct Demo: AsyncParsableCommand {
         print("   submitted \(accepted.jobID)")
         try await followJob(client, accepted.jobID)
 
-        print("5. hyperparameter search: a synthetic real-estate market, TPE over GBDT settings, ASHA early stopping")
-        let market = cluster.directory.appendingPathComponent("market")
-        let generated = DemoMarket(DemoMarket.Configuration(users: 400, listings: 250, interactions: 12_000, seed: 5)).generate()
-        try generated.write(to: market)
-        print("   market: 400 users, 250 listings, 12,000 interactions in \(market.path)")
-        var search = WireHPOSpec()
-        search.experiment = "demo-search"
-        search.modelName = "match"
-        search.space = Demo.space
-        search.dataset = try DatasetArchive.pack(directory: market)
-        var hpo = WireJobSpec()
-        hpo.kind = JobKind.hpo
-        hpo.name = "demo-search"
-        hpo.spec = try search.serializedData()
-        let searchJob = try await client.submit(hpo)
-        print("   submitted \(searchJob.jobID): 8 trials, 2 at a time, sharded over the workers")
-        try await followJob(client, searchJob.jobID)
-        let runs = try await client.runs(experiment: "demo-search", sortBy: MetricName.valid(MetricName.auc))
-        print("   runs (best first; `coordinator runs demo-search`):")
-        for run in runs.prefix(8) {
-            let auc = run.metrics[MetricName.valid(MetricName.auc)].map { String(format: "%.4f", $0) } ?? "-"
-            print("     \(run.id)  \(run.status.padding(toLength: 8, withPad: " ", startingAt: 0))  valid AUC \(auc)  iterations \(run.curveSteps.last ?? 0)  on \(run.tags["worker"] ?? "?")")
-        }
+        let story = try await LoopStory(client: client, directory: cluster.directory, space: Demo.space).run()
 
-        print("6. stopping workers (SIGTERM: each drains, then exits)")
+        print("9. stopping workers (SIGTERM: each drains, then exits)")
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let summary = try await client.job(accepted.jobID)
-        let searchEnd = try await client.job(searchJob.jobID)
         await client.shutdown()
         await service.shutdown()
 
         print("")
-        print(String(format: "✔ demo finished in %.1f s: echo job %@, %d/%d tasks; search %@.", Date().timeIntervalSince(started), summary.state.label, summary.done, summary.total, searchEnd.state.label))
+        print(String(format: "✔ demo finished in %.1f s: echo job %@, %d/%d tasks; the loop: %@", Date().timeIntervalSince(started), summary.state.label, summary.done, summary.total, story.line))
         print("  files: \(cluster.directory.path) (certs/, data/tower.sqlite, data/blobs/, worker logs)")
         print("  on real hosts: coordinator certs init; coordinator certs issue w1 --role worker; coordinator serve --config Deploy/tower.yaml;")
         print("                 worker --coordinator HOST:7443 --cert w1.pem --key w1-key.pem --ca ca.pem; coordinator submit echo --tasks 200 --follow")
         print("  registry: coordinator models show match; artifacts: coordinator artifact demo-search RUN model.tower --out m.tower")
-        if summary.state != .succeeded || searchEnd.state != .succeeded { throw ExitCode(3) }
+        if summary.state != .succeeded || !story.completed { throw ExitCode(3) }
     }
 }

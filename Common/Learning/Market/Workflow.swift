@@ -12,6 +12,12 @@ public struct PreparedData: Sendable {
     public var train: Dataset
     public var valid: Dataset?
     public var test: Dataset?
+
+    public init(train: Dataset, valid: Dataset?, test: Dataset?) {
+        self.train = train
+        self.valid = valid
+        self.test = test
+    }
 }
 
 /// What a training run produced.

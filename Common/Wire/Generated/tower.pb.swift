@@ -2326,6 +2326,9 @@ public nonisolated struct WirePipelineStepInfo: Sendable {
 
   public var error: String = String()
 
+  /// What the step produced, e.g. a training set's SHA-256.
+  public var output: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -6921,7 +6924,7 @@ nonisolated extension WireListPipelineRuns: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension WirePipelineStepInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PipelineStepInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}state\0\u{1}attempts\0\u{3}job_id\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}state\0\u{1}attempts\0\u{3}job_id\0\u{1}error\0\u{1}output\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6934,6 +6937,7 @@ nonisolated extension WirePipelineStepInfo: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.output) }()
       default: break
       }
     }
@@ -6955,6 +6959,9 @@ nonisolated extension WirePipelineStepInfo: SwiftProtobuf.Message, SwiftProtobuf
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 5)
     }
+    if !self.output.isEmpty {
+      try visitor.visitSingularStringField(value: self.output, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6964,6 +6971,7 @@ nonisolated extension WirePipelineStepInfo: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.attempts != rhs.attempts {return false}
     if lhs.jobID != rhs.jobID {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.output != rhs.output {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
