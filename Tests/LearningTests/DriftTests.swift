@@ -67,7 +67,7 @@ private func histograms(_ columns: [[Float]], _ binning: DriftBinning) -> DriftH
             i % 7 == 0 ? Float(Int(rng.normal() * 3)) : Float(exp(rng.normal() * 4)) * (i % 2 == 0 ? 1 : -1)
         } + [-0.0, 0, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
         let probe: [Float] = reference + (0..<5000).map { _ in Float(exp(rng.normal() * 5)) * (rng.bernoulli(0.5) ? 1 : -1) }
-            + [.infinity, .nan, -.infinity, .leastNonzeroMagnitude, 1e-40]
+            + [.infinity, .nan, -.infinity, .leastNonzeroMagnitude, .leastNormalMagnitude / 4]
         for fine in [1, 2, 10, 1000, 5000] {
             let b = DriftBinning.fromReference(columns: [reference], specs: [DriftFeatureSpec(name: "x", categorical: false)],
                                                fineBins: fine)
@@ -244,10 +244,27 @@ private func histograms(_ columns: [[Float]], _ binning: DriftBinning) -> DriftH
         let f = DriftReport.compute(reference: r, current: c, binning: b).features[0]
         #expect(abs(f.psi - psi) < 1e-12)
         #expect(f.ks == 0.5)
-        // ∫|ΔF|: Σ_{j=1…49} (2j+1)/200 + 0.5 + 49·0.5 + the overflow triangle 0.5·50/2 = 49.995.
+        // ∫|ΔF| between the cuts 0…99, linear per unit segment: Σ_{j=1…49} (2j+1)/200 + 0.5 + 49·0.5
+        // = 37.495; above 99 exactly E_cur[(X − 99)⁺] = (1 + 2 + … + 50)/100 = 12.75. (The exact
+        // two-sample value is 50; the linear pieces overstate the steps of a 1-spaced grid.)
         let std = ((100.0 * 100 - 1) / 12).squareRoot()
-        #expect(abs(f.wassersteinNormed! - 49.995 / std) < 1e-9)
+        #expect(abs(f.wassersteinNormed! - 50.245 / std) < 1e-9)
         #expect(f.method == "ks" && f.drifted)
+    }
+
+    @Test func currentBeyondTheReferenceRangeGetsItsFullDistance() {
+        // Reference k/1000, current k/1000 + 5 (k = 0…999): the exact W-1 is 5, and a linear
+        // spread over the overflow bin would give about half of it.
+        let ref: [Float] = (0..<1000).map { Float($0) / 1000 }, cur = ref.map { $0 + 5 }, low = ref.map { $0 - 5 }
+        let b = DriftBinning.fromReference(columns: [ref], specs: specs(numeric: 1))
+        let r = histograms([ref], b)
+        for moved in [cur, low] {
+            let c = histograms([moved], b)
+            let w = DriftStatistics.wasserstein(reference: r.counts(feature: 0), current: c.counts(feature: 0),
+                                                cuts: b.cutPoints(feature: 0), referenceTails: (r.firstBinSum(feature: 0), r.overflowSum(feature: 0)),
+                                                currentTails: (c.firstBinSum(feature: 0), c.overflowSum(feature: 0)))
+            #expect(abs(w - 5) < 0.002)
+        }
     }
 
     @Test func binnedKSAndWassersteinTrackTheExactSampleValues() {
@@ -363,6 +380,22 @@ private func histograms(_ columns: [[Float]], _ binning: DriftBinning) -> DriftH
         #expect(categorical.collector.elements.filter { $0 == "rect" }.count == 1 + 2 + 2 * 6)  // 5 codes + other
         #expect(categorical.collector.texts.contains("other"))
         #expect(categorical.collector.texts.contains { $0.hasPrefix("zone <a&b>: no drift") })
+    }
+
+    @Test func featuresWithoutReferenceValuesStillGetFiniteMeasures() {
+        let nan = [Float](repeating: .nan, count: 50)
+        let b = DriftBinning.fromReference(columns: [nan, nan, [Float](repeating: 2, count: 50)],
+                                           specs: specs(numeric: 1, categorical: 1) + [DriftFeatureSpec(name: "flat", categorical: false)])
+        #expect((0..<3).map { b.binCount(feature: $0) } == [2, 2, 3])
+        let current: [[Float]] = [(0..<50).map(Float.init), (0..<50).map { Float($0 % 3) }, (0..<50).map { $0 < 25 ? 2 : 2.01 }]
+        let report = DriftReport.compute(reference: histograms([nan, nan, [Float](repeating: 2, count: 50)], b),
+                                         current: histograms(current, b), binning: b)
+        let measures = report.features.flatMap { f -> [Double] in [f.psi, f.score, f.ks ?? 0, f.wassersteinNormed ?? 0, f.jensenShannon ?? 0] }
+        #expect(measures.allSatisfy { $0.isFinite })
+        #expect(report.features[0].psiBand == "major" && report.features[1].psiBand == "major")
+        // A constant reference is normed by 0.001: half the rows moved by 0.01 → 0.005/0.001.
+        #expect(abs(report.features[2].wassersteinNormed! - 5) < 1e-3)
+        #expect(report.features[2].drifted)
     }
 
     @Test func thresholdsDecodeWithDefaultsForMissingKeys() throws {

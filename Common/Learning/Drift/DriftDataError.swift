@@ -127,6 +127,11 @@ struct DriftByteReader {
         }
     }
 
+    mutating func zigzag() throws -> Int64 {
+        let z = try varint()
+        return Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+    }
+
     /// An element count, bounded by the bytes left so a corrupt count cannot allocate wildly.
     mutating func count(elementSize: Int = 1) throws -> Int {
         let n = Int(try u32())
@@ -154,4 +159,7 @@ extension ByteWriter {
         }
         buffer.append(UInt8(v))
     }
+
+    /// Signed integers as LEB128 of (n << 1) ^ (n >> 63), so small magnitudes stay short.
+    mutating func zigzag(_ value: Int64) { varint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
 }

@@ -6,7 +6,9 @@ import Foundation
 ///
 /// Per feature: one `UInt64` count per bin (every row lands in exactly one bin, missing
 /// included, so each feature's counts add up to `rowCount`). Per numeric feature also the
-/// minimum and maximum, the sum and the sum of squares of the finite values. The sums are
+/// minimum and maximum, the sum and the sum of squares of the finite values (for the
+/// reference standard deviation), and the sums of the values in the first and in the
+/// overflow bin (which make Wasserstein exact beyond the reference range). The sums are
 /// kept exactly — per binary exponent of the Float, an integer sum of significands (and of
 /// squared significands) — because Double additions would round differently in every
 /// split, and the report must not depend on how rows were sharded. They are exact up to
@@ -76,6 +78,9 @@ public struct DriftHistograms: Sendable, Equatable {
         var sums = [Int64](repeating: 0, count: ExactMoments.exponents)
         var high = [UInt64](repeating: 0, count: ExactMoments.exponents)
         var low = [UInt64](repeating: 0, count: ExactMoments.exponents)
+        var below = [Int64](repeating: 0, count: ExactMoments.exponents)
+        var above = [Int64](repeating: 0, count: ExactMoments.exponents)
+        let overflowBin = cuts.count
         var lo = Float.infinity, hi = -Float.infinity
         column.withUnsafeBufferPointer { xs in
             cuts.withUnsafeBufferPointer { cb in
@@ -84,19 +89,26 @@ public struct DriftHistograms: Sendable, Equatable {
                     sums.withUnsafeMutableBufferPointer { s in
                         high.withUnsafeMutableBufferPointer { h in
                             low.withUnsafeMutableBufferPointer { l in
+                              below.withUnsafeMutableBufferPointer { tb in
+                                above.withUnsafeMutableBufferPointer { ta in
                                 for r in rows {
                                     let v = xs[r]
                                     guard v.isFinite else { c[missingBin] &+= 1; continue }
                                     let p = CutIndex.slot(v, first: first, scale: scale, slots: slots)
-                                    c[DriftBinning.lowerBound(v, cb, from: Int(starts[p]), to: Int(starts[p + 1]))] &+= 1
+                                    let bin = DriftBinning.lowerBound(v, cb, from: Int(starts[p]), to: Int(starts[p + 1]))
+                                    c[bin] &+= 1
                                     lo = min(lo, v)
                                     hi = max(hi, v)
                                     let (e, m) = ExactMoments.decompose(v)
-                                    s[e] &+= v.sign == .minus ? -Int64(m) : Int64(m)
+                                    let signed = v.sign == .minus ? -Int64(m) : Int64(m)
+                                    s[e] &+= signed
                                     let sq = m &* m
                                     h[e] &+= sq >> 24
                                     l[e] &+= sq & 0xFF_FFFF
+                                    if bin == 0 { tb[e] &+= signed } else if bin == overflowBin { ta[e] &+= signed }
                                 }
+                                }
+                              }
                             }
                         }
                     }
@@ -105,7 +117,8 @@ public struct DriftHistograms: Sendable, Equatable {
             }
         }
         return FeatureCounts(counts: counts, moments: ExactMoments(minimum: lo, maximum: hi, sums: sums,
-                                                                   squaresHigh: high, squaresLow: low))
+                                                                   squaresHigh: high, squaresLow: low,
+                                                                   firstBinSums: below, overflowSums: above))
     }
 
     /// Adds `other`'s counts to these. Throws, leaving `self` unchanged, when the two were
@@ -153,6 +166,18 @@ public struct DriftHistograms: Sendable, Equatable {
     /// Sum of squares of the finite values of a numeric feature (0 for a categorical one).
     public func sumOfSquares(feature: Int) -> Double { features[feature].moments?.sumOfSquares ?? 0 }
 
+    /// Sum of the values counted in the first bin of a numeric feature (those at or below
+    /// the first cut point, the reference minimum); 0 for a categorical one.
+    public func firstBinSum(feature: Int) -> Double {
+        features[feature].moments.map { ExactMoments.value(of: $0.firstBinSums) } ?? 0
+    }
+
+    /// Sum of the values counted in the overflow bin of a numeric feature (those above the
+    /// reference maximum); 0 for a categorical one.
+    public func overflowSum(feature: Int) -> Double {
+        features[feature].moments.map { ExactMoments.value(of: $0.overflowSums) } ?? 0
+    }
+
     /// Smallest finite value of a numeric feature; nil when there is none.
     public func minimum(feature: Int) -> Float? {
         features[feature].moments.flatMap { $0.minimum.isFinite ? $0.minimum : nil }
@@ -193,14 +218,17 @@ public struct DriftHistograms: Sendable, Equatable {
             guard let m = fc.moments else { continue }
             w.f32(m.minimum)
             w.f32(m.maximum)
-            let used = (0..<ExactMoments.exponents).filter { m.sums[$0] != 0 || m.squaresHigh[$0] != 0 || m.squaresLow[$0] != 0 }
+            let used = (0..<ExactMoments.exponents).filter {
+                m.sums[$0] != 0 || m.squaresHigh[$0] != 0 || m.squaresLow[$0] != 0 || m.firstBinSums[$0] != 0 || m.overflowSums[$0] != 0
+            }
             w.u16(UInt16(used.count))
             for e in used {
                 w.u8(UInt8(e))
-                let s = m.sums[e]
-                w.varint(UInt64(bitPattern: (s << 1) ^ (s >> 63)))
+                w.zigzag(m.sums[e])
                 w.varint(m.squaresHigh[e])
                 w.varint(m.squaresLow[e])
+                w.zigzag(m.firstBinSums[e])
+                w.zigzag(m.overflowSums[e])
             }
         }
         return DriftEnvelope.seal(magic: Self.magic, version: Self.version, payload: w.buffer)
@@ -234,10 +262,11 @@ public struct DriftHistograms: Sendable, Equatable {
                 let used = Int(try r.u16())
                 for _ in 0..<used {
                     let e = Int(try r.u8())
-                    let z = try r.varint()
-                    m.sums[e] = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+                    m.sums[e] = try r.zigzag()
                     m.squaresHigh[e] = try r.varint()
                     m.squaresLow[e] = try r.varint()
+                    m.firstBinSums[e] = try r.zigzag()
+                    m.overflowSums[e] = try r.zigzag()
                 }
                 moments = m
             }
@@ -248,7 +277,8 @@ public struct DriftHistograms: Sendable, Equatable {
     }
 }
 
-/// Exact running sums of Float values and their squares. A finite Float is
+/// Exact running sums of Float values and their squares (and of the values in the first
+/// and overflow bins). A finite Float is
 /// `±m · 2^(e − 150)` with an integer significand `m < 2^24` and a biased exponent
 /// `e` in 1…254 (subnormals use e = 1); per `e` the signed sum of `m` and the sum of `m²`
 /// (split into its high and low 24 bits so neither overflows before 2^39 values) are
@@ -260,15 +290,20 @@ struct ExactMoments: Sendable, Equatable {
     var sums = [Int64](repeating: 0, count: exponents)
     var squaresHigh = [UInt64](repeating: 0, count: exponents)
     var squaresLow = [UInt64](repeating: 0, count: exponents)
+    var firstBinSums = [Int64](repeating: 0, count: exponents)
+    var overflowSums = [Int64](repeating: 0, count: exponents)
 
     init() {}
 
-    init(minimum: Float, maximum: Float, sums: [Int64], squaresHigh: [UInt64], squaresLow: [UInt64]) {
+    init(minimum: Float, maximum: Float, sums: [Int64], squaresHigh: [UInt64], squaresLow: [UInt64],
+         firstBinSums: [Int64], overflowSums: [Int64]) {
         self.minimum = minimum
         self.maximum = maximum
         self.sums = sums
         self.squaresHigh = squaresHigh
         self.squaresLow = squaresLow
+        self.firstBinSums = firstBinSums
+        self.overflowSums = overflowSums
     }
 
     @inline(__always)
@@ -286,13 +321,18 @@ struct ExactMoments: Sendable, Equatable {
             sums[e] &+= other.sums[e]
             squaresHigh[e] &+= other.squaresHigh[e]
             squaresLow[e] &+= other.squaresLow[e]
+            firstBinSums[e] &+= other.firstBinSums[e]
+            overflowSums[e] &+= other.overflowSums[e]
         }
     }
 
-    var sum: Double {
+    var sum: Double { Self.value(of: sums) }
+
+    /// The Double nearest (per exponent, in a fixed order) to an exact per-exponent sum.
+    static func value(of buckets: [Int64]) -> Double {
         var total = 0.0
-        for e in 0..<Self.exponents where sums[e] != 0 {
-            total += Double(sign: .plus, exponent: e - 150, significand: Double(sums[e]))
+        for e in 0..<exponents where buckets[e] != 0 {
+            total += Double(sign: .plus, exponent: e - 150, significand: Double(buckets[e]))
         }
         return total
     }

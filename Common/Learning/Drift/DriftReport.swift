@@ -144,10 +144,10 @@ public struct DriftReport: Sendable, Equatable {
                                           current: DriftStatistics.group(c, ends: ends))
             let d = DriftStatistics.ks(reference: r, current: c)
             let p = DriftStatistics.ksPValue(statistic: d, n: reference.nonMissing(feature: f), m: current.nonMissing(feature: f))
-            let mins = [reference.minimum(feature: f), current.minimum(feature: f)].compactMap { $0 }
-            let maxs = [reference.maximum(feature: f), current.maximum(feature: f)].compactMap { $0 }
-            let w = DriftStatistics.wasserstein(reference: r, current: c, cuts: binning.cutPoints(feature: f),
-                                                lower: Double(mins.min() ?? 0), upper: Double(maxs.max() ?? 0))
+            let w = DriftStatistics.wasserstein(
+                reference: r, current: c, cuts: binning.cutPoints(feature: f),
+                referenceTails: (reference.firstBinSum(feature: f), reference.overflowSum(feature: f)),
+                currentTails: (current.firstBinSum(feature: f), current.overflowSum(feature: f)))
             let wn = w / max(reference.standardDeviation(feature: f), DriftStatistics.minimumNorm)
             out.ks = d
             out.ksPValue = p

@@ -72,33 +72,44 @@ public enum DriftStatistics {
         return min(1, max(0, 2 * s))
     }
 
-    /// Wasserstein-1 distance `∫|F_ref − F_cur| dx` on the fine bins, each CDF taken as
-    /// piecewise linear between its values at the cut points. The outer edges are the
-    /// smaller of the two minima (where both CDFs are 0) and the larger of the two maxima
-    /// (both 1): the mass of bin 0 spreads from the lower edge to the first cut (the
-    /// reference minimum), the overflow bin's from the last cut (the reference maximum)
-    /// to the upper edge. Within a segment the difference of two linear functions is
-    /// integrated exactly (including a sign change). 0 when either side has no finite
-    /// values.
+    /// Wasserstein-1 distance `∫|F_ref − F_cur| dx` from fine-bin counts, in three parts:
+    ///
+    /// - Between the first and the last cut point each CDF is taken as piecewise linear
+    ///   between its values at consecutive cut points (exact at the cut points), and the
+    ///   difference of the two linear pieces is integrated exactly, sign change included.
+    /// - Below the first cut point (the reference minimum `c₀`) the reference CDF is 0, so
+    ///   the integral there is `E_cur[(c₀ − X)⁺]`, computed exactly from the count and the
+    ///   sum of the first bin: `(count·c₀ − sum)/n`.
+    /// - Above the last cut point (the reference maximum `c_K`) the reference CDF is 1, so
+    ///   the integral is `E_cur[(X − c_K)⁺] = (sum − count·c_K)/n` over the overflow bin.
+    ///
+    /// The tails are exact when only one side has values beyond the cut points — always
+    /// so when the bins come from the reference itself — and otherwise the absolute
+    /// difference of the two sides' tail integrals, a lower bound. So a current
+    /// distribution wholly beyond the reference range gets its full distance, not the
+    /// half a linear spread over the overflow bin would give. 0 when either side has no
+    /// finite values.
     public static func wasserstein(reference r: [UInt64], current c: [UInt64], cuts: [Float],
-                                   lower: Double, upper: Double) -> Double {
+                                   referenceTails: (firstBinSum: Double, overflowSum: Double),
+                                   currentTails: (firstBinSum: Double, overflowSum: Double)) -> Double {
         precondition(r.count == c.count && r.count == cuts.count + 2, "same binning")
         let v = cuts.count
         let nr = r[0...v].reduce(0, &+), nc = c[0...v].reduce(0, &+)
         guard nr > 0, nc > 0, v > 0 else { return 0 }
-        var x0 = min(lower, Double(cuts[0]))
-        var d0 = 0.0
-        var cr: UInt64 = 0, cc: UInt64 = 0
-        var total = 0.0
-        for j in 0...v {
+        let first = Double(cuts[0]), last = Double(cuts[v - 1])
+        func below(_ count: UInt64, _ sum: Double, _ n: UInt64) -> Double { max(0, Double(count) * first - sum) / Double(n) }
+        func above(_ count: UInt64, _ sum: Double, _ n: UInt64) -> Double { max(0, sum - Double(count) * last) / Double(n) }
+        var total = abs(below(r[0], referenceTails.firstBinSum, nr) - below(c[0], currentTails.firstBinSum, nc))
+        var cr = r[0], cc = c[0]
+        var d0 = Double(cr) / Double(nr) - Double(cc) / Double(nc)
+        for j in 1..<v {
             cr &+= r[j]
             cc &+= c[j]
-            let x1 = j < v ? Double(cuts[j]) : max(upper, Double(cuts[v - 1]))
             let d1 = Double(cr) / Double(nr) - Double(cc) / Double(nc)
-            total += segmentIntegral(d0, d1, width: x1 - x0)
-            x0 = x1
+            total += segmentIntegral(d0, d1, width: Double(cuts[j]) - Double(cuts[j - 1]))
             d0 = d1
         }
+        total += abs(above(r[v], referenceTails.overflowSum, nr) - above(c[v], currentTails.overflowSum, nc))
         return total
     }
 
