@@ -90,6 +90,44 @@ import Testing
         #expect(v("region") == Float(DemoMarket.regions.firstIndex { $0.name == "Mapo" }!))
     }
 
+    /// The recommender's batch path (features written per user into one block, the packed
+    /// forest, the top K kept while scanning) must give exactly what featurizing and scoring
+    /// each pair on its own and sorting them all gives — ids, scores, order and the
+    /// candidate count — including unknown regions and missing values.
+    @Test func recommenderMatchesScoringEachPairAndSortingThemAll() throws {
+        let market = Fixtures.smallMarket
+        var p = BoostingParameters()
+        p.numIterations = 20
+        p.numLeaves = 15
+        let model = try GBDTTrainer.train(PairFeatures.build(market), parameters: p)
+        var listings = Array(market.listings.prefix(300))
+        listings[3].region = "Atlantis"
+        listings[4].region = "Atlantis"
+        listings[5].schoolScore = nil
+        listings[5].subwayDistanceM = nil
+        var users = Array(market.users.prefix(40))
+        users[0].preferredRegion = "Atlantis"
+        users[0].budget = 1e9
+        let k = 7
+        let recommender = Recommender(model: .gradientBoosted(model), listings: Array(listings.reversed()), k: k, reasonCount: 2)
+        for user in users {
+            let got = recommender.recommend(user)
+            let candidates = listings.sorted { $0.id < $1.id }.filter { recommender.filter.admits($0, for: user) }
+            var expected: [(score: Double, id: Int)] = []
+            for l in candidates {
+                let score: Double = model.predictProbability(row: PairFeatures.features(user: user, listing: l))
+                expected.append((score, l.id))
+            }
+            expected.sort { a, b in a.score > b.score || (a.score == b.score && a.id < b.id) }
+            let top = Array(expected.prefix(k))
+            #expect(got.candidates == candidates.count)
+            #expect(got.items.map { $0.listingID } == top.map { $0.id })
+            #expect(got.items.map { $0.score } == top.map { $0.score })
+            #expect(got.items.map { $0.rank } == Array(1..<got.items.count + 1))
+            #expect(got.items.allSatisfy { $0.reasons.count <= 2 })
+        }
+    }
+
     @Test func timeSplitKeepsOrder() throws {
         let data = try PairFeatures.build(Fixtures.smallMarket)
         let split = try TimeSplit(data, trainFraction: 0.7, validFraction: 0.1)

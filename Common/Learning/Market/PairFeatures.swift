@@ -49,26 +49,64 @@ public enum PairFeatures {
 
     /// Feature vector for one pair, in `schema` order.
     public static func features(user u: MarketUser, listing l: MarketListing) -> [Float] {
-        let region = DemoMarket.region(named: u.preferredRegion)
-        let commute = region.map {
+        [Float](unsafeUninitializedCapacity: schema.count) { out, count in
+            write(user: u, region: userRegion(u), listing: l, regionCode: regionCode(l.region), to: out.baseAddress!, stride: 1)
+            count = schema.count
+        }
+    }
+
+    /// A region's index in `DemoMarket.regions` (the listing's `region` feature), NaN when unknown.
+    static func regionCode(_ name: String) -> Double {
+        DemoMarket.regions.firstIndex { $0.name == name }.map(Double.init) ?? .nan
+    }
+
+    /// The user's region and its code, looked up once per user.
+    static func userRegion(_ u: MarketUser) -> (region: MarketRegion?, code: Double) {
+        (DemoMarket.region(named: u.preferredRegion), regionCode(u.preferredRegion))
+    }
+
+    /// Writes the pair's features to `out[c * stride]` for each schema column `c` — the one
+    /// definition behind `features` and the recommender's batch scoring, which looks up the
+    /// user's region once per user and each listing's code once, instead of per pair, and
+    /// writes straight into a column-major block without allocating per pair.
+    @inline(__always)
+    static func write(user u: MarketUser, region: (region: MarketRegion?, code: Double), listing l: MarketListing,
+                      regionCode: Double, to out: UnsafeMutablePointer<Float>, stride s: Int) {
+        let commute = region.region.map {
             DemoMarket.commuteMinutes(lat: l.lat, lon: l.lon, subwayDistanceM: l.subwayDistanceM, to: $0)
         } ?? .nan
-        let regionCode = DemoMarket.regions.firstIndex { $0.name == l.region }.map(Double.init) ?? .nan
         let school = l.schoolScore ?? .nan
-        let values: [Double] = [
-            Double(u.age), u.income, Double(u.householdSize), u.hasChildren ? 1 : 0, u.maxCommuteMin,
-            u.riskAppetite, Double(u.investmentHorizonYears), u.prefersNewBuild ? 1 : 0, u.budget,
-            l.price, l.areaM2, Double(l.rooms), Double(l.floor), Double(l.buildingAge), l.subwayDistanceM ?? .nan,
-            school, l.expectedYield, l.newBuild ? 1 : 0, regionCode,
-            l.price / u.budget, l.region == u.preferredRegion ? 1 : 0,
-            commute, u.maxCommuteMin - commute,
-            u.hasChildren ? school : 0,  // 0 for no children: school quality is irrelevant, not unknown
-            u.riskAppetite * l.expectedYield,
-            u.prefersNewBuild == l.newBuild ? 1 : 0,
-            l.areaM2 / Double(u.householdSize),
-            l.price / l.areaM2,
-        ]
-        return values.map { Float($0) }
+        // Region names are unique, so equal known codes mean equal names; an unknown
+        // region (either side) is compared by name, as the feature is defined.
+        let sameRegion = !region.code.isNaN && !regionCode.isNaN ? region.code == regionCode : l.region == u.preferredRegion
+        out[0 * s] = Float(Double(u.age))
+        out[1 * s] = Float(u.income)
+        out[2 * s] = Float(Double(u.householdSize))
+        out[3 * s] = u.hasChildren ? 1 : 0
+        out[4 * s] = Float(u.maxCommuteMin)
+        out[5 * s] = Float(u.riskAppetite)
+        out[6 * s] = Float(Double(u.investmentHorizonYears))
+        out[7 * s] = u.prefersNewBuild ? 1 : 0
+        out[8 * s] = Float(u.budget)
+        out[9 * s] = Float(l.price)
+        out[10 * s] = Float(l.areaM2)
+        out[11 * s] = Float(Double(l.rooms))
+        out[12 * s] = Float(Double(l.floor))
+        out[13 * s] = Float(Double(l.buildingAge))
+        out[14 * s] = Float(l.subwayDistanceM ?? .nan)
+        out[15 * s] = Float(school)
+        out[16 * s] = Float(l.expectedYield)
+        out[17 * s] = l.newBuild ? 1 : 0
+        out[18 * s] = Float(regionCode)
+        out[19 * s] = Float(l.price / u.budget)
+        out[20 * s] = sameRegion ? 1 : 0
+        out[21 * s] = Float(commute)
+        out[22 * s] = Float(u.maxCommuteMin - commute)
+        out[23 * s] = u.hasChildren ? Float(school) : 0  // 0 for no children: school quality is irrelevant, not unknown
+        out[24 * s] = Float(u.riskAppetite * l.expectedYield)
+        out[25 * s] = u.prefersNewBuild == l.newBuild ? 1 : 0
+        out[26 * s] = Float(l.areaM2 / Double(u.householdSize))
+        out[27 * s] = Float(l.price / l.areaM2)
     }
 
     /// One row per interaction: features, label (click or contract = 1), group = user

@@ -41,6 +41,8 @@ public struct Recommender: Sendable {
     public var k: Int
     public var reasonCount: Int
     public var filter: CandidateFilter
+    /// Each listing's region code, looked up once instead of once per pair.
+    private let regionCodes: [Double]
 
     public init(model: TowerModel, listings: [MarketListing], k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
         self.model = model
@@ -48,26 +50,69 @@ public struct Recommender: Sendable {
         self.k = k
         self.reasonCount = reasonCount
         self.filter = filter
+        self.regionCodes = self.listings.map { PairFeatures.regionCode($0.region) }
     }
 
+    /// Candidates are featurized into one column-major block per user and a tree model
+    /// scores the block with its packed forest (the batch path, same trees, same order of
+    /// additions, so the same scores as one row at a time); only the top K are kept while
+    /// scanning, and only their rows are rebuilt for reasons.
     public func recommend(_ user: MarketUser) -> (items: [ScoredListing], candidates: Int) {
-        let classifier = model.classifier
-        var scored: [(score: Double, index: Int, row: [Float])] = []
-        for (i, l) in listings.enumerated() where filter.admits(l, for: user) {
-            let row = PairFeatures.features(user: user, listing: l)
-            scored.append((logistic(classifier.predictRaw(row: row)), i, row))
+        var candidates: [Int32] = []
+        candidates.reserveCapacity(listings.count)
+        for (i, l) in listings.enumerated() where filter.admits(l, for: user) { candidates.append(Int32(i)) }
+        let n = candidates.count
+        let width = PairFeatures.schema.count
+        let region = PairFeatures.userRegion(user)
+        var raw: [Double]
+        switch model {
+        case let .gradientBoosted(m) where m.schema.count == width:
+            var block = [Float](repeating: 0, count: n * width)
+            block.withUnsafeMutableBufferPointer { b in
+                for (j, i) in candidates.enumerated() {
+                    PairFeatures.write(user: user, region: region, listing: listings[Int(i)], regionCode: regionCodes[Int(i)],
+                                       to: b.baseAddress! + j, stride: n)
+                }
+            }
+            raw = [Double](repeating: m.initialScore, count: n)
+            if n > 0 {
+                block.withUnsafeBufferPointer { b in
+                    let columns = (0..<width).map { UnsafePointer(b.baseAddress! + $0 * n) }
+                    columns.withUnsafeBufferPointer { cols in
+                        raw.withUnsafeMutableBufferPointer { out in
+                            m.forest.accumulate(columns: cols, rows: 0..<n, scores: out.baseAddress!)
+                        }
+                    }
+                }
+            }
+        default:
+            let classifier = model.classifier
+            raw = candidates.map { classifier.predictRaw(row: PairFeatures.features(user: user, listing: listings[Int($0)])) }
         }
-        let candidates = scored.count
-        scored.sort { $0.score > $1.score || ($0.score == $1.score && listings[$0.index].id < listings[$1.index].id) }
-        let top = scored.prefix(k)
+
+        // Best first; equal scores go to the lower listing id (lower index: listings are
+        // sorted by id). The kept list is short, so insertion beats a heap.
+        var top: [(score: Double, index: Int)] = []
+        if k > 0 { top.reserveCapacity(k + 1) }
+        for j in 0..<n where k > 0 {
+            let score = logistic(raw[j]), index = Int(candidates[j])
+            if top.count == k {
+                let last = top[k - 1]
+                guard score > last.score || (score == last.score && index < last.index) else { continue }
+            }
+            var at = top.count
+            while at > 0 && (score > top[at - 1].score || (score == top[at - 1].score && index < top[at - 1].index)) { at -= 1 }
+            top.insert((score, index), at: at)
+            if top.count > k { top.removeLast() }
+        }
         let items = top.enumerated().map { rank, s -> ScoredListing in
             var reasons: [RecommendationReason] = []
             if reasonCount > 0, case let .gradientBoosted(m) = model {
-                reasons = TopReasons.reasons(m, row: s.row, count: reasonCount)
+                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: listings[s.index]), count: reasonCount)
             }
             return ScoredListing(listingID: listings[s.index].id, score: s.score, rank: rank + 1, reasons: reasons)
         }
-        return (items, candidates)
+        return (items, n)
     }
 }
 
