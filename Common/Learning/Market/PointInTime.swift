@@ -103,10 +103,17 @@ public enum PointInTimeJoin {
             .sorted { ($0.time, $0.eventID) < ($1.time, $1.eventID) }
         // Each action is credited to the latest impression of its pair at or before it (the
         // one the user acted on), when that impression is within the label window.
+        // Only pairs that have an action are indexed: impressions far outnumber actions, and
+        // a dictionary entry (and array) per shown pair cost more than the whole join.
+        let visibleActions = actions.filter { $0.writtenAt <= definition.asOf }
+        let actedOn = Set(visibleActions.map { PairKey($0.userID, $0.listingID) })
         var impressionsOfPair: [PairKey: [Int]] = [:]
-        for (i, x) in examples.enumerated() { impressionsOfPair[PairKey(x.userID, x.listingID), default: []].append(i) }
+        for (i, x) in examples.enumerated() {
+            let key = PairKey(x.userID, x.listingID)
+            if actedOn.contains(key) { impressionsOfPair[key, default: []].append(i) }
+        }
         var credited = [Bool](repeating: false, count: examples.count)
-        for a in actions where a.writtenAt <= definition.asOf {
+        for a in visibleActions {
             guard let shown = impressionsOfPair[PairKey(a.userID, a.listingID)] else { continue }
             var lo = 0, hi = shown.count
             while lo < hi {
@@ -123,6 +130,8 @@ public enum PointInTimeJoin {
         var labels: [Float] = [], groups: [Int] = [], days: [Int] = [], times: [Double] = []
         labels.reserveCapacity(examples.count)
         var dropped = 0, positives = 0
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: width)
+        defer { row.deallocate() }
         for (i, x) in examples.enumerated() {
             let known = min(x.time, definition.asOf)
             guard let user = userTimeline.value(x.userID, at: x.time, knownBy: known),
@@ -130,8 +139,10 @@ public enum PointInTimeJoin {
                 dropped += 1
                 continue
             }
-            let f = PairFeatures.features(user: user, listing: listing)
-            for c in 0..<width { columns[c].append(f[c]) }
+            // Written to a scratch row, not a fresh array per example.
+            PairFeatures.write(user: user, region: PairFeatures.userRegion(user), listing: listing,
+                               regionCode: PairFeatures.regionCode(listing.region), to: row, stride: 1)
+            for c in 0..<width { columns[c].append(row[c]) }
             let positive = credited[i]
             if positive { positives += 1 }
             labels.append(positive ? 1 : 0)
