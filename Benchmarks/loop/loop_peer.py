@@ -65,13 +65,13 @@ def drift(args):
     ref = np.fromfile(f"{args.dir}/ref.f32", dtype="<f4").reshape(features, rows)
     cur = np.fromfile(f"{args.dir}/cur.f32", dtype="<f4").reshape(features, rows)
     for name, fn in [("exact", drift_exact), ("binned", drift_binned)]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         # numpy's sort, searchsorted and bincount release the GIL, so threads over
         # features use both cores like Tower's two workers.
         with ThreadPoolExecutor(max_workers=args.threads) as pool:
             out = list(pool.map(lambda f: fn(ref[f], cur[f]), range(features)))
-        elapsed = time.perf_counter() - start
-        print(f"RESULT bench=drift side=peer variant={name}_{args.threads}t seconds={elapsed:.4f}")
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        print(f"RESULT bench=drift side=peer variant={name}_{args.threads}t seconds={elapsed:.4f} cpu_s={cpu:.4f}")
         print(f"CHECK bench=drift side=peer variant={name} psi={','.join(f'{p:.6f}' for p, _ in out)} "
               f"ks={','.join(f'{k:.6f}' for _, k in out)}", flush=True)
 
@@ -90,7 +90,7 @@ def score(args):
     diff = float(np.max(np.abs(raw - tower_raw)))
     k = 10
     for threads in [int(t) for t in args.threads.split(",")]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         p = booster.predict(X, num_threads=threads)
         top = np.full((len(offsets) - 1, k), -1, dtype=np.int64)
         for u in range(len(offsets) - 1):
@@ -103,9 +103,9 @@ def score(args):
             # Best first, ties to the lower listing id, as Tower orders them.
             order = pick[np.lexsort((ids[a + pick], -seg[pick]))]
             top[u, :m] = ids[a + order]
-        elapsed = time.perf_counter() - start
-        print(f"RESULT bench=score side=peer variant={threads}t seconds={elapsed:.4f} pairs={len(X)} "
-              f"pairs_per_s={len(X) / elapsed:.0f}", flush=True)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        print(f"RESULT bench=score side=peer variant={threads}t seconds={elapsed:.4f} cpu_s={cpu:.4f} pairs={len(X)} "
+              f"pairs_per_s={len(X) / elapsed:.0f} pairs_per_cpu_s={len(X) / cpu:.0f}", flush=True)
     agree = float("nan")
     try:
         tower_top = np.fromfile(f"{args.dir}/tower_top10.i64", dtype="<i8").reshape(-1, k)
@@ -181,7 +181,7 @@ def pit(args):
     imp = imp.drop(columns=["event_num"])
     lo, hi, as_of, window = definition["from"], definition["to"], definition["asOf"], definition["labelWindowSeconds"]
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     ex = imp[(imp["time"] >= lo) & (imp["time"] < hi) & (imp["written_at"] <= as_of)]
     ex = ex.sort_values(["time", "event_id"], kind="mergesort").reset_index(drop=True)
     # Labels: each action credits the latest impression of its pair at or before it, within the window.
@@ -228,9 +228,9 @@ def pit(args):
     out["label"] = label[keep]
     out["group"] = ex["user_id"].to_numpy()[keep]
     out["day"] = np.floor(t[keep] / 86_400).astype(np.int64)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
-    print(f"RESULT bench=pit side=peer variant=1t seconds={elapsed:.4f} rows={len(out)}")
+    print(f"RESULT bench=pit side=peer variant=1t seconds={elapsed:.4f} cpu_s={cpu:.4f} rows={len(out)}")
     parts = [f"rows={len(out)}", f"positives={int(out['label'].sum())}", f"dropped={int((~keep).sum())}",
              f"groups={int(out['group'].sum())}", f"days={int(out['day'].sum())}"]
     for name in FEATURES:
