@@ -14,7 +14,7 @@
 #
 # Creates Benchmarks/.venv-loop (pandas, numpy, scipy, lightgbm from PyPI; nothing is
 # installed globally), builds tower-bench in release mode with its own scratch path
-# (SCRATCH, default .build-release), writes the data once (REGENERATE=1 to redo), then
+# (SCRATCH, default .build-release; or BIN=an existing tower-bench), writes the data once (REGENERATE=1 to redo), then
 # runs each side RUNS times, alternating, and prints median, min and max per row.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -30,10 +30,11 @@ mkdir -p "$OUT"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check pandas numpy scipy lightgbm
 PY="$VENV/bin/python"
 
-if [ -z "${NO_BUILD:-}" ]; then
+# BIN=path/to/tower-bench runs a binary built elsewhere instead of building one.
+if [ -z "${BIN:-}" ]; then
     swift build -c release --scratch-path "$SCRATCH" --product tower-bench
+    BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tower-bench"
 fi
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tower-bench"
 
 for b in $BENCHES; do
     if [ -n "${REGENERATE:-}" ] || [ ! -f "$OUT/$b/generated" ]; then

@@ -60,6 +60,8 @@ for name, bench, tv, pv, field, fmt, higher, target in rows:
         # Speed-up of Tower over the peer, whatever the unit: > 1 means Tower is faster.
         speedup = t[0] / p[0] if higher else p[0] / t[0]
         ratio = f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower"
+        if not higher:
+            ratio += f" (time {t[0] / p[0]:.2f}×)"
     print(f"| {name} | {cell(t, fmt)} | {cell(p, fmt)} | {ratio} | {target} |")
 
 # Tower's drift phases, to see where its time goes.
