@@ -92,13 +92,16 @@ extension SecurityTests {
     /// Each of tasks and payload_bytes within its limit, their product in the terabytes:
     /// planning it would allocate every payload before anything was stored.
     @Test(.timeLimit(.minutes(2))) func anEchoJobWhosePayloadsTogetherExceedTheCapIsRefused() throws {
-        let blobs = try BlobStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-blobs-\(UUID().uuidString.prefix(8))"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-blobs-\(UUID().uuidString.prefix(8))")
+        let blobs = try BlobStore(root: dir.appendingPathComponent("blobs"))
+        let store = try ClusterStore(path: dir.appendingPathComponent("tower.sqlite").path)
+        let context = JobContext(store: store, blobs: blobs, tracking: TrackingStore(store), registry: ModelRegistry(store), dataDirectory: dir)
         let spec = try WireEchoSpec.with { $0.tasks = 65; $0.payloadBytes = UInt32(EchoPlanner.maxPayloadBytes) }.serializedData()
         #expect(throws: WireError.invalidArgument("echo.tasks × echo.payload_bytes must be at most 1073741824 bytes (the payloads are held in memory), got 65 × 16777216 = 1090519040")) {
-            try EchoPlanner().plan(spec: spec, blobs: blobs)
+            try EchoPlanner().plan(spec: spec, context: context)
         }
         let worst = try WireEchoSpec.with { $0.tasks = UInt32(EchoPlanner.maxTasks); $0.payloadBytes = UInt32(EchoPlanner.maxPayloadBytes) }.serializedData()
-        #expect(throws: WireError.self) { try EchoPlanner().plan(spec: worst, blobs: blobs) }
+        #expect(throws: WireError.self) { try EchoPlanner().plan(spec: worst, context: context) }
     }
 
     /// Error bodies carried control characters from the path unescaped, which is not JSON.

@@ -19,8 +19,9 @@ import Wire
         let job = JobRow(id: "j", kind: JobKind.hpo, name: "s", spec: try spec.serializedData(), state: .queued, total: 0, maxAttempts: 3,
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
         let planner = HPOPlanner()
-        let first = try planner.plan(spec: job.spec, blobs: blobs)
-        let controller = try #require(try planner.controller(for: job, existing: [], context: JobContext(store: store, blobs: blobs, tracking: tracking, registry: ModelRegistry(store), dataDirectory: dir)) as? HPOController)
+        let context = JobContext(store: store, blobs: blobs, tracking: tracking, registry: ModelRegistry(store), dataDirectory: dir)
+        let first = try planner.plan(spec: job.spec, context: context)
+        let controller = try #require(try planner.controller(for: job, existing: [], context: context) as? HPOController)
         return (controller, first, tracking)
     }
 

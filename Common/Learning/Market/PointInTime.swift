@@ -44,7 +44,8 @@ public enum PointInTimeJoin {
         }
     }
 
-    /// A positive action on a pair (click, save, contract) at `time`, written at `writtenAt`.
+    /// A positive action on a pair (click, save, contract) at `time`, written at `writtenAt`;
+    /// it labels the latest impression of the pair at or before it, if within the window.
     public struct Action: Sendable, Equatable {
         public var userID: Int
         public var listingID: Int
@@ -100,12 +101,20 @@ public enum PointInTimeJoin {
         let examples = impressions
             .filter { $0.time >= definition.from && $0.time < definition.to && $0.writtenAt <= definition.asOf }
             .sorted { ($0.time, $0.eventID) < ($1.time, $1.eventID) }
-        // Positive actions per pair, sorted by time, for the label window lookup.
-        var actionTimes: [PairKey: [Double]] = [:]
+        // Each action is credited to the latest impression of its pair at or before it (the
+        // one the user acted on), when that impression is within the label window.
+        var impressionsOfPair: [PairKey: [Int]] = [:]
+        for (i, x) in examples.enumerated() { impressionsOfPair[PairKey(x.userID, x.listingID), default: []].append(i) }
+        var credited = [Bool](repeating: false, count: examples.count)
         for a in actions where a.writtenAt <= definition.asOf {
-            actionTimes[PairKey(a.userID, a.listingID), default: []].append(a.time)
+            guard let shown = impressionsOfPair[PairKey(a.userID, a.listingID)] else { continue }
+            var lo = 0, hi = shown.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if examples[shown[mid]].time <= a.time { lo = mid + 1 } else { hi = mid }
+            }
+            if lo > 0, a.time - examples[shown[lo - 1]].time <= definition.labelWindowSeconds { credited[shown[lo - 1]] = true }
         }
-        for k in actionTimes.keys { actionTimes[k]!.sort() }
 
         let schema = PairFeatures.schema
         let width = schema.count
@@ -114,7 +123,7 @@ public enum PointInTimeJoin {
         var labels: [Float] = [], groups: [Int] = [], days: [Int] = [], times: [Double] = []
         labels.reserveCapacity(examples.count)
         var dropped = 0, positives = 0
-        for x in examples {
+        for (i, x) in examples.enumerated() {
             let known = min(x.time, definition.asOf)
             guard let user = userTimeline.value(x.userID, at: x.time, knownBy: known),
                   let listing = listingTimeline.value(x.listingID, at: x.time, knownBy: known) else {
@@ -123,16 +132,7 @@ public enum PointInTimeJoin {
             }
             let f = PairFeatures.features(user: user, listing: listing)
             for c in 0..<width { columns[c].append(f[c]) }
-            var positive = false
-            if let ts = actionTimes[PairKey(x.userID, x.listingID)] {
-                // First action at or after the impression; positive if inside the window.
-                var lo = 0, hi = ts.count
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if ts[mid] < x.time { lo = mid + 1 } else { hi = mid }
-                }
-                positive = lo < ts.count && ts[lo] <= x.time + definition.labelWindowSeconds
-            }
+            let positive = credited[i]
             if positive { positives += 1 }
             labels.append(positive ? 1 : 0)
             groups.append(x.userID)

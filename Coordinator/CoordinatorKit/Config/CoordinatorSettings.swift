@@ -31,6 +31,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var connectionLimits = ConnectionLimits()
     /// What a committed write survives (`durability: normal|strict`); see ``Durability``.
     public var durability: Durability = .normal
+    /// Drift thresholds and alerting (`drift:`).
+    public var drift = DriftSettings()
     /// Scheduled and triggered pipelines (`pipelines:`); see ``PipelineDefinition``.
     public var pipelines: [PipelineDefinition] = []
     /// Which pipeline a drifted data set starts, and how often (`retrain_on_drift:`).
@@ -46,7 +48,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     /// The planners of every job kind, configured from these settings.
     public var planners: JobPlanners {
-        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion), ScorePlanner()])
+        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion), ScorePlanner(), DriftPlanner(settings: drift)])
     }
 
     public var revocationDirectory: String {
@@ -71,6 +73,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var api_listen: String?
         var connection_limits: ConnectionLimits?
         var durability: String?
+        var drift: DriftSettings?
         var retrain_on_drift: RetrainOnDrift?
     }
 
@@ -78,7 +81,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
                                   "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
-                                  "connection_limits", "pipelines", "retrain_on_drift"]
+                                  "connection_limits", "drift", "pipelines", "retrain_on_drift"]
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -120,6 +123,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.promotion { s.promotion = v }
         if let v = file.api_listen { s.apiListen = v }
         if let v = file.connection_limits { s.connectionLimits = v }
+        if let v = file.drift { s.drift = v }
         if let v = file.retrain_on_drift { s.retrainOnDrift = v }
         // Read from the node, not `File`, so errors name the key inside the section.
         if let node = root?.mapping?["pipelines"] { s.pipelines = try PipelineDefinition.parse(node, path: path) }

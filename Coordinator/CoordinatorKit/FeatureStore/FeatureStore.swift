@@ -66,6 +66,9 @@ public final class FeatureStore: @unchecked Sendable {
                   job_id TEXT NOT NULL, user_id INTEGER NOT NULL, rank INTEGER NOT NULL, listing_id INTEGER NOT NULL,
                   score DOUBLE NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (job_id, user_id, rank)
                 );
+                CREATE TABLE drift_report (
+                  id TEXT PRIMARY KEY, job_id TEXT NOT NULL, summary BLOB NOT NULL, report TEXT NOT NULL, svgs TEXT NOT NULL, created_at DOUBLE NOT NULL
+                );
                 CREATE TABLE score_run (
                   job_id TEXT PRIMARY KEY, model TEXT NOT NULL, version INTEGER NOT NULL, finished_at DOUBLE
                 );

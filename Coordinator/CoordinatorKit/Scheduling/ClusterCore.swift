@@ -226,6 +226,10 @@ public final class ClusterCore: @unchecked Sendable {
         return handler(body)
     }
 
+    public func driftReport(_ id: String) -> EventLoopFuture<WireDriftReportInfo> {
+        fromStore(flushing: true) { try DriftReportStore(self.store).report(id) }
+    }
+
     static func newJobID() -> String {
         let stamp = Int(Date().timeIntervalSince1970)
         return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"

@@ -144,7 +144,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.features.record(batch).map { .eventsAccepted($0) })
         case let .getRecommendations(request):
             reply(context: context, requestID: rid, core.features.recommendations(request).map { .recommendationList($0) })
-        case .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+        case let .getDriftReport(request):
+            reply(context: context, requestID: rid, core.driftReport(request.reportID).map { .driftReport($0) })
+        case .listPipelines, .listPipelineRuns, .triggerPipeline:
             reply(context: context, requestID: rid, core.pipelineRequest(body))
         case .ack, .error:
             break
