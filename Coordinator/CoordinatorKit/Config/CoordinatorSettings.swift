@@ -124,7 +124,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.api_listen { s.apiListen = v }
         if let v = file.connection_limits { s.connectionLimits = v }
         if let v = file.drift { s.drift = v }
-        if let v = file.retrain_on_drift { s.retrainOnDrift = v }
+        if let v = file.retrain_on_drift {
+            // The decoder would skip a misspelt key and leave its default in force.
+            let keys = root?.mapping?["retrain_on_drift"]?.mapping?.keys.compactMap(\.string) ?? []
+            for key in keys where !["pipeline", "debounce_hours"].contains(key) {
+                throw ConfigError.invalid("\(path): retrain_on_drift: unknown key \"\(key)\"; known keys: pipeline, debounce_hours")
+            }
+            s.retrainOnDrift = v
+        }
         // Read from the node, not `File`, so errors name the key inside the section.
         if let node = root?.mapping?["pipelines"] { s.pipelines = try PipelineDefinition.parse(node, path: path) }
         try s.validate()

@@ -296,7 +296,7 @@ public struct DriftReportStore: Sendable {
 /// The report as JSON for the store, the webhook and the API.
 enum DriftReportJSON {
     static func encode(_ r: DriftReport, reportID: String, job: String) -> String {
-        func num(_ v: Double?) -> Any { v.map { $0.isFinite ? $0 : NSNull() } ?? NSNull() }
+        func num(_ v: Double?) -> Any { v.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
         let features: [[String: Any]] = r.features.map { f in
             ["name": f.name, "categorical": f.categorical, "method": f.method, "score": num(f.score), "threshold": num(f.threshold),
              "drifted": f.drifted, "psi": num(f.psi), "psi_band": f.psiBand, "ks": num(f.ks), "ks_p_value": num(f.ksPValue),

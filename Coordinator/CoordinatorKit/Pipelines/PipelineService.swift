@@ -412,12 +412,12 @@ public final class PipelineService: PipelineTriggering, @unchecked Sendable {
             spec.k = UInt32(try Self.number(step, "k", default: 10, allowed: 1...100))
             job.kind = ScoreKind.name
             job.spec = try spec.serializedData()
-        case "drift":
+        case DriftKind.name:
             var spec = WireDriftSpec()
             spec.modelName = step.options["model"] ?? "match"
             spec.windowHours = UInt32(try Self.number(step, "window_hours", default: 24, allowed: 1...8760))
             spec.retrainOnDrift = step.options["retrain"].map { $0.lowercased() != "false" } ?? true
-            job.kind = "drift"
+            job.kind = DriftKind.name
             job.spec = try spec.serializedData()
         case "job":
             guard let kind = step.options["kind"], !kind.isEmpty else {
@@ -628,7 +628,8 @@ public final class PipelineService: PipelineTriggering, @unchecked Sendable {
         var info = WirePipelineInfo()
         info.name = p.name
         info.schedule = p.schedule?.expression ?? ""
-        info.timeZone = p.timeZone.identifier
+        // Foundation on Linux names the zone the config calls UTC "GMT"; say what was written.
+        info.timeZone = p.timeZone.identifier == "GMT" ? "UTC" : p.timeZone.identifier
         info.steps = p.steps.map(\.name)
         if p.schedule != nil, let wake = wakeAt[p.name] ?? p.schedule?.next(after: now()) {
             info.nextRunMs = Int64(wake.timeIntervalSince1970 * 1000)

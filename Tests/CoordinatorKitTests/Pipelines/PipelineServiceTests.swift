@@ -188,5 +188,121 @@ extension SecurityTests {
         #expect(attempts.map(\.state) == ["succeeded"])
         #expect(ended.run.state(of: "a") == .succeeded(attempts: 1))
     }
+
+    @Test func aScheduledPipelineDownForHoursRunsOnceForTheLatestMissedSlot() async throws {
+        let c = try await Self.start([])
+        defer { Task { await c.stop() } }
+        #expect(c.service.pipelines == nil)
+        let utc = TimeZone(identifier: "UTC")!
+        let pipeline = try PipelineDefinition(name: "hourly", schedule: try CronSchedule("0 * * * *", timeZone: utc), steps: [Self.echoStep("a")])
+        let sevenOClock = Date(timeIntervalSince1970: TimeInterval(1_800_000_000 - 1_800_000_000 % 86_400 + 7 * 3600))
+        let now = sevenOClock.addingTimeInterval(3.5 * 3600)
+        let store = PipelineStore(c.service.core.store)
+        try store.startScheduled([], pipeline: "hourly", lastSlot: sevenOClock, attempts: [])
+
+        let service = PipelineService(core: c.service.core, pipelines: [pipeline], tickInterval: .milliseconds(50),
+                                      logger: Logger(label: "test"), now: { now })
+        service.attach()
+        try service.start()
+        defer { service.stop() }
+        // Slots 08:00, 09:00 and 10:00 were missed: one run, for 10:00.
+        let runs = try store.runs(pipeline: "hourly", limit: 10)
+        #expect(runs.map(\.trigger) == ["schedule"])
+        #expect(runs.map(\.scheduledFor) == [sevenOClock.addingTimeInterval(3 * 3600)])
+        #expect(try store.lastSlot("hourly") == sevenOClock.addingTimeInterval(3 * 3600))
+        // Later ticks at the same instant start nothing more.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try store.runs(pipeline: "hourly", limit: 10).count == 1)
+        guard case let .pipelineList(list) = try await service.handle(.listPipelines(WireListPipelines())).get() else {
+            Issue.record("not a pipeline list")
+            return
+        }
+        #expect(list.pipelines.map(\.schedule) == ["0 * * * *"])
+        #expect(list.pipelines.map(\.timeZone) == ["UTC"])
+        #expect(list.pipelines.map(\.nextRunMs) == [Int64(sevenOClock.addingTimeInterval(4 * 3600).timeIntervalSince1970 * 1000)])
+        #expect(list.pipelines.map(\.lastRunID) == [runs[0].id])
+        #expect(list.pipelines.map(\.lastState) == ["running"])
+    }
+
+    @Test func stepsSubmitTheirKindsSpecsWithDefaults() async throws {
+        let c = try await Self.start([])
+        defer { Task { await c.stop() } }
+        let steps = [
+            PipelineStep(name: "data", kind: "training_set"),
+            PipelineStep(name: "search", kind: "hpo", after: ["data"]),
+            PipelineStep(name: "score", kind: "score", after: ["search"], options: ["k": "5"]),
+            PipelineStep(name: "drift", kind: "drift", after: ["score"], options: ["retrain": "false", "window_hours": "6"]),
+        ]
+        let pipeline = try PipelineDefinition(name: "retrain", steps: steps)
+        let service = PipelineService(core: c.service.core, pipelines: [pipeline], logger: Logger(label: "test"))
+        let record = PipelineRunRecord(id: "r", pipeline: "retrain", trigger: "manual", reason: "", scheduledFor: nil, state: "running",
+                                       startedAt: Date(), finishedAt: nil, error: nil, run: PipelineRun(pipeline))
+        var run = PipelineService.ActiveRun(record: record, attempts: [:])
+        #expect(throws: WireError.invalidArgument("step \"search\": step \"data\" has produced no training set (list it in `after:` so it runs first)")) {
+            try service.jobSpec(steps[1], in: run)
+        }
+        run.attempts["data#1"] = StepAttemptRecord(runID: "r", step: "data", attempt: 1, state: "failed", error: "x")
+        run.attempts["data#2"] = StepAttemptRecord(runID: "r", step: "data", attempt: 2, state: "succeeded", output: "abc123")
+        let hpo = try service.jobSpec(steps[1], in: run)
+        #expect(hpo.kind == JobKind.hpo)
+        let hpoSpec = try WireHPOSpec(serializedBytes: hpo.spec)
+        #expect(hpoSpec.datasetSha256 == "abc123")
+        #expect(hpoSpec.experiment == "retrain")
+        #expect(hpoSpec.modelName == "match")
+        let space = try SearchSpace(yaml: hpoSpec.space)
+        #expect(space.maxTrials == 8)
+        #expect(space.maxConcurrent == 2)
+
+        let score = try WireScoreSpec(serializedBytes: try service.jobSpec(steps[2], in: run).spec)
+        #expect(score.modelName == "match" && score.version == 0 && score.k == 5)
+        let drift = try service.jobSpec(steps[3], in: run)
+        #expect(drift.kind == DriftKind.name)
+        let driftSpec = try WireDriftSpec(serializedBytes: drift.spec)
+        #expect(driftSpec.modelName == "match" && driftSpec.windowHours == 6 && driftSpec.retrainOnDrift == false)
+
+        // An hpo step with no training_set step before it cannot get its data.
+        let lone = try PipelineDefinition(name: "lone", steps: [PipelineStep(name: "search", kind: "hpo")])
+        let loneRun = PipelineService.ActiveRun(record: PipelineRunRecord(id: "l", pipeline: "lone", trigger: "manual", reason: "", scheduledFor: nil,
+                                                                          state: "running", startedAt: Date(), finishedAt: nil, error: nil,
+                                                                          run: PipelineRun(lone)), attempts: [:])
+        #expect(throws: WireError.invalidArgument("step \"search\": an hpo step needs a training_set step before it in the pipeline")) {
+            try service.jobSpec(lone.steps[0], in: loneRun)
+        }
+        #expect(throws: WireError.invalidArgument("step \"score\": with.k is \"0\"; expected a number from 1.0 to 100.0")) {
+            try service.jobSpec(PipelineStep(name: "score", kind: "score", options: ["k": "0"]), in: run)
+        }
+    }
 }
+}
+
+@Suite struct RetrainOnDriftConfigTests {
+    @Test func readsTheSectionWithDefaultsAndRefusesUnknownKeys() throws {
+        #expect(try CoordinatorSettings.load(yaml: "listen: 0.0.0.0:7443").retrainOnDrift == RetrainOnDrift(pipeline: "retrain", debounceHours: 24))
+        let s = try CoordinatorSettings.load(yaml: "retrain_on_drift: {pipeline: nightly, debounce_hours: 6}")
+        #expect(s.retrainOnDrift == RetrainOnDrift(pipeline: "nightly", debounceHours: 6))
+        #expect(try CoordinatorSettings.load(yaml: "retrain_on_drift: {debounce_hours: 0}").retrainOnDrift == RetrainOnDrift(pipeline: "retrain", debounceHours: 0))
+        #expect(throws: ConfigError.invalid("tower.yaml: retrain_on_drift: unknown key \"debounce\"; known keys: pipeline, debounce_hours")) {
+            try CoordinatorSettings.load(yaml: "retrain_on_drift: {debounce: 6}", path: "tower.yaml")
+        }
+        #expect(throws: ConfigError.invalidValue(key: "retrain_on_drift.debounce_hours", value: "-1.0", expected: "a number of hours from 0 to 8760")) {
+            try CoordinatorSettings.load(yaml: "retrain_on_drift: {debounce_hours: -1}")
+        }
+    }
+
+    /// The commented sample in Deploy/tower.yaml stays a valid config once uncommented.
+    @Test func theSampleInDeployTowerYamlLoads() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Deploy/tower.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let sample = try #require(text.range(of: "# pipelines:"))
+        let lines = text[sample.lowerBound...].split(separator: "\n").compactMap { line -> Substring? in
+            line.hasPrefix("#   ") || line.hasPrefix("# pipelines:") || line.hasPrefix("# retrain_on_drift:") ? line.dropFirst(2) : nil
+        }
+        let s = try CoordinatorSettings.load(yaml: lines.joined(separator: "\n"), path: "Deploy/tower.yaml")
+        #expect(s.pipelines.map(\.name) == ["retrain", "drift"])
+        #expect(s.pipelines[0].steps.map(\.kind) == ["training_set", "hpo", "score"])
+        #expect(s.pipelines[0].timeZone.identifier == "Asia/Seoul")
+        #expect(s.pipelines[1].schedule?.expression == "0 * * * *")
+        #expect(s.retrainOnDrift == RetrainOnDrift(pipeline: "retrain", debounceHours: 24))
+    }
 }
