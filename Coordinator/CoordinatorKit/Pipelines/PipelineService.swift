@@ -94,10 +94,9 @@ public final class PipelineService: PipelineTriggering, @unchecked Sendable {
             running = true
             let now = self.now()
             for record in try store.unfinishedRuns() {
-                guard definitions.contains(where: { $0.name == record.pipeline }) else {
-                    // Its pipeline left the config: the run can still finish what it started.
+                // A run carries its own steps, so it finishes even if its pipeline left the config.
+                if !definitions.contains(where: { $0.name == record.pipeline }) {
                     logger.notice("resuming a run whose pipeline is no longer configured", metadata: ["run": "\(record.id)"])
-                    continue
                 }
                 var attempts: [String: StepAttemptRecord] = [:]
                 for a in try store.attempts(run: record.id) { attempts[Self.attemptKey(a.step, a.attempt)] = a }
