@@ -61,7 +61,9 @@ struct Demo: AsyncParsableCommand {
 
         print("2. coordinator on 127.0.0.1 (SQLite store and blobs under \(cluster.data.path))")
         var settings = cluster.coordinatorSettings(metrics: true)
-        settings.pipelines = try LoopStory.pipelines()
+        let spaceFile = cluster.directory.appendingPathComponent("search-space.yaml")
+        try Demo.space.write(to: spaceFile, atomically: true, encoding: .utf8)
+        settings.pipelines = try LoopStory.pipelines(space: spaceFile)
         let service = try CoordinatorService(settings: settings)
         try await service.start()
         guard let port = service.port else { throw ConfigError.invalid("coordinator did not bind") }

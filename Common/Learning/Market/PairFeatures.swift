@@ -23,6 +23,10 @@ public enum PairFeatures {
         Feature(name: "price_per_m2"),
     ])
 
+    /// The features that describe the user alone.
+    public static let userFeatures: Set<String> = ["age", "income", "household_size", "has_children", "max_commute_min",
+                                                   "risk_appetite", "investment_horizon_years", "prefers_new_build", "budget"]
+
     /// Short, user-facing phrases for a feature that pushed a recommendation up; used by
     /// `TopReasons`. Features without a phrase are shown by name.
     public static let reasonPhrases: [String: String] = [

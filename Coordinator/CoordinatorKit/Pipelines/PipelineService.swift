@@ -657,6 +657,7 @@ public final class PipelineService: PipelineTriggering, @unchecked Sendable {
             s.name = step.name
             (s.state, s.attempts) = Self.describe(r.run.states[i])
             s.jobID = attempts.filter { $0.step == step.name && $0.jobID != nil }.max { $0.attempt < $1.attempt }?.jobID ?? ""
+            s.output = attempts.filter { $0.step == step.name && $0.state == "succeeded" }.max { $0.attempt < $1.attempt }?.output ?? ""
             s.error = r.run.lastErrors[i] ?? ""
             return s
         }
