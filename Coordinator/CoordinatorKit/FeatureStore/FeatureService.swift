@@ -63,6 +63,9 @@ public final class FeatureService: @unchecked Sendable {
     }
 
     func recommendations(_ request: WireGetRecommendations) -> EventLoopFuture<WireRecommendationList> {
-        offLoop { try self.store.recommendations(user: Int(request.userID), job: request.jobID) }
+        offLoop {
+            guard request.userID <= UInt64(Int32.max) else { throw WireError.notFound(what: "user \(request.userID) in the feature store") }
+            return try self.store.recommendations(user: Int(request.userID), job: request.jobID)
+        }
     }
 }

@@ -201,6 +201,12 @@ public final class FeatureStore: @unchecked Sendable {
                     throw WireError.invalidArgument("event \(w.eventID): unknown type \"\(w.type)\"; expected impression, click, save or contract")
                 }
                 guard !w.eventID.isEmpty, w.eventID.utf8.count <= 128 else { throw WireError.invalidArgument("an event needs an id of 1 to 128 bytes") }
+                // Ids are at most Int32.max (as ingest allows); larger ones cannot exist.
+                guard w.userID <= UInt64(Int32.max) else { throw WireError.notFound(what: "user \(w.userID) (event \(w.eventID))") }
+                guard w.listingID <= UInt64(Int32.max) else { throw WireError.notFound(what: "listing \(w.listingID) (event \(w.eventID))") }
+                guard w.eventTimeMs >= 0, w.eventTimeMs <= 253_402_300_799_000 else {
+                    throw WireError.invalidArgument("event \(w.eventID): event_time_ms \(w.eventTimeMs) is not a time from 1970 to 9999")
+                }
                 guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM fs_user WHERE user_id = ?)", arguments: [Int(w.userID)]) == true else {
                     throw WireError.notFound(what: "user \(w.userID) (event \(w.eventID))")
                 }
