@@ -93,6 +93,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         let file: File
         do { file = try YAMLDecoder().decode(File.self, from: text) }
         catch let error as PromotionPolicyError { throw ConfigError.invalid("\(path): \(error)") }
+        catch let DecodingError.dataCorrupted(context) where context.underlyingError is ConfigError {
+            // A section that checks its own values (drift:) names the key already.
+            throw context.underlyingError as! ConfigError
+        }
         catch let DecodingError.dataCorrupted(context) where context.underlyingError is PromotionPolicyError {
             throw ConfigError.invalid("\(path): \(context.underlyingError!)")
         }
