@@ -51,28 +51,67 @@ public enum PairFeatures {
         "region": "location",
     ]
 
+    /// What a listing contributes to every pair it is in, computed once: its own values
+    /// and its commute to each region's centre. A server scoring one user against
+    /// thousands of listings builds these once per listings swap.
+    public struct ListingPart: Sendable {
+        public let listing: MarketListing
+        let regionCode: Double
+        let school: Double
+        /// Commute minutes to each of `DemoMarket.regions`, in that order.
+        let commuteByRegion: [Double]
+
+        public init(_ l: MarketListing) {
+            listing = l
+            regionCode = DemoMarket.regions.firstIndex { $0.name == l.region }.map(Double.init) ?? .nan
+            school = l.schoolScore ?? .nan
+            commuteByRegion = DemoMarket.regions.map {
+                DemoMarket.commuteMinutes(lat: l.lat, lon: l.lon, subwayDistanceM: l.subwayDistanceM, to: $0)
+            }
+        }
+    }
+
     /// Feature vector for one pair, in `schema` order.
     public static func features(user u: MarketUser, listing l: MarketListing) -> [Float] {
-        let region = DemoMarket.region(named: u.preferredRegion)
-        let commute = region.map {
-            DemoMarket.commuteMinutes(lat: l.lat, lon: l.lon, subwayDistanceM: l.subwayDistanceM, to: $0)
-        } ?? .nan
-        let regionCode = DemoMarket.regions.firstIndex { $0.name == l.region }.map(Double.init) ?? .nan
-        let school = l.schoolScore ?? .nan
-        let values: [Double] = [
+        features(user: u, listing: ListingPart(l))
+    }
+
+    /// Feature vector for one pair from a precomputed listing part; equal, value for value,
+    /// to `features(user:listing:)`.
+    public static func features(user u: MarketUser, listing part: ListingPart) -> [Float] {
+        var row = [Float](repeating: 0, count: schema.count)
+        fill(&row, user: u, listing: part)
+        return row
+    }
+
+    /// Writes the pair's features into `row` (schema order), without allocating.
+    public static func fill(_ row: inout [Float], user u: MarketUser, listing part: ListingPart) {
+        let l = part.listing
+        let regionIndex = DemoMarket.regions.firstIndex { $0.name == u.preferredRegion }
+        let commute = regionIndex.map { part.commuteByRegion[$0] } ?? .nan
+        let school = part.school
+        let values: (Double, Double, Double, Double, Double, Double, Double, Double, Double, Double, Double, Double, Double, Double) = (
             Double(u.age), u.income, Double(u.householdSize), u.hasChildren ? 1 : 0, u.maxCommuteMin,
             u.riskAppetite, Double(u.investmentHorizonYears), u.prefersNewBuild ? 1 : 0, u.budget,
-            l.price, l.areaM2, Double(l.rooms), Double(l.floor), Double(l.buildingAge), l.subwayDistanceM ?? .nan,
-            school, l.expectedYield, l.newBuild ? 1 : 0, regionCode,
-            l.price / u.budget, l.region == u.preferredRegion ? 1 : 0,
-            commute, u.maxCommuteMin - commute,
-            u.hasChildren ? school : 0,  // 0 for no children: school quality is irrelevant, not unknown
-            u.riskAppetite * l.expectedYield,
-            u.prefersNewBuild == l.newBuild ? 1 : 0,
-            l.areaM2 / Double(u.householdSize),
-            l.price / l.areaM2,
-        ]
-        return values.map { Float($0) }
+            l.price, l.areaM2, Double(l.rooms), Double(l.floor), Double(l.buildingAge))
+        row[0] = Float(values.0); row[1] = Float(values.1); row[2] = Float(values.2); row[3] = Float(values.3)
+        row[4] = Float(values.4); row[5] = Float(values.5); row[6] = Float(values.6); row[7] = Float(values.7)
+        row[8] = Float(values.8); row[9] = Float(values.9); row[10] = Float(values.10); row[11] = Float(values.11)
+        row[12] = Float(values.12); row[13] = Float(values.13)
+        row[14] = Float(l.subwayDistanceM ?? .nan)
+        row[15] = Float(school)
+        row[16] = Float(l.expectedYield)
+        row[17] = l.newBuild ? 1 : 0
+        row[18] = Float(part.regionCode)
+        row[19] = Float(l.price / u.budget)
+        row[20] = l.region == u.preferredRegion ? 1 : 0
+        row[21] = Float(commute)
+        row[22] = Float(u.maxCommuteMin - commute)
+        row[23] = Float(u.hasChildren ? school : 0)  // 0 for no children: school quality is irrelevant, not unknown
+        row[24] = Float(u.riskAppetite * l.expectedYield)
+        row[25] = u.prefersNewBuild == l.newBuild ? 1 : 0
+        row[26] = Float(l.areaM2 / Double(u.householdSize))
+        row[27] = Float(l.price / l.areaM2)
     }
 
     /// One row per interaction: features, label (click or contract = 1), group = user

@@ -38,6 +38,8 @@ public struct ScoredListing: Sendable, Equatable {
 public struct Recommender: Sendable {
     public let model: TowerModel
     public let listings: [MarketListing]
+    /// Listing-side features, computed once for every user scored.
+    let parts: [PairFeatures.ListingPart]
     public var k: Int
     public var reasonCount: Int
     public var filter: CandidateFilter
@@ -45,6 +47,7 @@ public struct Recommender: Sendable {
     public init(model: TowerModel, listings: [MarketListing], k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
         self.model = model
         self.listings = listings.sorted { $0.id < $1.id }
+        self.parts = self.listings.map(PairFeatures.ListingPart.init)
         self.k = k
         self.reasonCount = reasonCount
         self.filter = filter
@@ -52,10 +55,11 @@ public struct Recommender: Sendable {
 
     public func recommend(_ user: MarketUser) -> (items: [ScoredListing], candidates: Int) {
         let classifier = model.classifier
-        var scored: [(score: Double, index: Int, row: [Float])] = []
+        var scored: [(score: Double, index: Int)] = []
+        var row = [Float](repeating: 0, count: PairFeatures.schema.count)
         for (i, l) in listings.enumerated() where filter.admits(l, for: user) {
-            let row = PairFeatures.features(user: user, listing: l)
-            scored.append((logistic(classifier.predictRaw(row: row)), i, row))
+            PairFeatures.fill(&row, user: user, listing: parts[i])
+            scored.append((logistic(classifier.predictRaw(row: row)), i))
         }
         let candidates = scored.count
         scored.sort { $0.score > $1.score || ($0.score == $1.score && listings[$0.index].id < listings[$1.index].id) }
@@ -63,7 +67,7 @@ public struct Recommender: Sendable {
         let items = top.enumerated().map { rank, s -> ScoredListing in
             var reasons: [RecommendationReason] = []
             if reasonCount > 0, case let .gradientBoosted(m) = model {
-                reasons = TopReasons.reasons(m, row: s.row, count: reasonCount)
+                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: parts[s.index]), count: reasonCount)
             }
             return ScoredListing(listingID: listings[s.index].id, score: s.score, rank: rank + 1, reasons: reasons)
         }

@@ -364,6 +364,29 @@ public final class FeatureStore: @unchecked Sendable {
                        arguments: [job, model, version, finishedAt])
     }
 
+    /// What changes whenever users, listings or the latest score job change.
+    public struct ChangeMarker: Equatable, Sendable {
+        var users: Int, listings: Int, lastUserWrite: Double, lastListingWrite: Double, scoreJob: String
+    }
+
+    public func changeMarker() throws -> ChangeMarker {
+        try pool.read { db in
+            ChangeMarker(users: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fs_user") ?? 0,
+                         listings: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fs_listing") ?? 0,
+                         lastUserWrite: try Double.fetchOne(db, sql: "SELECT MAX(written_at) FROM fs_user") ?? 0,
+                         lastListingWrite: try Double.fetchOne(db, sql: "SELECT MAX(written_at) FROM fs_listing") ?? 0,
+                         scoreJob: try String.fetchOne(db, sql: "SELECT job_id FROM score_run WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1") ?? "")
+        }
+    }
+
+    public func latestScoreRun() throws -> (job: String, model: String, version: Int, finishedAt: Double)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM score_run WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1").map {
+                ($0["job_id"], $0["model"], $0["version"], $0["finished_at"])
+            }
+        }
+    }
+
     func finishScoreRun(job: String, model: String, version: Int, at: Double) throws {
         try pool.write { db in try Self.recordScoreRun(job: job, model: model, version: version, finishedAt: at, db) }
     }
