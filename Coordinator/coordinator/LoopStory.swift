@@ -36,6 +36,8 @@ struct LoopStory {
     struct Outcome {
         var completed: Bool
         var line: String
+        /// The champion's version at the end.
+        var servedVersion: Int = 1
     }
 
     /// The pipeline drift starts: a training set of the last 30 days, a search, scoring.
@@ -140,7 +142,8 @@ struct LoopStory {
                      numbers.precisionBeforeDrift, numbers.precisionAfterDrift, numbers.precisionAfterRetraining, numbers.precisionTrainedOnShiftedData))
         return Outcome(completed: true, line: String(format: "P@10 %.3f before drift, %.3f after, %.3f after drift-started retraining (v%d %@)",
                                                      numbers.precisionBeforeDrift, numbers.precisionAfterDrift, numbers.precisionAfterRetraining,
-                                                     numbers.retrainedVersion, numbers.promoted ? "promoted" : "declined"))
+                                                     numbers.retrainedVersion, numbers.promoted ? "promoted" : "declined"),
+                       servedVersion: Int(detail.aliases["champion"] ?? 1))
     }
 
     func model(_ name: String, version: Int) async throws -> TowerModel {

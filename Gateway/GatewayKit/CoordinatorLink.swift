@@ -41,6 +41,7 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
     private let client = NIOLockedValueBox<ClusterClient?>(nil)
     private let wake = AsyncStream<Void>.makeStream()
     private let metrics: GatewayMetrics
+    private let lastRefreshProblem = NIOLockedValueBox<String?>(nil)
 
     public init(settings: Settings, state: ServingState, group: EventLoopGroup, metrics: GatewayMetrics, logger: Logger) throws {
         self.settings = settings
@@ -134,8 +135,14 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
                                                     "listings": "\(market.listings.count)"])
             }
         } catch {
-            logger.warning("could not refresh the model or listings; still serving what is loaded", metadata: ["error": "\(error)"])
+            // Once per distinct problem, not every refresh: "no model yet" can last hours.
+            let text = "\(error)"
+            if lastRefreshProblem.withLockedValue({ old in defer { old = text }; return old != text }) {
+                logger.warning("could not refresh the model or listings; still serving what is loaded", metadata: ["error": "\(text)"])
+            }
+            return
         }
+        lastRefreshProblem.withLockedValue { $0 = nil }
     }
 
     /// Stored recommendations of `user` from the serving snapshot's score job, fetched once.
