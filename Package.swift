@@ -61,6 +61,15 @@ let package = Package(
             name: "Learning",
             path: "Common/Learning"
         ),
+        // Upload clients for finished shorts (YouTube resumable upload, Instagram Reels).
+        // Foundation's URLSession only: no NIO, so Swift 6 language mode.
+        .target(
+            name: "MediaUpload",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Common/Media/Upload"
+        ),
 
         // MARK: Coordinator
         .target(
@@ -195,6 +204,20 @@ let package = Package(
             name: "LearningTests",
             dependencies: ["Learning"],
             path: "Tests/LearningTests"
+        ),
+        .testTarget(
+            name: "MediaUploadTests",
+            dependencies: [
+                "MediaUpload",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MediaUploadTests",
+            swiftSettings: nioTargetSettings
         ),
         .testTarget(
             name: "CoordinatorKitTests",
