@@ -135,7 +135,15 @@ struct Demo: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(200))
             }
             print("   curl 'http://127.0.0.1:\(gatewayPort)/v1/recommendations?user_id=1&k=3'")
-            print("   " + (body.isEmpty ? "(no answer from the gateway; see \(cluster.directory.path)/gateway.log)" : String(body.prefix(400)) + (body.count > 400 ? "…" : "")))
+            if let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] {
+                print("   → \(object["model"] ?? "?") v\(object["model_version"] ?? "?"), \(object["source"] ?? "?")")
+                for item in object["items"] as? [[String: Any]] ?? [] {
+                    let reasons = (item["reasons"] as? [String] ?? []).joined(separator: "; ")
+                    print("     \(item["rank"] ?? "?"). listing \(item["listing_id"] ?? "?")  score \(String(format: "%.3f", item["score"] as? Double ?? 0))  — \(reasons)")
+                }
+            } else {
+                print("   (no answer from the gateway; see \(cluster.directory.path)/gateway.log)")
+            }
         }
         if keepRunning {
             print("▶ running until Ctrl-C: user app http://127.0.0.1:\(gatewayPort)/ · operator: TOWER_COORDINATOR=127.0.0.1:\(port) TOWER_CERT=\(cluster.certificate("operator")) TOWER_KEY=\(cluster.key("operator")) TOWER_CA=\(cluster.ca) coordinator jobs")
