@@ -59,6 +59,12 @@ let package = Package(
             name: "Learning",
             path: "Common/Learning"
         ),
+        // Marketing shorts: photo analysis, script, speech, ffmpeg render. Foundation only;
+        // it drives the real ffmpeg/ffprobe/espeak-ng binaries as subprocesses.
+        .target(
+            name: "Media",
+            path: "Common/Media"
+        ),
 
         // MARK: Coordinator
         .target(
@@ -164,6 +170,17 @@ let package = Package(
             name: "LearningTests",
             dependencies: ["Learning"],
             path: "Tests/LearningTests"
+        ),
+        .testTarget(
+            name: "MediaTests",
+            dependencies: [
+                "Media",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/MediaTests",
+            swiftSettings: nioTargetSettings
         ),
         .testTarget(
             name: "CoordinatorKitTests",
