@@ -103,6 +103,21 @@ struct RenderTests {
         let stoppedAt = try #require(stop.time)
         #expect(returned.timeIntervalSince(stoppedAt) < 2, "took \(returned.timeIntervalSince(stoppedAt)) s to stop")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("work/short-4217-en.mp4").path))
+        #expect(childProcesses(named: "ffmpeg").isEmpty, "ffmpeg still running after cancellation")
+    }
+
+    /// Our own children with this command name, from /proc (Linux): a precise check that a
+    /// killed child is gone, without touching anyone else's processes.
+    private func childProcesses(named name: String) -> [Int32] {
+        let me = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let comm = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return comm == name && fields.count > 1 && Int32(fields[1]) == me
+        }
     }
 
     @Test("ffmpeg failing surfaces its last lines in a typed error",
