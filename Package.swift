@@ -70,6 +70,13 @@ let package = Package(
             ],
             path: "Common/Media/Upload"
         ),
+        // Marketing shorts: photo analysis, script, speech, ffmpeg render. Foundation only;
+        // it drives the real ffmpeg/ffprobe/espeak-ng binaries as subprocesses.
+        .target(
+            name: "Media",
+            path: "Common/Media",
+            exclude: ["Upload"]
+        ),
 
         // MARK: Coordinator
         .target(
@@ -217,6 +224,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/MediaUploadTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
+            name: "MediaTests",
+            dependencies: [
+                "Media",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/MediaTests",
             swiftSettings: nioTargetSettings
         ),
         .testTarget(
