@@ -157,7 +157,7 @@ public struct ShortRenderer: Sendable {
         return ["-hide_banner", "-v", "error", "-nostats", "-progress", "pipe:1", "-y"] + inputs
             + ["-filter_complex", graph.joined(separator: ";"), "-map", "[vout]", "-map", "[aout]",
                "-c:v", "libx264", "-preset", s.preset, "-crf", String(s.crf), "-pix_fmt", "yuv420p", "-r", String(s.fps),
-               "-c:a", "aac", "-b:a", "128k", "-ar", String(s.sampleRate),
+               "-c:a", "aac", "-b:a", "128k", "-ar", String(s.sampleRate), "-ac", "2",   // stereo: what Reels and Shorts expect
                "-t", fmt(total), "-movflags", "+faststart", output.path]
     }
 
