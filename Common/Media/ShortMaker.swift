@@ -59,6 +59,7 @@ public struct ShortMaker: Sendable {
         try checkStop()
 
         let track = try await speech.speak(script, in: workDir.appendingPathComponent("speech"))
+        if let why = track.fallbackReason { warnings.append("TTS endpoint not used (\(why)); used espeak-ng") }
         report(0.08)
         try checkStop()
 

@@ -9,6 +9,9 @@ public struct RenderSettings: Sendable, Equatable {
     public var tail = 0.5
     /// Crossfade length between photos, seconds.
     public var crossfade = 0.6
+    /// The shortest time a photo is shown outside its crossfade; fewer photos are used when
+    /// the speech is too short to give each this much.
+    public var minPhotoSeconds = 2.0
     public var maxDuration = 60.0
     public var preset = "veryfast"
     public var crf = 23
@@ -92,7 +95,10 @@ public struct ShortRenderer: Sendable {
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
         let s = settings, W = s.width, H = s.height, fps = Double(s.fps), f = s.crossfade
         let total = duration(speech: speech.duration)
-        let n = photos.count
+        // Each photo is held at least `minPhotoSeconds` besides its crossfade; with short
+        // speech the later photos are dropped rather than flashed by.
+        let n = max(1, min(photos.count, Int((total - s.endCard - f) / s.minPhotoSeconds)))
+        let photos = Array(photos.prefix(n))
 
         // Segment lengths: n photos and the end card, joined by n crossfades, add up to `total`;
         // the end card segment is longer by one crossfade so it is fully shown for `endCard` s.
@@ -151,7 +157,7 @@ public struct ShortRenderer: Sendable {
         return ["-hide_banner", "-v", "error", "-nostats", "-progress", "pipe:1", "-y"] + inputs
             + ["-filter_complex", graph.joined(separator: ";"), "-map", "[vout]", "-map", "[aout]",
                "-c:v", "libx264", "-preset", s.preset, "-crf", String(s.crf), "-pix_fmt", "yuv420p", "-r", String(s.fps),
-               "-c:a", "aac", "-b:a", "128k", "-ar", String(s.sampleRate),
+               "-c:a", "aac", "-b:a", "128k", "-ar", String(s.sampleRate), "-ac", "2",   // stereo: what Reels and Shorts expect
                "-t", fmt(total), "-movflags", "+faststart", output.path]
     }
 

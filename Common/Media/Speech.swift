@@ -76,32 +76,64 @@ public struct Caption: Sendable, Equatable, Codable {
 /// A spoken script: one WAV of all lines with pauses between them, and captions timed
 /// by the measured length of each line's audio.
 public struct SpeechTrack: Sendable, Equatable {
+    public enum Source: String, Sendable, Codable { case espeak, endpoint }
     public var audio: URL
     public var captions: [Caption]
     /// Measured from the WAV header of `audio`.
     public var duration: Double
+    public var source: Source = .espeak
+    /// Why the TTS endpoint's voice was not used, when one was configured.
+    public var fallbackReason: String?
+
+    public init(audio: URL, captions: [Caption], duration: Double, source: Source = .espeak, fallbackReason: String? = nil) {
+        self.audio = audio; self.captions = captions; self.duration = duration; self.source = source; self.fallbackReason = fallbackReason
+    }
 }
 
-/// Speaks a script with espeak-ng.
+/// Speaks a script with espeak-ng, or with an optional TTS endpoint.
 ///
 /// Guarantees: each line is synthesised on its own, so caption i starts exactly where its
 /// audio starts in the joined WAV (cumulative measured durations plus `pause`), and the
-/// track's duration is the joined file's data size over its byte rate.
+/// track's duration is the joined file's data size over its byte rate. With an endpoint,
+/// either every line comes from it or — after its first failure — every line comes from
+/// espeak-ng, so one short never mixes two voices.
 public struct Speech: Sendable {
+    public var tts: TTSClient?
     /// Silence between lines, seconds.
     public var pause: Double
     /// espeak-ng's words per minute; nil keeps its default (175), which SpeechRate is calibrated for.
     public var wordsPerMinute: Int?
     public var timeout: Double
 
-    public init(pause: Double = SpeechRate.linePause, wordsPerMinute: Int? = nil, timeout: Double = 30) {
-        self.pause = pause; self.wordsPerMinute = wordsPerMinute; self.timeout = timeout
+    public init(pause: Double = SpeechRate.linePause, wordsPerMinute: Int? = nil, timeout: Double = 30, tts: TTSClient? = nil) {
+        self.pause = pause; self.wordsPerMinute = wordsPerMinute; self.timeout = timeout; self.tts = tts
     }
 
     /// Speaks `script` into `directory` (line-N.wav and speech.wav).
     public func speak(_ script: ShortScript, in directory: URL) async throws -> SpeechTrack {
         guard !script.lines.isEmpty else { throw SpeechError.emptyScript }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var fallbackReason: String?
+        if let tts {
+            do {
+                var parts: [(info: WAVInfo, bytes: Data)] = []
+                for line in script.lines {
+                    let bytes = try await tts.synthesize(line, language: script.language)
+                    parts.append((try WAVInfo.parse(bytes), bytes))
+                }
+                var track = try join(parts, lines: script.lines, in: directory)
+                track.source = .endpoint
+                return track
+            } catch {
+                fallbackReason = "\(error)"
+            }
+        }
+        var track = try join(try await espeak(script, in: directory), lines: script.lines, in: directory)
+        track.fallbackReason = fallbackReason
+        return track
+    }
+
+    private func espeak(_ script: ShortScript, in directory: URL) async throws -> [(info: WAVInfo, bytes: Data)] {
         var parts: [(info: WAVInfo, bytes: Data)] = []
         for (i, line) in script.lines.enumerated() {
             let file = directory.appendingPathComponent("line-\(i).wav")
@@ -112,6 +144,11 @@ public struct Speech: Sendable {
             let bytes = try Data(contentsOf: file)
             parts.append((try WAVInfo.parse(bytes), bytes))
         }
+        return parts
+    }
+
+    /// Joins per-line WAVs of one format with `pause` of silence between them.
+    private func join(_ parts: [(info: WAVInfo, bytes: Data)], lines: [String], in directory: URL) throws -> SpeechTrack {
         let format = parts[0].info
         for p in parts where (p.info.sampleRate, p.info.channels, p.info.bitsPerSample) != (format.sampleRate, format.channels, format.bitsPerSample) {
             throw SpeechError.formatMismatch("\(p.info.sampleRate) Hz/\(p.info.channels) ch vs \(format.sampleRate) Hz/\(format.channels) ch")
@@ -123,8 +160,9 @@ public struct Speech: Sendable {
         for (i, p) in parts.enumerated() {
             if i > 0 { samples.append(Data(count: pauseBytes)) }
             let start = Double(samples.count) / Double(format.byteRate)
-            samples.append(p.bytes[p.info.dataOffset..<(p.info.dataOffset + p.info.dataSize)])
-            captions.append(Caption(text: script.lines[i], start: start, end: Double(samples.count) / Double(format.byteRate)))
+            let base = p.bytes.startIndex   // WAVInfo offsets count from the first byte, whatever Data's indices are
+            samples.append(p.bytes[(base + p.info.dataOffset)..<(base + p.info.dataOffset + p.info.dataSize)])
+            captions.append(Caption(text: lines[i], start: start, end: Double(samples.count) / Double(format.byteRate)))
         }
         let joined = directory.appendingPathComponent("speech.wav")
         try (format.header(dataSize: samples.count) + samples).write(to: joined, options: .atomic)

@@ -9,7 +9,11 @@ final class FakeHTTPServer {
     struct Request { var method: String; var uri: String; var headers: [(String, String)]; var body: Data
         func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
     }
-    enum Reply { case json(status: Int, body: String); case hang }
+    enum Reply {
+        case json(status: Int, body: String)
+        case bytes(status: Int, body: Data, contentType: String)
+        case hang
+    }
 
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var channel: Channel?
@@ -51,19 +55,21 @@ final class FakeHTTPServer {
                 guard let head else { return }
                 let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
                 record(request)
+                let status: Int, payload: Data, contentType: String
                 switch reply(request) {
                 case .hang: return
-                case let .json(status, text):
-                    var headers = HTTPHeaders()
-                    headers.add(name: "Content-Type", value: "application/json")
-                    headers.add(name: "Content-Length", value: String(text.utf8.count))
-                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status),
-                                                                          headers: headers))), promise: nil)
-                    var buf = context.channel.allocator.buffer(capacity: text.utf8.count)
-                    buf.writeString(text)
-                    context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
-                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                case let .json(s, text): (status, payload, contentType) = (s, Data(text.utf8), "application/json")
+                case let .bytes(s, data, type): (status, payload, contentType) = (s, data, type)
                 }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: contentType)
+                headers.add(name: "Content-Length", value: String(payload.count))
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status),
+                                                                      headers: headers))), promise: nil)
+                var buf = context.channel.allocator.buffer(capacity: payload.count)
+                buf.writeBytes(payload)
+                context.write(wrapOutboundOut(.body(.byteBuffer(buf))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
         }
     }

@@ -138,6 +138,26 @@ struct RenderTests {
         }
     }
 
+    @Test("short speech shows fewer photos, each for at least minPhotoSeconds",
+          .enabled(if: Tools.cjkFont() != nil, "needs fonts-noto-cjk"))
+    func photosLimitedByLength() throws {
+        let dir = try Fixtures.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photos = (0..<5).map { dir.appendingPathComponent("p\($0).png") }
+        func inputs(speech: Double) throws -> Int {
+            let track = SpeechTrack(audio: dir.appendingPathComponent("s.wav"), captions: [], duration: speech)
+            let args = try ShortRenderer().prepare(photos: photos, speech: track, facts: Fixtures.sparseFacts, language: .english,
+                                                   output: dir.appendingPathComponent("o.mp4"), workDir: dir)
+            return zip(args, args.dropFirst()).filter { $0.0 == "-i" && $0.1.hasSuffix(".png") }.count
+        }
+        // The short lasts speech + 0.5 s tail + 2 s end card; photos share it less the end card
+        // and one crossfade, at least 2 s each.
+        #expect(try inputs(speech: 3) == 1)      // 2.9 s for photos → one
+        #expect(try inputs(speech: 4.5) == 2)    // 4.4 s → two
+        #expect(try inputs(speech: 6.1) == 3)    // 6.0 s → three
+        #expect(try inputs(speech: 25) == 5)
+    }
+
     @Test("progress lines parse into non-decreasing fractions of the duration")
     func progressParsing() {
         let seen = Recorder<Double>()

@@ -54,4 +54,48 @@ struct SpeechTests {
         #expect(try WAVInfo.parse(streamed + samples.prefix(22050)).duration == 0.5)
         #expect(throws: SpeechError.badWAV("not a RIFF/WAVE file")) { try WAVInfo.parse(Data("hello world!".utf8)) }
     }
+
+    /// One second of silence at 16 kHz mono, as a TTS endpoint might answer.
+    static let oneSecondWAV: Data = {
+        let info = WAVInfo(sampleRate: 16000, channels: 1, bitsPerSample: 16, byteRate: 32000, dataOffset: 44, dataSize: 0)
+        return info.header(dataSize: 32000) + Data(count: 32000)
+    }()
+
+    @Test("a TTS endpoint's WAVs are used line by line and the captions follow their lengths", .timeLimit(.minutes(1)))
+    func ttsEndpointUsed() async throws {
+        let server = try FakeHTTPServer { _ in .bytes(status: 200, body: Self.oneSecondWAV, contentType: "audio/wav") }
+        defer { server.shutdown() }
+        let dir = try Fixtures.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = ShortScript(language: .korean, lines: ["하나.", "둘.", "셋."], source: .template, estimatedSeconds: 3)
+        let track = try await Speech(tts: TTSClient(url: server.baseURL.appendingPathComponent("tts"), timeout: 5)).speak(script, in: dir)
+        #expect(track.source == .endpoint && track.fallbackReason == nil)
+        #expect(abs(track.duration - (3 + 2 * SpeechRate.linePause)) < 1e-9)
+        #expect(track.captions.map(\.start) == [0, 1.25, 2.5])
+        let bodies = server.requests.compactMap { try? JSONSerialization.jsonObject(with: $0.body) as? [String: String] }
+        #expect(bodies == [["text": "하나.", "language": "ko"], ["text": "둘.", "language": "ko"], ["text": "셋.", "language": "ko"]])
+    }
+
+    @Test("a hung or wrong TTS endpoint falls back to espeak-ng for every line, within the timeout",
+          .enabled(if: Fixtures.haveSpeech, "needs espeak-ng and ffprobe"), .timeLimit(.minutes(1)))
+    func ttsFallback() async throws {
+        let hung = try FakeHTTPServer { _ in .hang }
+        // Answers the first line properly and the second with JSON: the short must not mix voices.
+        let wrong = try FakeHTTPServer { r in
+            r.body.count < 40 ? .bytes(status: 200, body: Self.oneSecondWAV, contentType: "audio/wav") : .json(status: 200, body: "{}")
+        }
+        defer { hung.shutdown(); wrong.shutdown() }
+        let dir = try Fixtures.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = ShortScript(language: .english, lines: ["Hi.", "A longer second line."], source: .template, estimatedSeconds: 3)
+        for (server, reason) in [(hung, "no answer within 1.0 s"), (wrong, "not a PCM WAV")] {
+            let start = Date()
+            let track = try await Speech(tts: TTSClient(url: server.baseURL, timeout: 1)).speak(script, in: dir)
+            #expect(Date().timeIntervalSince(start) < 3)
+            #expect(track.source == .espeak)
+            #expect(track.fallbackReason?.contains(reason) == true, "\(track.fallbackReason ?? "nil")")
+            let espeakOnly = try await Speech().speak(script, in: dir.appendingPathComponent("plain"))
+            #expect(abs(track.duration - espeakOnly.duration) < 1e-9)
+        }
+    }
 }
