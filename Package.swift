@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "coordinator", targets: ["coordinator"]),
         .executable(name: "worker", targets: ["worker"]),
+        .executable(name: "gateway", targets: ["gateway"]),
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "Learning", targets: ["Learning"]),
     ],
@@ -34,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // MARK: Common
@@ -58,6 +60,22 @@ let package = Package(
         .target(
             name: "Learning",
             path: "Common/Learning"
+        ),
+        // Upload clients for finished shorts (YouTube resumable upload, Instagram Reels).
+        // Foundation's URLSession only: no NIO, so Swift 6 language mode.
+        .target(
+            name: "MediaUpload",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Common/Media/Upload"
+        ),
+        // Marketing shorts: photo analysis, script, speech, ffmpeg render. Foundation only;
+        // it drives the real ffmpeg/ffprobe/espeak-ng binaries as subprocesses.
+        .target(
+            name: "Media",
+            path: "Common/Media",
+            exclude: ["Upload"]
         ),
 
         // MARK: Coordinator
@@ -126,6 +144,35 @@ let package = Package(
         ),
 
         // MARK: Benchmarks
+        .target(
+            name: "GatewayKit",
+            dependencies: [
+                "Wire",
+                "Learning",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Gateway/GatewayKit",
+            swiftSettings: nioTargetSettings
+        ),
+        .executableTarget(
+            name: "gateway",
+            dependencies: [
+                "GatewayKit",
+                "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Gateway/gateway",
+            swiftSettings: nioTargetSettings
+        ),
+
         .executableTarget(
             name: "tower-bench",
             dependencies: [
@@ -166,6 +213,31 @@ let package = Package(
             path: "Tests/LearningTests"
         ),
         .testTarget(
+            name: "MediaUploadTests",
+            dependencies: [
+                "MediaUpload",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MediaUploadTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
+            name: "MediaTests",
+            dependencies: [
+                "Media",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/MediaTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
             name: "CoordinatorKitTests",
             dependencies: ["CoordinatorKit", "Wire", "WorkerKit"],
             path: "Tests/CoordinatorKitTests",
@@ -177,6 +249,13 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/ClusterTests",
+            swiftSettings: nioTargetSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["GatewayKit", "CoordinatorKit", "Wire", "Learning", "gateway",
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+            path: "Tests/GatewayTests",
             swiftSettings: nioTargetSettings
         ),
     ]

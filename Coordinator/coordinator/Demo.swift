@@ -5,6 +5,9 @@ import Learning
 import Logging
 import NIOPosix
 import Wire
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 struct Demo: AsyncParsableCommand {
     /// The demo's search: small enough to finish in seconds on two cores.
@@ -31,6 +34,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Tasks in the diagnostic job.") var tasks = 200
     @Option(help: "Keep the cluster's files here instead of a temporary directory.") var dir: String?
     @Option(name: .customLong("log-level")) var logLevel = "warning"
+    @Flag(name: .customLong("keep-running"), help: "Keep the cluster and the gateway running after the demo, until Ctrl-C.") var keepRunning = false
 
     func validate() throws {
         do {
@@ -57,11 +61,13 @@ struct Demo: AsyncParsableCommand {
         print("▶ Tower demo in \(cluster.directory.path)")
 
         print("1. certificates: cluster CA, coordinator, \(workerNames.count) workers, operator (P-256, TLS 1.3, mutual)")
-        try cluster.issueCertificates(workers: workerNames)
+        try cluster.issueCertificates(workers: workerNames, extra: [("gateway", .gateway)])
 
         print("2. coordinator on 127.0.0.1 (SQLite store and blobs under \(cluster.data.path))")
         var settings = cluster.coordinatorSettings(metrics: true)
-        settings.pipelines = try LoopStory.pipelines()
+        let spaceFile = cluster.directory.appendingPathComponent("search-space.yaml")
+        try Demo.space.write(to: spaceFile, atomically: true, encoding: .utf8)
+        settings.pipelines = try LoopStory.pipelines(space: spaceFile)
         let service = try CoordinatorService(settings: settings)
         try await service.start()
         guard let port = service.port else { throw ConfigError.invalid("coordinator did not bind") }
@@ -100,7 +106,56 @@ struct Demo: AsyncParsableCommand {
         print("   submitted \(accepted.jobID)")
         try await followJob(client, accepted.jobID)
 
+        let gatewayPort = try LocalCluster.freePort()
+        let gatewayBinary = LocalCluster.binaryDirectory.appendingPathComponent("gateway")
+        var gateway: Process?
+        if FileManager.default.isExecutableFile(atPath: gatewayBinary.path) {
+            gateway = try LocalCluster.spawn(gatewayBinary, ["--coordinator", "127.0.0.1:\(port)", "--cert", cluster.certificate("gateway"),
+                                                             "--key", cluster.key("gateway"), "--ca", cluster.ca, "--listen", "127.0.0.1:\(gatewayPort)",
+                                                             "--queue-dir", cluster.directory.appendingPathComponent("gateway-queue").path,
+                                                             "--refresh-seconds", "1"],
+                                             log: cluster.directory.appendingPathComponent("gateway.log"))
+            print("   inference gateway: http://127.0.0.1:\(gatewayPort)/ (user app), serving the champion once there is one")
+        } else {
+            print("   (no gateway executable at \(gatewayBinary.path); `swift build` builds it)")
+        }
+        defer { if let gateway, gateway.isRunning { gateway.terminate() } }
+
         let story = try await LoopStory(client: client, directory: cluster.directory, space: Demo.space).run()
+
+        if gateway != nil {
+            print("8b. the gateway serves the new champion: GET /v1/recommendations")
+            let url = URL(string: "http://127.0.0.1:\(gatewayPort)/v1/recommendations?user_id=1&k=3")!
+            var body = ""
+            for _ in 0..<50 {
+                if let (data, response) = try? await URLSession.shared.data(from: url), (response as? HTTPURLResponse)?.statusCode == 200 {
+                    body = String(decoding: data, as: UTF8.self)
+                    if body.contains("\"model_version\":\(story.servedVersion)") { break }
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            print("   curl 'http://127.0.0.1:\(gatewayPort)/v1/recommendations?user_id=1&k=3'")
+            if let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] {
+                print("   → \(object["model"] ?? "?") v\(object["model_version"] ?? "?"), \(object["source"] ?? "?")")
+                for item in object["items"] as? [[String: Any]] ?? [] {
+                    let reasons = (item["reasons"] as? [String] ?? []).joined(separator: "; ")
+                    print("     \(item["rank"] ?? "?"). listing \(item["listing_id"] ?? "?")  score \(String(format: "%.3f", item["score"] as? Double ?? 0))  — \(reasons)")
+                }
+            } else {
+                print("   (no answer from the gateway; see \(cluster.directory.path)/gateway.log)")
+            }
+        }
+        if keepRunning {
+            print("▶ running until Ctrl-C: user app http://127.0.0.1:\(gatewayPort)/ · operator: TOWER_COORDINATOR=127.0.0.1:\(port) TOWER_CERT=\(cluster.certificate("operator")) TOWER_KEY=\(cluster.key("operator")) TOWER_CA=\(cluster.ca) coordinator jobs")
+            let signals = AsyncStream<Void> { continuation in
+                let source = DispatchSource.makeSignalSource(signal: SIGINT)
+                signal(SIGINT, SIG_IGN)
+                source.setEventHandler { continuation.yield() }
+                source.resume()
+                continuation.onTermination = { _ in source.cancel() }
+            }
+            for await _ in signals { break }
+        }
 
         print("9. stopping workers (SIGTERM: each drains, then exits)")
         for p in processes { p.terminate() }

@@ -256,3 +256,32 @@ func lowerBound(_ a: [Double], _ value: Double) -> Int {
     }
     return lo
 }
+
+extension DemoMarket {
+    /// Precision@k against the market's hidden preferences: for each user, the share of the
+    /// model's top k listings (among those costing at most `budgetCeiling` × budget) that
+    /// are in the top k by the true propensity — before or after the preference shift.
+    ///
+    /// Click logs only show a few listings per user, so P@10 over logged impressions is
+    /// mostly order-blind; the generator knows what every user would prefer among all
+    /// listings, which is what a recommender is for. Users with fewer than 2k candidates
+    /// are skipped.
+    public static func oraclePrecision(_ model: TowerModel, users: [MarketUser], listings: [MarketListing], drifted: Bool,
+                                       k: Int = 10, budgetCeiling: Double = 1.2) -> Double {
+        let classifier = model.classifier
+        var total = 0.0, counted = 0
+        for user in users {
+            let candidates = listings.filter { $0.price <= user.budget * budgetCeiling }
+            guard candidates.count >= 2 * k else { continue }
+            let truth = candidates.map {
+                hiddenPreference(user: user, listing: $0, school: $0.schoolScore ?? 60, subway: $0.subwayDistanceM ?? 600, drifted: drifted)
+            }
+            let predicted = candidates.map { classifier.predictRaw(row: PairFeatures.features(user: user, listing: $0)) }
+            let best = Set(candidates.indices.sorted { truth[$0] > truth[$1] || (truth[$0] == truth[$1] && $0 < $1) }.prefix(k))
+            let chosen = candidates.indices.sorted { predicted[$0] > predicted[$1] || (predicted[$0] == predicted[$1] && $0 < $1) }.prefix(k)
+            total += Double(chosen.filter { best.contains($0) }.count) / Double(k)
+            counted += 1
+        }
+        return counted == 0 ? .nan : total / Double(counted)
+    }
+}

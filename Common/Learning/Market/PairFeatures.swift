@@ -23,6 +23,10 @@ public enum PairFeatures {
         Feature(name: "price_per_m2"),
     ])
 
+    /// The features that describe the user alone.
+    public static let userFeatures: Set<String> = ["age", "income", "household_size", "has_children", "max_commute_min",
+                                                   "risk_appetite", "investment_horizon_years", "prefers_new_build", "budget"]
+
     /// Short, user-facing phrases for a feature that pushed a recommendation up; used by
     /// `TopReasons`. Features without a phrase are shown by name.
     public static let reasonPhrases: [String: String] = [
@@ -47,38 +51,74 @@ public enum PairFeatures {
         "region": "location",
     ]
 
+    /// What a listing contributes to every pair it is in, computed once: its own values
+    /// and its commute to each region's centre. A server scoring one user against
+    /// thousands of listings builds these once per listings swap.
+    public struct ListingPart: Sendable {
+        public let listing: MarketListing
+        let regionCode: Double
+        let school: Double
+        /// Commute minutes to each of `DemoMarket.regions`, in that order.
+        let commuteByRegion: [Double]
+
+        public init(_ l: MarketListing) {
+            listing = l
+            regionCode = DemoMarket.regions.firstIndex { $0.name == l.region }.map(Double.init) ?? .nan
+            school = l.schoolScore ?? .nan
+            commuteByRegion = DemoMarket.regions.map {
+                DemoMarket.commuteMinutes(lat: l.lat, lon: l.lon, subwayDistanceM: l.subwayDistanceM, to: $0)
+            }
+        }
+    }
+
     /// Feature vector for one pair, in `schema` order.
     public static func features(user u: MarketUser, listing l: MarketListing) -> [Float] {
         [Float](unsafeUninitializedCapacity: schema.count) { out, count in
-            write(user: u, region: userRegion(u), listing: l, regionCode: regionCode(l.region), to: out.baseAddress!, stride: 1)
+            write(user: u, listing: l, to: out.baseAddress!, stride: 1)
             count = schema.count
         }
     }
 
-    /// A region's index in `DemoMarket.regions` (the listing's `region` feature), NaN when unknown.
-    static func regionCode(_ name: String) -> Double {
-        DemoMarket.regions.firstIndex { $0.name == name }.map(Double.init) ?? .nan
-    }
-
-    /// The user's region and its code, looked up once per user.
-    static func userRegion(_ u: MarketUser) -> (region: MarketRegion?, code: Double) {
-        (DemoMarket.region(named: u.preferredRegion), regionCode(u.preferredRegion))
-    }
-
-    /// Writes the pair's features to `out[c * stride]` for each schema column `c` — the one
-    /// definition behind `features` and the recommender's batch scoring, which looks up the
-    /// user's region once per user and each listing's code once, instead of per pair, and
-    /// writes straight into a column-major block without allocating per pair.
-    @inline(__always)
-    static func write(user u: MarketUser, region: (region: MarketRegion?, code: Double), listing l: MarketListing,
-                      regionCode: Double, to out: UnsafeMutablePointer<Float>, stride s: Int) {
-        let commute = region.region.map {
+    /// Writes one pair's features to `out[c * stride]`, computing only the commute to the
+    /// user's region (a `ListingPart` computes all eight): what one-off pairs — a
+    /// point-in-time join's rows — need.
+    static func write(user u: MarketUser, listing l: MarketListing, to out: UnsafeMutablePointer<Float>, stride s: Int) {
+        let commute = DemoMarket.region(named: u.preferredRegion).map {
             DemoMarket.commuteMinutes(lat: l.lat, lon: l.lon, subwayDistanceM: l.subwayDistanceM, to: $0)
         } ?? .nan
+        let regionCode = DemoMarket.regions.firstIndex { $0.name == l.region }.map(Double.init) ?? .nan
+        write(user: u, listing: l, regionCode: regionCode, commute: commute, to: out, stride: s)
+    }
+
+    /// Feature vector for one pair from a precomputed listing part; equal, value for value,
+    /// to `features(user:listing:)`.
+    public static func features(user u: MarketUser, listing part: ListingPart) -> [Float] {
+        var row = [Float](repeating: 0, count: schema.count)
+        fill(&row, user: u, listing: part)
+        return row
+    }
+
+    /// Writes the pair's features into `row` (schema order), without allocating.
+    public static func fill(_ row: inout [Float], user u: MarketUser, listing part: ListingPart) {
+        precondition(row.count == schema.count, "one value per schema feature")
+        let commute = userRegionIndex(u).map { part.commuteByRegion[$0] } ?? .nan
+        row.withUnsafeMutableBufferPointer { out in
+            write(user: u, listing: part.listing, regionCode: part.regionCode, commute: commute, to: out.baseAddress!, stride: 1)
+        }
+    }
+
+    /// The index of the user's preferred region in `DemoMarket.regions`, nil when unknown.
+    static func userRegionIndex(_ u: MarketUser) -> Int? {
+        DemoMarket.regions.firstIndex { $0.name == u.preferredRegion }
+    }
+
+    /// Writes the pair's features to `out[c * stride]` for each schema column `c`, given the
+    /// listing's region code and the commute to the user's region (NaN when unknown): the
+    /// one definition behind `features`, `fill` and the recommender's column-major blocks.
+    @inline(__always)
+    static func write(user u: MarketUser, listing l: MarketListing, regionCode: Double, commute: Double,
+                      to out: UnsafeMutablePointer<Float>, stride s: Int) {
         let school = l.schoolScore ?? .nan
-        // Region names are unique, so equal known codes mean equal names; an unknown
-        // region (either side) is compared by name, as the feature is defined.
-        let sameRegion = !region.code.isNaN && !regionCode.isNaN ? region.code == regionCode : l.region == u.preferredRegion
         out[0 * s] = Float(Double(u.age))
         out[1 * s] = Float(u.income)
         out[2 * s] = Float(Double(u.householdSize))
@@ -99,10 +139,10 @@ public enum PairFeatures {
         out[17 * s] = l.newBuild ? 1 : 0
         out[18 * s] = Float(regionCode)
         out[19 * s] = Float(l.price / u.budget)
-        out[20 * s] = sameRegion ? 1 : 0
+        out[20 * s] = l.region == u.preferredRegion ? 1 : 0
         out[21 * s] = Float(commute)
         out[22 * s] = Float(u.maxCommuteMin - commute)
-        out[23 * s] = u.hasChildren ? Float(school) : 0  // 0 for no children: school quality is irrelevant, not unknown
+        out[23 * s] = Float(u.hasChildren ? school : 0)  // 0 for no children: school quality is irrelevant, not unknown
         out[24 * s] = Float(u.riskAppetite * l.expectedYield)
         out[25 * s] = u.prefersNewBuild == l.newBuild ? 1 : 0
         out[26 * s] = Float(l.areaM2 / Double(u.householdSize))

@@ -140,8 +140,7 @@ public enum PointInTimeJoin {
                 continue
             }
             // Written to a scratch row, not a fresh array per example.
-            PairFeatures.write(user: user, region: PairFeatures.userRegion(user), listing: listing,
-                               regionCode: PairFeatures.regionCode(listing.region), to: row, stride: 1)
+            PairFeatures.write(user: user, listing: listing, to: row, stride: 1)
             for c in 0..<width { columns[c].append(row[c]) }
             let positive = credited[i]
             if positive { positives += 1 }

@@ -25,7 +25,12 @@ public enum TopReasons {
         }
     }
 
+    /// Reasons for one recommended pair. Features of the user alone (age, budget, …) raise
+    /// the score of every listing for that user alike, so they say nothing about why this
+    /// listing: only listing and pair features are given as reasons.
     public static func reasons(_ model: GradientBoostedModel, row: [Float], count: Int = 3) -> [RecommendationReason] {
-        reasons(contributions: TreeSHAP.contributions(model, row: row), schema: model.schema, count: count)
+        var phi = TreeSHAP.contributions(model, row: row)
+        for (j, f) in model.schema.features.enumerated() where PairFeatures.userFeatures.contains(f.name) { phi[j] = 0 }
+        return reasons(contributions: phi, schema: model.schema, count: count)
     }
 }

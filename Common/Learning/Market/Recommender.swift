@@ -41,8 +41,8 @@ public struct Recommender: Sendable {
     public var k: Int
     public var reasonCount: Int
     public var filter: CandidateFilter
-    /// Each listing's region code, looked up once instead of once per pair.
-    private let regionCodes: [Double]
+    /// Listing-side features, computed once for every user scored.
+    let parts: [PairFeatures.ListingPart]
 
     public init(model: TowerModel, listings: [MarketListing], k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
         self.model = model
@@ -50,7 +50,7 @@ public struct Recommender: Sendable {
         self.k = k
         self.reasonCount = reasonCount
         self.filter = filter
-        self.regionCodes = self.listings.map { PairFeatures.regionCode($0.region) }
+        self.parts = self.listings.map(PairFeatures.ListingPart.init)
     }
 
     /// Candidates are featurized into one column-major block per user and a tree model
@@ -63,15 +63,16 @@ public struct Recommender: Sendable {
         for (i, l) in listings.enumerated() where filter.admits(l, for: user) { candidates.append(Int32(i)) }
         let n = candidates.count
         let width = PairFeatures.schema.count
-        let region = PairFeatures.userRegion(user)
+        let region = PairFeatures.userRegionIndex(user)
         var raw: [Double]
         switch model {
         case let .gradientBoosted(m) where m.schema.count == width:
             var block = [Float](repeating: 0, count: n * width)
             block.withUnsafeMutableBufferPointer { b in
                 for (j, i) in candidates.enumerated() {
-                    PairFeatures.write(user: user, region: region, listing: listings[Int(i)], regionCode: regionCodes[Int(i)],
-                                       to: b.baseAddress! + j, stride: n)
+                    let part = parts[Int(i)]
+                    PairFeatures.write(user: user, listing: part.listing, regionCode: part.regionCode,
+                                       commute: region.map { part.commuteByRegion[$0] } ?? .nan, to: b.baseAddress! + j, stride: n)
                 }
             }
             raw = [Double](repeating: m.initialScore, count: n)
@@ -87,7 +88,11 @@ public struct Recommender: Sendable {
             }
         default:
             let classifier = model.classifier
-            raw = candidates.map { classifier.predictRaw(row: PairFeatures.features(user: user, listing: listings[Int($0)])) }
+            var row = [Float](repeating: 0, count: width)
+            raw = candidates.map { i in
+                PairFeatures.fill(&row, user: user, listing: parts[Int(i)])
+                return classifier.predictRaw(row: row)
+            }
         }
 
         // Best first; equal scores go to the lower listing id (lower index: listings are
@@ -108,7 +113,7 @@ public struct Recommender: Sendable {
         let items = top.enumerated().map { rank, s -> ScoredListing in
             var reasons: [RecommendationReason] = []
             if reasonCount > 0, case let .gradientBoosted(m) = model {
-                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: listings[s.index]), count: reasonCount)
+                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: parts[s.index]), count: reasonCount)
             }
             return ScoredListing(listingID: listings[s.index].id, score: s.score, rank: rank + 1, reasons: reasons)
         }

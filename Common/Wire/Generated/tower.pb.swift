@@ -631,6 +631,23 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .driftReport(newValue)}
   }
 
+  /// Serving (gateway): the users and active listings to score, as one blob
+  public var getServingSnapshot: WireGetServingSnapshot {
+    get {
+      if case .getServingSnapshot(let v)? = body {return v}
+      return WireGetServingSnapshot()
+    }
+    set {body = .getServingSnapshot(newValue)}
+  }
+
+  public var servingSnapshot: WireServingSnapshot {
+    get {
+      if case .servingSnapshot(let v)? = body {return v}
+      return WireServingSnapshot()
+    }
+    set {body = .servingSnapshot(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -692,6 +709,9 @@ public nonisolated struct WireEnvelope: Sendable {
     case pipelineRun(WirePipelineRunInfo)
     case getDriftReport(WireGetDriftReport)
     case driftReport(WireDriftReportInfo)
+    /// Serving (gateway): the users and active listings to score, as one blob
+    case getServingSnapshot(WireGetServingSnapshot)
+    case servingSnapshot(WireServingSnapshot)
 
   }
 
@@ -2388,6 +2408,48 @@ public nonisolated struct WireTriggerPipeline: Sendable {
   public init() {}
 }
 
+/// The gateway asks for the current users and active listings; when they have not changed
+/// since `known_sha256` the answer repeats that address and the gateway keeps what it has.
+public nonisolated struct WireGetServingSnapshot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var knownSha256: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireServingSnapshot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A MarketSnapshot blob (users and active listings, JSON), fetched with BlobRequest.
+  public var sha256: String = String()
+
+  public var users: UInt32 = 0
+
+  public var listings: UInt32 = 0
+
+  public var builtAtMs: Int64 = 0
+
+  /// The latest finished score job, whose stored recommendations are served as precomputed.
+  public var scoreJobID: String = String()
+
+  public var scoreModel: String = String()
+
+  public var scoreVersion: UInt32 = 0
+
+  public var scoredAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -2406,7 +2468,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3078,6 +3140,32 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .driftReport(v)
         }
       }()
+      case 98: try {
+        var v: WireGetServingSnapshot?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getServingSnapshot(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getServingSnapshot(v)
+        }
+      }()
+      case 99: try {
+        var v: WireServingSnapshot?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .servingSnapshot(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .servingSnapshot(v)
+        }
+      }()
       default: break
       }
     }
@@ -3295,6 +3383,14 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .driftReport?: try {
       guard case .driftReport(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 97)
+    }()
+    case .getServingSnapshot?: try {
+      guard case .getServingSnapshot(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 98)
+    }()
+    case .servingSnapshot?: try {
+      guard case .servingSnapshot(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 99)
     }()
     case nil: break
     }
@@ -7107,6 +7203,101 @@ nonisolated extension WireTriggerPipeline: SwiftProtobuf.Message, SwiftProtobuf.
   public static func ==(lhs: WireTriggerPipeline, rhs: WireTriggerPipeline) -> Bool {
     if lhs.pipeline != rhs.pipeline {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireGetServingSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetServingSnapshot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}known_sha256\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.knownSha256) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.knownSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.knownSha256, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireGetServingSnapshot, rhs: WireGetServingSnapshot) -> Bool {
+    if lhs.knownSha256 != rhs.knownSha256 {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireServingSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ServingSnapshot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sha256\0\u{1}users\0\u{1}listings\0\u{3}built_at_ms\0\u{3}score_job_id\0\u{3}score_model\0\u{3}score_version\0\u{3}scored_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.users) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.listings) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.builtAtMs) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.scoreJobID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.scoreModel) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.scoreVersion) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.scoredAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 1)
+    }
+    if self.users != 0 {
+      try visitor.visitSingularUInt32Field(value: self.users, fieldNumber: 2)
+    }
+    if self.listings != 0 {
+      try visitor.visitSingularUInt32Field(value: self.listings, fieldNumber: 3)
+    }
+    if self.builtAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.builtAtMs, fieldNumber: 4)
+    }
+    if !self.scoreJobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.scoreJobID, fieldNumber: 5)
+    }
+    if !self.scoreModel.isEmpty {
+      try visitor.visitSingularStringField(value: self.scoreModel, fieldNumber: 6)
+    }
+    if self.scoreVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.scoreVersion, fieldNumber: 7)
+    }
+    if self.scoredAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.scoredAtMs, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireServingSnapshot, rhs: WireServingSnapshot) -> Bool {
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.listings != rhs.listings {return false}
+    if lhs.builtAtMs != rhs.builtAtMs {return false}
+    if lhs.scoreJobID != rhs.scoreJobID {return false}
+    if lhs.scoreModel != rhs.scoreModel {return false}
+    if lhs.scoreVersion != rhs.scoreVersion {return false}
+    if lhs.scoredAtMs != rhs.scoredAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

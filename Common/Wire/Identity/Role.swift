@@ -42,7 +42,7 @@ public enum Permissions {
             return role == .worker || role == .operator
         case .ingest, .buildTrainingSet, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
             return role == .operator
-        case .events, .getRecommendations:
+        case .events, .getRecommendations, .getServingSnapshot:
             // The gateway feeds events back and serves stored recommendations.
             return role == .operator || role == .gateway
         case .submitJob, .cancelJob, .promote, .rollback, .rerunRun,
@@ -54,7 +54,7 @@ public enum Permissions {
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
              .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
-             .pipelineRun, .driftReport:
+             .pipelineRun, .driftReport, .servingSnapshot:
             // Only the coordinator sends these.
             return false
         }
@@ -114,6 +114,8 @@ public enum Permissions {
         case .pipelineRun: return "PipelineRunInfo"
         case .getDriftReport: return "GetDriftReport"
         case .driftReport: return "DriftReportInfo"
+        case .getServingSnapshot: return "GetServingSnapshot"
+        case .servingSnapshot: return "ServingSnapshot"
         }
     }
 }

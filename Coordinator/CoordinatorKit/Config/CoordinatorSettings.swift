@@ -35,6 +35,11 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var drift = DriftSettings()
     /// Scheduled and triggered pipelines (`pipelines:`); see ``PipelineDefinition``.
     public var pipelines: [PipelineDefinition] = []
+    /// Which pipeline a drifted data set starts, and how often (`retrain_on_drift:`).
+    public var retrainOnDrift = RetrainOnDrift()
+    /// How often the pipeline service looks at its clocks, runs and jobs. Not in the
+    /// YAML: a second is plenty for cron slots and job steps; tests shorten it.
+    public var pipelineTickSeconds: Double = 1
 
     /// Longest lease timeout accepted: a day. Longer would only hide dead workers.
     public static let maxLeaseTimeoutSeconds: Double = 86_400
@@ -69,13 +74,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var connection_limits: ConnectionLimits?
         var durability: String?
         var drift: DriftSettings?
+        var retrain_on_drift: RetrainOnDrift?
     }
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
                                   "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
-                                  "connection_limits", "drift", "pipelines"]
+                                  "connection_limits", "drift", "pipelines", "retrain_on_drift"]
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -87,6 +93,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         let file: File
         do { file = try YAMLDecoder().decode(File.self, from: text) }
         catch let error as PromotionPolicyError { throw ConfigError.invalid("\(path): \(error)") }
+        catch let DecodingError.dataCorrupted(context) where context.underlyingError is ConfigError {
+            // A section that checks its own values (drift:) names the key already.
+            throw context.underlyingError as! ConfigError
+        }
         catch let DecodingError.dataCorrupted(context) where context.underlyingError is PromotionPolicyError {
             throw ConfigError.invalid("\(path): \(context.underlyingError!)")
         }
@@ -118,6 +128,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let v = file.api_listen { s.apiListen = v }
         if let v = file.connection_limits { s.connectionLimits = v }
         if let v = file.drift { s.drift = v }
+        if let v = file.retrain_on_drift {
+            // The decoder would skip a misspelt key and leave its default in force.
+            let keys = root?.mapping?["retrain_on_drift"]?.mapping?.keys.compactMap(\.string) ?? []
+            for key in keys where !["pipeline", "debounce_hours"].contains(key) {
+                throw ConfigError.invalid("\(path): retrain_on_drift: unknown key \"\(key)\"; known keys: pipeline, debounce_hours")
+            }
+            s.retrainOnDrift = v
+        }
         // Read from the node, not `File`, so errors name the key inside the section.
         if let node = root?.mapping?["pipelines"] { s.pipelines = try PipelineDefinition.parse(node, path: path) }
         try s.validate()
@@ -146,6 +164,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         guard prefetchPerSlot >= 1 else { throw ConfigError.invalid("prefetch_per_slot must be at least 1") }
         try connectionLimits.validate()
+        try retrainOnDrift.validate()
+        guard pipelineTickSeconds.isFinite, pipelineTickSeconds >= 0.01, pipelineTickSeconds <= 60 else {
+            throw ConfigError.invalid("the pipeline tick must be from 0.01 to 60 seconds, got \(pipelineTickSeconds)")
+        }
     }
 
     static func line(of error: Error) -> Int? {
@@ -173,6 +195,38 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+}
+
+/// `retrain_on_drift:` — the pipeline a drift job starts when the data set drifted, and
+/// the least time between two such starts.
+///
+/// Guarantees: once validated, `pipeline` is non-empty and `debounce_hours` is a finite
+/// number from 0 to a year (0 = no debounce).
+public struct RetrainOnDrift: Sendable, Equatable, Codable {
+    public var pipeline = "retrain"
+    public var debounce_hours: Double = 24
+
+    public init(pipeline: String = "retrain", debounceHours: Double = 24) {
+        self.pipeline = pipeline
+        self.debounce_hours = debounceHours
+    }
+
+    enum CodingKeys: String, CodingKey { case pipeline, debounce_hours }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        pipeline = try c.decodeIfPresent(String.self, forKey: .pipeline) ?? "retrain"
+        debounce_hours = try c.decodeIfPresent(Double.self, forKey: .debounce_hours) ?? 24
+    }
+
+    public var debounceInterval: TimeInterval { debounce_hours * 3600 }
+
+    public func validate() throws {
+        guard !pipeline.isEmpty else { throw ConfigError.invalid("retrain_on_drift.pipeline must name a pipeline") }
+        guard debounce_hours.isFinite, debounce_hours >= 0, debounce_hours <= 8760 else {
+            throw ConfigError.invalidValue(key: "retrain_on_drift.debounce_hours", value: "\(debounce_hours)", expected: "a number of hours from 0 to 8760")
+        }
     }
 }
 

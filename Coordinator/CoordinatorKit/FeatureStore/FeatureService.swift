@@ -62,7 +62,36 @@ public final class FeatureService: @unchecked Sendable {
         }
     }
 
+    /// The snapshot last built, and the store state it was built from: rebuilding (and
+    /// hashing) every users and listings row on each poll would not scale.
+    private let snapshotLock = NSLock()
+    private var lastSnapshot: (marker: FeatureStore.ChangeMarker, info: WireServingSnapshot)?
+
+    func servingSnapshot(_ request: WireGetServingSnapshot) -> EventLoopFuture<WireServingSnapshot> {
+        offLoop {
+            let marker = try self.store.changeMarker()
+            if let last = self.snapshotLock.withLock({ self.lastSnapshot }), last.marker == marker { return last.info }
+            let snapshot = try self.store.snapshot()
+            var info = WireServingSnapshot()
+            info.sha256 = try self.blobs.put(snapshot.encoded())
+            info.users = UInt32(snapshot.users.count)
+            info.listings = UInt32(snapshot.listings.count)
+            info.builtAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+            if let run = try self.store.latestScoreRun() {
+                info.scoreJobID = run.job
+                info.scoreModel = run.model
+                info.scoreVersion = UInt32(run.version)
+                info.scoredAtMs = Int64(run.finishedAt * 1000)
+            }
+            self.snapshotLock.withLock { self.lastSnapshot = (marker, info) }
+            return info
+        }
+    }
+
     func recommendations(_ request: WireGetRecommendations) -> EventLoopFuture<WireRecommendationList> {
-        offLoop { try self.store.recommendations(user: Int(request.userID), job: request.jobID) }
+        offLoop {
+            guard request.userID <= UInt64(Int32.max) else { throw WireError.notFound(what: "user \(request.userID) in the feature store") }
+            return try self.store.recommendations(user: Int(request.userID), job: request.jobID)
+        }
     }
 }

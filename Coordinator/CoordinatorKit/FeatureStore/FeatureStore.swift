@@ -201,6 +201,12 @@ public final class FeatureStore: @unchecked Sendable {
                     throw WireError.invalidArgument("event \(w.eventID): unknown type \"\(w.type)\"; expected impression, click, save or contract")
                 }
                 guard !w.eventID.isEmpty, w.eventID.utf8.count <= 128 else { throw WireError.invalidArgument("an event needs an id of 1 to 128 bytes") }
+                // Ids are at most Int32.max (as ingest allows); larger ones cannot exist.
+                guard w.userID <= UInt64(Int32.max) else { throw WireError.notFound(what: "user \(w.userID) (event \(w.eventID))") }
+                guard w.listingID <= UInt64(Int32.max) else { throw WireError.notFound(what: "listing \(w.listingID) (event \(w.eventID))") }
+                guard w.eventTimeMs >= 0, w.eventTimeMs <= 253_402_300_799_000 else {
+                    throw WireError.invalidArgument("event \(w.eventID): event_time_ms \(w.eventTimeMs) is not a time from 1970 to 9999")
+                }
                 guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM fs_user WHERE user_id = ?)", arguments: [Int(w.userID)]) == true else {
                     throw WireError.notFound(what: "user \(w.userID) (event \(w.eventID))")
                 }
@@ -356,6 +362,29 @@ public final class FeatureStore: @unchecked Sendable {
     static func recordScoreRun(job: String, model: String, version: Int, finishedAt: Double?, _ db: Database) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO score_run (job_id, model, version, finished_at) VALUES (?,?,?,?)",
                        arguments: [job, model, version, finishedAt])
+    }
+
+    /// What changes whenever users, listings or the latest score job change.
+    public struct ChangeMarker: Equatable, Sendable {
+        var users: Int, listings: Int, lastUserWrite: Double, lastListingWrite: Double, scoreJob: String
+    }
+
+    public func changeMarker() throws -> ChangeMarker {
+        try pool.read { db in
+            ChangeMarker(users: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fs_user") ?? 0,
+                         listings: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fs_listing") ?? 0,
+                         lastUserWrite: try Double.fetchOne(db, sql: "SELECT MAX(written_at) FROM fs_user") ?? 0,
+                         lastListingWrite: try Double.fetchOne(db, sql: "SELECT MAX(written_at) FROM fs_listing") ?? 0,
+                         scoreJob: try String.fetchOne(db, sql: "SELECT job_id FROM score_run WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1") ?? "")
+        }
+    }
+
+    public func latestScoreRun() throws -> (job: String, model: String, version: Int, finishedAt: Double)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM score_run WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1").map {
+                ($0["job_id"], $0["model"], $0["version"], $0["finished_at"])
+            }
+        }
     }
 
     func finishScoreRun(job: String, model: String, version: Int, at: Double) throws {

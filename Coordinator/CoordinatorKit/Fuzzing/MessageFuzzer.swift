@@ -174,7 +174,8 @@ public enum MessageFuzzer {
                                    "PromotionResult", "Subscribe", "PromotionEvent", "RerunRun", "Ingest", "IngestResult",
                                    "GetRecommendations", "RecommendationList", "BuildTrainingSet", "TrainingSetInfo", "EventBatch",
                                    "EventsAccepted", "ListPipelines", "PipelineList", "ListPipelineRuns", "PipelineRunList",
-                                   "TriggerPipeline", "PipelineRunInfo", "GetDriftReport", "DriftReportInfo"]
+                                   "TriggerPipeline", "PipelineRunInfo", "GetDriftReport", "DriftReportInfo", "GetServingSnapshot",
+                                   "ServingSnapshot"]
 
     /// The messages each role may send, as DESIGN.md states them: every role says Hello,
     /// heartbeats, acks and fetches blobs; workers report; operators run the cluster;
@@ -186,8 +187,8 @@ public enum MessageFuzzer {
             .operator: everyone.union(["SubmitJob", "CancelJob", "Promote", "Rollback", "RerunRun", "ListJobs", "GetJob", "ListWorkers",
                                        "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
                                        "BuildTrainingSet", "EventBatch", "GetRecommendations", "ListPipelines", "ListPipelineRuns",
-                                       "TriggerPipeline", "GetDriftReport"]),
-            .gateway: everyone.union(["ListModels", "GetModel", "Subscribe", "EventBatch", "GetRecommendations"]),
+                                       "TriggerPipeline", "GetDriftReport", "GetServingSnapshot"]),
+            .gateway: everyone.union(["ListModels", "GetModel", "Subscribe", "EventBatch", "GetRecommendations", "GetServingSnapshot"]),
             .coordinator: everyone,
         ]
     }()
@@ -255,7 +256,8 @@ public enum MessageFuzzer {
             // silently for the next; everything else is answered (an Ack, or why not).
             let firstOfMany = chunk.offset == 0 && !chunk.last && chunk.totalSize <= UInt64(2 << 30) && UInt64(chunk.data.count) <= chunk.totalSize
             return (firstOfMany ? .silent : .answer, true)
-        case .ingest, .buildTrainingSet, .events, .getRecommendations, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+        case .ingest, .buildTrainingSet, .events, .getRecommendations, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport,
+             .getServingSnapshot:
             return (.answer, true)
         case .listJobs: return (.reply("JobList"), true)
         case .listWorkers: return (.reply("WorkerList"), true)
@@ -265,7 +267,7 @@ public enum MessageFuzzer {
             return (.answer, true)
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults, .runList, .modelList,
              .modelDetail, .promotionResult, .promotionEvent, .ingestResult, .recommendationList, .trainingSet, .eventsAccepted,
-             .pipelineList, .pipelineRunList, .pipelineRun, .driftReport:
+             .pipelineList, .pipelineRunList, .pipelineRun, .driftReport, .servingSnapshot:
             // Unreachable: no role may send these (refused above).
             return (.error(.forbidden), true)
         }
@@ -389,6 +391,8 @@ public enum MessageFuzzer {
         case "PipelineRunInfo": return .pipelineRun(.with { $0.runID = rng.string(); $0.state = rng.string() })
         case "GetDriftReport": return .getDriftReport(.with { $0.reportID = rng.pick(["", rng.string()]) })
         case "DriftReportInfo": return .driftReport(.with { $0.reportID = rng.string(); $0.reportJson = rng.string() })
+        case "GetServingSnapshot": return .getServingSnapshot(.with { $0.knownSha256 = rng.pick(["", rng.hash()]) })
+        case "ServingSnapshot": return .servingSnapshot(.with { $0.sha256 = rng.hash(); $0.users = rng.uint32() })
         default: return .rerunRun(.with { $0.runID = rng.string() })
         }
     }

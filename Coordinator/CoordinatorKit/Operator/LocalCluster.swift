@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Wire
 
 /// Brings up a whole cluster on this host — certificates, coordinator, worker processes —
@@ -31,6 +32,14 @@ public struct LocalCluster {
         for name in workers { try ca.issueAndWrite(name: name, role: .worker) }
         for (name, role) in extra { try ca.issueAndWrite(name: name, role: role) }
         return ca
+    }
+
+    /// A TCP port free on loopback right now (bound and released), for a child process.
+    public static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress!.port!
+        try channel.close().wait()
+        return port
     }
 
     public func certificate(_ name: String) -> String { certs.appendingPathComponent("\(name).pem").path }

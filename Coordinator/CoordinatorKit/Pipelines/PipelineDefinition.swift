@@ -6,11 +6,13 @@ import Yams
 /// the config changes while it is in flight.
 public struct PipelineStep: Sendable, Equatable, Codable {
     public var name: String
-    /// The job kind the step submits (`training_set`, `hpo`, `score`, `drift`).
+    /// What the step does: `training_set`, `hpo`, `score`, `drift`, or `job` (any job kind
+    /// from `with.kind` and a protobuf-JSON `with.spec_json`).
     public var kind: String
     /// Attempts after the first; 0 means a failure ends the run.
     public var retries: Int
-    /// The wait before the first retry; it doubles per attempt up to ``PipelineStep/maxBackoffSeconds``.
+    /// The wait before the first retry; it doubles per attempt up to
+    /// ``PipelineStep/maxBackoffSeconds``. 0 retries at once.
     public var retryBackoffSeconds: Int
     /// How long one attempt may run before it is abandoned and counted as failed.
     public var timeoutSeconds: Int
@@ -63,7 +65,7 @@ public struct PipelineDefinition: Sendable, Equatable {
     public var steps: [PipelineStep]
 
     /// The step kinds accepted unless the caller passes its own list.
-    public static let defaultStepKinds = ["training_set", "hpo", "score", "drift"]
+    public static let defaultStepKinds = ["training_set", "hpo", "score", "drift", "job"]
 
     static let pipelineKeys = ["schedule", "time_zone", "catch_up", "max_active_runs", "steps"]
     static let stepKeys = ["name", "kind", "retries", "retry_backoff_seconds", "timeout_seconds", "after", "with"]
@@ -98,8 +100,8 @@ public struct PipelineDefinition: Sendable, Equatable {
                 throw fail("\(s).kind", "unknown step kind \"\(step.kind)\"; known kinds: \(kinds.joined(separator: ", "))")
             }
             guard step.retries >= 0 else { throw fail("\(s).retries", "must be at least 0, got \(step.retries)") }
-            guard step.retryBackoffSeconds >= 1 else {
-                throw fail("\(s).retry_backoff_seconds", "must be at least 1, got \(step.retryBackoffSeconds)")
+            guard step.retryBackoffSeconds >= 0 else {
+                throw fail("\(s).retry_backoff_seconds", "must be at least 0, got \(step.retryBackoffSeconds)")
             }
             guard step.timeoutSeconds >= 1 else { throw fail("\(s).timeout_seconds", "must be at least 1, got \(step.timeoutSeconds)") }
         }

@@ -12,6 +12,8 @@ import Wire
 public final class CoordinatorService: @unchecked Sendable {
     public let settings: CoordinatorSettings
     public let core: ClusterCore
+    /// Runs the configured pipelines; nil when the config has none.
+    public let pipelines: PipelineService?
     public let group: EventLoopGroup
     private let ownsGroup: Bool
     private var channel: Channel?
@@ -49,6 +51,15 @@ public final class CoordinatorService: @unchecked Sendable {
         ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         core = ClusterCore(loop: self.group.next(), store: store, blobs: blobs, planners: planners ?? settings.planners, settings: settings, logger: logger)
+        if settings.pipelines.isEmpty {
+            pipelines = nil
+        } else {
+            let service = PipelineService(core: core, pipelines: settings.pipelines, retrainOnDrift: settings.retrainOnDrift,
+                                          tickInterval: .milliseconds(Int64((settings.pipelineTickSeconds * 1000).rounded())), logger: logger)
+            // Before the core starts: jobs it resumes (drift) may already trigger retraining.
+            service.attach()
+            pipelines = service
+        }
     }
 
     /// The port the cluster listener is bound to (useful with port 0).
@@ -59,6 +70,8 @@ public final class CoordinatorService: @unchecked Sendable {
     /// Resumes unfinished jobs and starts listening.
     public func start() async throws {
         try core.start()
+        // After the core: the runs it resumes re-attach to jobs the core has loaded.
+        try pipelines?.start()
         let core = self.core, ssl = sslContext, revocations = self.revocations, logger = self.logger
         let maxFrame = settings.maxFrameBytes
         let limiter = clusterConnections
@@ -118,6 +131,8 @@ public final class CoordinatorService: @unchecked Sendable {
         try? await apiChannel?.close()
         await clusterConnections.closeAll()
         await apiConnections.closeAll()
+        // Before the core: no step may submit or cancel a job on a core that is stopping.
+        pipelines?.stop()
         await core.stop()
         logger.info("coordinator stopped; the store is flushed")
         let waiters = shutdownState.withLockedValue { state in

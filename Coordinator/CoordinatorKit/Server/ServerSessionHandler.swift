@@ -142,6 +142,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.features.buildTrainingSet(request).map { .trainingSet($0) })
         case let .events(batch):
             reply(context: context, requestID: rid, core.features.record(batch).map { .eventsAccepted($0) })
+        case let .getServingSnapshot(request):
+            reply(context: context, requestID: rid, core.features.servingSnapshot(request).map { .servingSnapshot($0) })
         case let .getRecommendations(request):
             reply(context: context, requestID: rid, core.features.recommendations(request).map { .recommendationList($0) })
         case let .getDriftReport(request):
@@ -153,7 +155,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
              .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
-             .pipelineRun, .driftReport:
+             .pipelineRun, .driftReport, .servingSnapshot:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
         }
     }

@@ -160,6 +160,7 @@ public final class ClusterStore: @unchecked Sendable {
             // across it and attempts are never undercounted.
             try db.execute(sql: "ALTER TABLE task ADD COLUMN leased_to TEXT")
         }
+        PipelineStore.register(&migrator)
         return migrator
     }
 

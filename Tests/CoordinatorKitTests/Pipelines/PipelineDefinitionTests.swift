@@ -88,7 +88,7 @@ import Testing
          """, "tower.yaml: pipelines.retrain.steps[0].after: steps depend on each other in a cycle: a → a"),
         ("""
              steps: [{name: a, kind: render}]
-         """, "tower.yaml: pipelines.retrain.steps[0].kind: unknown step kind \"render\"; known kinds: training_set, hpo, score, drift"),
+         """, "tower.yaml: pipelines.retrain.steps[0].kind: unknown step kind \"render\"; known kinds: training_set, hpo, score, drift, job"),
         ("""
              steps: [{name: a, kind: hpo, retries: -1}]
          """, "tower.yaml: pipelines.retrain.steps[0].retries: must be at least 0, got -1"),
@@ -138,7 +138,7 @@ import Testing
 
     @Test func theCallerChoosesTheKnownKinds() throws {
         let steps = [PipelineStep(name: "short", kind: "render")]
-        #expect(throws: ConfigError.invalid("config: pipelines.shorts.steps[0].kind: unknown step kind \"render\"; known kinds: training_set, hpo, score, drift")) {
+        #expect(throws: ConfigError.invalid("config: pipelines.shorts.steps[0].kind: unknown step kind \"render\"; known kinds: training_set, hpo, score, drift, job")) {
             try PipelineDefinition(name: "shorts", steps: steps)
         }
         let shorts = try PipelineDefinition(name: "shorts", steps: steps, kinds: ["render"])

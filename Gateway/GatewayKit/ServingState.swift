@@ -1,0 +1,96 @@
+import Foundation
+import Learning
+import NIOConcurrencyHelpers
+
+/// Everything one request is served from: the champion, the users and the active
+/// listings (with their listing-side features precomputed), and the latest score job's
+/// identity. Immutable: a swap builds a new one.
+public final class ServingSnapshot: Sendable {
+    public let modelName: String
+    public let modelVersion: Int
+    public let modelSha256: String
+    public let model: TowerModel
+    public let usersByID: [Int: MarketUser]
+    public let recommender: Recommender
+    public let listingsByID: [Int: StoredListingView]
+    public let snapshotSha256: String
+    /// The score job whose stored recommendations are served as precomputed, when it was
+    /// scored by this very model version.
+    public let scoreJob: String?
+
+    public init(modelName: String, modelVersion: Int, modelSha256: String, model: TowerModel, market: MarketSnapshot,
+                snapshotSha256: String, scoreJob: String?, scoreVersion: Int) {
+        self.modelName = modelName
+        self.modelVersion = modelVersion
+        self.modelSha256 = modelSha256
+        self.model = model
+        usersByID = Dictionary(market.users.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        recommender = Recommender(model: model, listings: market.listings, k: 100, reasonCount: 3)
+        listingsByID = Dictionary(market.listings.map { ($0.id, StoredListingView($0)) }, uniquingKeysWith: { a, _ in a })
+        self.snapshotSha256 = snapshotSha256
+        self.scoreJob = scoreVersion == modelVersion ? scoreJob : nil
+    }
+}
+
+/// What a recommendation card shows of a listing.
+public struct StoredListingView: Sendable, Codable, Equatable {
+    public var id: Int
+    public var price: Double
+    public var areaM2: Double
+    public var rooms: Int
+    public var region: String
+    public var newBuild: Bool
+
+    init(_ l: MarketListing) {
+        id = l.id
+        price = l.price
+        areaM2 = l.areaM2
+        rooms = l.rooms
+        region = l.region
+        newBuild = l.newBuild
+    }
+}
+
+/// The serving snapshot in force. Readers take the current one at the start of a
+/// request and finish on it; a swap replaces the reference atomically, so no request ever
+/// sees half of a model or listings change, and none fails because of one.
+public final class ServingState: Sendable {
+    private let current = NIOLockedValueBox<ServingSnapshot?>(nil)
+    /// Precomputed recommendations fetched from the coordinator, per score job and user.
+    private let precomputed = NIOLockedValueBox<(job: String, byUser: [Int: CachedRecommendations])>(("", [:]))
+
+    public init() {}
+
+    public var snapshot: ServingSnapshot? { current.withLockedValue { $0 } }
+
+    public func swap(_ snapshot: ServingSnapshot) {
+        current.withLockedValue { $0 = snapshot }
+    }
+
+    struct CachedRecommendations: Sendable {
+        var items: [RecommendationItem]
+        var version: Int
+    }
+
+    func cached(job: String, user: Int) -> CachedRecommendations? {
+        precomputed.withLockedValue { $0.job == job ? $0.byUser[user] : nil }
+    }
+
+    func cache(job: String, user: Int, _ value: CachedRecommendations) {
+        precomputed.withLockedValue { state in
+            if state.job != job { state = (job, [:]) }
+            // Bounded: a cache of every user of a large product is not what a gateway is for.
+            if state.byUser.count >= 200_000 { state.byUser.removeAll(keepingCapacity: true) }
+            state.byUser[user] = value
+        }
+    }
+}
+
+/// One recommended listing as the API returns it.
+public struct RecommendationItem: Sendable, Codable, Equatable {
+    public var listing_id: Int
+    public var score: Double
+    public var rank: Int
+    public var reasons: [String]
+    public var listing: StoredListingView?
+}

@@ -1,0 +1,162 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import GatewayKit
+import Learning
+import NIOPosix
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+@Suite(.serialized, .timeLimit(.minutes(4))) struct GatewayTests {
+    @Test func servesRecommendationsWithReasonsAndRefusesBadInputWithTheExactError() async throws {
+        let t = try await GatewayTestCluster()
+        try await t.startGateway()
+        try await t.waitReady(version: 1)
+
+        let (status, body) = try await t.get("/v1/recommendations?user_id=3&k=5")
+        #expect(status == 200, "\(body)")
+        let r = json(body)
+        #expect(r["model"] as? String == "match")
+        #expect(r["model_version"] as? Int == 1)
+        #expect(r["source"] as? String == "live")
+        let items = r["items"] as? [[String: Any]] ?? []
+        #expect(items.count == 5)
+        #expect(items.map { $0["rank"] as? Int } == [1, 2, 3, 4, 5])
+        #expect(items.allSatisfy { !($0["reasons"] as? [String] ?? []).isEmpty })
+        // The same ranking one process computes from the same model and listings.
+        let snapshot = try FeatureStore(t.service.core.store).snapshot()
+        let expected = Recommender(model: try ModelFile.decode(GatewayTestCluster.modelFile), listings: snapshot.listings, k: 5)
+            .recommend(snapshot.users.first { $0.id == 3 }!).items.map(\.listingID)
+        #expect(items.map { $0["listing_id"] as? Int } == expected)
+
+        // An ad-hoc profile is scored live over the listings that pass the hard filters.
+        let (ps, pb) = try await t.post("/v1/recommendations", #"{"budget": 900, "region": "Mapo", "household_size": 3, "risk_appetite": 0.4, "k": 4, "region_only": true}"#)
+        #expect(ps == 200, "\(pb)")
+        let profileItems = json(pb)["items"] as? [[String: Any]] ?? []
+        #expect(!profileItems.isEmpty)
+        #expect(profileItems.allSatisfy { ($0["listing"] as? [String: Any])?["region"] as? String == "Mapo" })
+
+        let cases: [(String, String?, Int, String, String?)] = [
+            ("/v1/recommendations?user_id=99999", nil, 404, "unknown user 99999", "user_id"),
+            ("/v1/recommendations?user_id=3&k=0", nil, 400, "k must be an integer from 1 to 100", "k"),
+            ("/v1/recommendations?user_id=3&k=101", nil, 400, "k must be an integer from 1 to 100", "k"),
+            ("/v1/recommendations", nil, 400, "user_id is required and must be a positive integer", "user_id"),
+            ("/v1/recommendations", "{\"budget\": ", 400, "the body is not valid JSON", nil),
+            ("/v1/recommendations", #"{"budget": "lots", "region": "Mapo"}"#, 400, "budget must be a number", "budget"),
+            ("/v1/recommendations", #"{"region": "Mapo"}"#, 400, "budget is required", "budget"),
+            ("/v1/recommendations", #"{"budget": 500, "region": "Atlantis"}"#, 400,
+             "unknown region \"Atlantis\"; one of " + DemoMarket.regions.map(\.name).joined(separator: ", "), "region"),
+            ("/v1/events", #"{"events": [{"event_id": "e1", "user_id": 3, "listing_id": 1, "type": "purchase"}]}"#, 400,
+             "events[0].type \"purchase\" is not one of impression, click, save, contract", "events[0].type"),
+            ("/v1/events", #"{"events": [{"event_id": "e1", "user_id": 3, "listing_id": "one", "type": "click"}]}"#, 400,
+             "events.[0].listing_id must be a number", "events.[0].listing_id"),
+        ]
+        for (path, post, code, message, field) in cases {
+            let (s, b) = post == nil ? try await t.get(path) : try await t.post(path, post!)
+            #expect(s == code, "\(path) \(post ?? ""): \(b)")
+            #expect(json(b)["error"] as? String == message, "\(path) \(post ?? ""): \(b)")
+            #expect(json(b)["field"] as? String == field, "\(path) \(post ?? ""): \(b)")
+        }
+        let huge = #"{"budget": 500, "region": "Mapo", "pad": ""# + String(repeating: "x", count: 70_000) + #""}"#
+        let (hs, hb) = try await t.post("/v1/recommendations", huge)
+        #expect(hs == 413)
+        #expect(json(hb)["error"] as? String == "the body is larger than 65536 bytes")
+
+        #expect(try await t.get("/healthz").0 == 200)
+        let metrics = try await t.get("/metrics").1
+        #expect(metrics.contains(#"tower_gateway_requests_total{route="/v1/recommendations",status="404"} 1"#), "\(metrics.prefix(2000))")
+        #expect(metrics.contains(#"tower_gateway_model_info{model="match",version="1"} 1"#))
+        #expect(metrics.contains("tower_gateway_request_duration_seconds_bucket"))
+        await t.stop()
+    }
+
+    @Test func withoutAChampionRecommendationsAre503ButTheGatewayIsAlive() async throws {
+        let t = try await GatewayTestCluster(champion: false)
+        try await t.startGateway()
+        // Connected and refreshed at least once: still nothing to serve.
+        try await Task.sleep(for: .milliseconds(600))
+        let (s, b) = try await t.get("/v1/recommendations?user_id=3")
+        #expect(s == 503)
+        #expect((json(b)["error"] as? String ?? "").hasPrefix("no champion model is loaded yet"))
+        #expect(try await t.get("/healthz").0 == 200)
+        #expect(try await t.get("/readyz").0 == 503)
+        // A champion appears: the gateway picks it up without a restart.
+        t.promoteNewVersionSilently()
+        try await t.waitReady(version: 1)
+        #expect(try await t.get("/v1/recommendations?user_id=3").0 == 200)
+        await t.stop()
+    }
+
+    @Test func aCertificateWithoutTheGatewayRoleIsRefusedByTheCoordinator() async throws {
+        let t = try await GatewayTestCluster()
+        let worker = try await ClusterClient.connect(host: "127.0.0.1", port: t.coordinatorPort, identity: try t.cluster.identity("w1"),
+                                                     group: MultiThreadedEventLoopGroup.singleton)
+        defer { worker.close() }
+        for (body, name) in [(WireEnvelope.OneOf_Body.getServingSnapshot(.init()), "GetServingSnapshot"),
+                             (.events(.with { $0.events = [.with { $0.eventID = "x"; $0.userID = 1; $0.listingID = 1; $0.type = "click" }] }), "EventBatch"),
+                             (.getModel(.with { $0.name = "match" }), "GetModel")] {
+            do {
+                _ = try await worker.request(body)
+                Issue.record("a worker certificate was allowed \(name)")
+            } catch let WireError.remote(code, message) {
+                #expect(code == .forbidden)
+                #expect(message == "forbidden for role worker: a worker certificate may not send \(name)")
+            }
+        }
+        // The gateway's own certificate may.
+        try await t.startGateway()
+        try await t.waitReady(version: 1)
+        await t.stop()
+    }
+
+    @Test func eventsRoundTripAndQueueOnDiskWhileTheCoordinatorIsDown() async throws {
+        let t = try await GatewayTestCluster()
+        try await t.startGateway()
+        try await t.waitReady(version: 1)
+        let features = FeatureStore(t.service.core.store)
+        let before = try features.counts().events
+
+        func batch(_ range: Range<Int>) -> String {
+            let events = range.map { #"{"event_id": "g\#($0)", "user_id": 3, "listing_id": 1, "type": "click"}"# }
+            return #"{"events": ["# + events.joined(separator: ",") + "]}"
+        }
+        let (s1, b1) = try await t.post("/v1/events", batch(0..<20))
+        #expect(s1 == 202, "\(b1)")
+        #expect(json(b1)["delivered"] as? Bool == true)
+        #expect(try features.counts().events == before + 20)
+        // The same ids again are stored once.
+        let (_, again) = try await t.post("/v1/events", batch(0..<20))
+        #expect(json(again)["duplicates"] as? Int == 20)
+
+        // Coordinator down: recommendations keep working, events go to disk.
+        await t.service.shutdown()
+        #expect(try await t.get("/v1/recommendations?user_id=3&k=3").0 == 200)
+        var queued = 0
+        for i in 0..<5 {
+            let (s, b) = try await t.post("/v1/events", batch((100 + i * 10)..<(110 + i * 10)))
+            #expect(s == 202, "\(b)")
+            #expect(json(b)["delivered"] as? Bool == false)
+            queued = json(b)["queued"] as? Int ?? 0
+        }
+        #expect(queued == 50)
+        #expect(t.gateway!.link.queue.count == 50)
+        let onDisk = try Data(contentsOf: t.queueDirectory.appendingPathComponent("events.queue")).count
+        #expect(onDisk > 50 * 10)
+
+        // Back: the queue drains in order, every event stored exactly once.
+        try await t.restartCoordinator()
+        try await t.waitUntil("the queue to drain", within: 60) { t.gateway!.link.queue.isEmpty }
+        let stored = try await t.service.core.store.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT event_id FROM fs_event WHERE event_id LIKE 'g%' ORDER BY event_id")
+        }
+        #expect(stored.count == 70)
+        #expect(Set(stored) == Set((0..<20).map { "g\($0)" } + (100..<150).map { "g\($0)" }))
+        await t.stop()
+    }
+}
+
+extension GatewayTestCluster {
+    func promoteNewVersionSilently() { _ = try? promoteNewVersion() }
+}
