@@ -73,6 +73,11 @@ extension ProcessClusterSuites {
         #expect(job.state == .succeeded, "\(job.error)")
         let summary = try WireRenderSummary(serializedBytes: job.summary)
         #expect(summary.shortIds == [shortID] && summary.rendered == 1)
+        // Both photos reached the worker and were used: no title card, nothing skipped.
+        let result = try #require(try await op.results(jobID).first)
+        let rendered = try WireRenderOutput(serializedBytes: result.output)
+        #expect(rendered.worker == "w1")
+        #expect(!rendered.warnings.contains { $0.contains("title card") || $0.contains("skipped photo") }, "\(rendered.warnings)")
         let short = try await op.short(shortID)
         #expect(short.listingID == UInt64(id) && short.state == "pending_review" && short.language == "en")
         #expect(short.durationSeconds > 5 && short.durationSeconds <= 60)
