@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "Wire",
                 "Learning",
+                "Media",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -120,6 +121,7 @@ let package = Package(
             dependencies: [
                 "Wire",
                 "Learning",
+                "Media",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

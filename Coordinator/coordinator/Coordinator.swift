@@ -18,7 +18,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             Serve.self, Demo.self, Certs.self,
             Submit.self, Jobs.self, JobCommand.self, Workers.self, Cancel.self, Results.self,
             Runs.self, Models.self, Promote.self, Rollback.self, Artifact.self,
-            Ingest.self, Recommendations.self, TrainingSet.self, Drift.self, Pipelines.self,
+            Ingest.self, Recommendations.self, TrainingSet.self, Drift.self, Pipelines.self, Shorts.self,
         ] + learningCommands
     )
 }

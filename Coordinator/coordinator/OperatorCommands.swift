@@ -80,7 +80,7 @@ struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a job.",
         discussion: "Any job kind: `coordinator submit KIND --spec FILE` (YAML or JSON, the fields of the kind's spec message in tower.proto). `echo` and `hpo` also take convenience flags.",
-        subcommands: [Echo.self, HPO.self, Score.self, Drift.self, Generic.self], defaultSubcommand: Generic.self)
+        subcommands: [Echo.self, HPO.self, Score.self, Drift.self, Render.self, Generic.self], defaultSubcommand: Generic.self)
 
     /// Any kind the coordinator runs, from a spec file: the coordinator's planner for the
     /// kind reads it, so this command needs no change when a kind is added.

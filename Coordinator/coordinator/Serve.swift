@@ -11,6 +11,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "YAML configuration file (see Deploy/tower.yaml). Flags override it.") var config: String?
     @Option(help: "Cluster listener, HOST:PORT.") var listen: String?
     @Option(name: .customLong("data-dir"), help: "Directory for the SQLite store and blobs.") var dataDir: String?
+    @Option(name: .customLong("photos-dir"), help: "Directory the listings' photo paths are relative to (default: DATA_DIR/photos).") var photosDir: String?
     @Option(help: "Coordinator certificate (PEM).") var cert: String?
     @Option(help: "Coordinator private key (PEM).") var key: String?
     @Option(help: "Cluster CA certificate (PEM).") var ca: String?
@@ -48,6 +49,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let listen { (s.listenHost, s.listenPort) = try CoordinatorSettings.parseHostPort(listen, key: "--listen") }
         if let dataDir { s.dataDirectory = dataDir }
+        if let photosDir { s.photosDirectory = photosDir }
         if let cert { s.certificate = cert }
         if let key { s.privateKey = key }
         if let ca { s.ca = ca }

@@ -298,6 +298,18 @@ public final class ClusterClient: @unchecked Sendable {
         return report
     }
 
+    /// The marketing shorts rendered so far, newest first.
+    public func shorts() async throws -> [WireShortInfo] {
+        guard case let .shortList(list) = try await request(.listShorts(WireListShorts())) else { throw unexpected("ListShorts") }
+        return list.shorts
+    }
+
+    /// One short; its video is the blob `sha256` (fetch it with ``blob(_:)``).
+    public func short(_ id: String) async throws -> WireShortInfo {
+        guard case let .short(info) = try await request(.getShort(.with { $0.id = id })) else { throw unexpected("GetShort") }
+        return info
+    }
+
     private func unexpected(_ request: String) -> WireError {
         .malformedFrame(reason: "the coordinator answered \(request) with an unexpected message")
     }

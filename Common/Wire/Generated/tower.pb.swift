@@ -648,6 +648,39 @@ public nonisolated struct WireEnvelope: Sendable {
     set {body = .servingSnapshot(newValue)}
   }
 
+  /// Marketing shorts (operator)
+  public var listShorts: WireListShorts {
+    get {
+      if case .listShorts(let v)? = body {return v}
+      return WireListShorts()
+    }
+    set {body = .listShorts(newValue)}
+  }
+
+  public var shortList: WireShortList {
+    get {
+      if case .shortList(let v)? = body {return v}
+      return WireShortList()
+    }
+    set {body = .shortList(newValue)}
+  }
+
+  public var getShort: WireGetShort {
+    get {
+      if case .getShort(let v)? = body {return v}
+      return WireGetShort()
+    }
+    set {body = .getShort(newValue)}
+  }
+
+  public var short: WireShortInfo {
+    get {
+      if case .short(let v)? = body {return v}
+      return WireShortInfo()
+    }
+    set {body = .short(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -712,6 +745,11 @@ public nonisolated struct WireEnvelope: Sendable {
     /// Serving (gateway): the users and active listings to score, as one blob
     case getServingSnapshot(WireGetServingSnapshot)
     case servingSnapshot(WireServingSnapshot)
+    /// Marketing shorts (operator)
+    case listShorts(WireListShorts)
+    case shortList(WireShortList)
+    case getShort(WireGetShort)
+    case short(WireShortInfo)
 
   }
 
@@ -2450,6 +2488,144 @@ public nonisolated struct WireServingSnapshot: Sendable {
   public init() {}
 }
 
+public nonisolated struct WireRenderSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Listings to make a short of, one task each.
+  public var listingIds: [UInt64] = []
+
+  /// "ko" (default) or "en".
+  public var language: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRenderInput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The listing's facts (Media's ListingFacts, JSON).
+  public var factsJson: Data = Data()
+
+  /// Photo blobs, in the listing's order.
+  public var photoSha256: [String] = []
+
+  public var language: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRenderOutput: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The verified MP4.
+  public var video: Data = Data()
+
+  public var scriptLines: [String] = []
+
+  public var durationSeconds: Double = 0
+
+  public var warnings: [String] = []
+
+  public var worker: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireRenderSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shortIds: [String] = []
+
+  public var rendered: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireListShorts: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireGetShort: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireShortInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var listingID: UInt64 = 0
+
+  public var jobID: String = String()
+
+  /// The video blob, fetched with BlobRequest.
+  public var sha256: String = String()
+
+  public var bytes: UInt64 = 0
+
+  public var durationSeconds: Double = 0
+
+  /// pending_review, published, failed
+  public var state: String = String()
+
+  public var language: String = String()
+
+  public var scriptLines: [String] = []
+
+  public var createdAtMs: Int64 = 0
+
+  /// Why the short is in its state (e.g. an upload refusal).
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireShortList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shorts: [WireShortInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "tower.wire"
@@ -2468,7 +2644,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0\u{3}list_shorts\0\u{3}short_list\0\u{3}get_short\0\u{1}short\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3166,6 +3342,58 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
           self.body = .servingSnapshot(v)
         }
       }()
+      case 100: try {
+        var v: WireListShorts?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listShorts(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listShorts(v)
+        }
+      }()
+      case 101: try {
+        var v: WireShortList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .shortList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .shortList(v)
+        }
+      }()
+      case 102: try {
+        var v: WireGetShort?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getShort(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getShort(v)
+        }
+      }()
+      case 103: try {
+        var v: WireShortInfo?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .short(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .short(v)
+        }
+      }()
       default: break
       }
     }
@@ -3391,6 +3619,22 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
     case .servingSnapshot?: try {
       guard case .servingSnapshot(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 99)
+    }()
+    case .listShorts?: try {
+      guard case .listShorts(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
+    }()
+    case .shortList?: try {
+      guard case .shortList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
+    }()
+    case .getShort?: try {
+      guard case .getShort(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
+    }()
+    case .short?: try {
+      guard case .short(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 103)
     }()
     case nil: break
     }
@@ -7298,6 +7542,325 @@ nonisolated extension WireServingSnapshot: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.scoreModel != rhs.scoreModel {return false}
     if lhs.scoreVersion != rhs.scoreVersion {return false}
     if lhs.scoredAtMs != rhs.scoredAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRenderSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenderSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}listing_ids\0\u{1}language\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt64Field(value: &self.listingIds) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.language) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.listingIds.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.listingIds, fieldNumber: 1)
+    }
+    if !self.language.isEmpty {
+      try visitor.visitSingularStringField(value: self.language, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRenderSpec, rhs: WireRenderSpec) -> Bool {
+    if lhs.listingIds != rhs.listingIds {return false}
+    if lhs.language != rhs.language {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRenderInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenderInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}facts_json\0\u{3}photo_sha256\0\u{1}language\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.factsJson) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.photoSha256) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.language) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.factsJson.isEmpty {
+      try visitor.visitSingularBytesField(value: self.factsJson, fieldNumber: 1)
+    }
+    if !self.photoSha256.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.photoSha256, fieldNumber: 2)
+    }
+    if !self.language.isEmpty {
+      try visitor.visitSingularStringField(value: self.language, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRenderInput, rhs: WireRenderInput) -> Bool {
+    if lhs.factsJson != rhs.factsJson {return false}
+    if lhs.photoSha256 != rhs.photoSha256 {return false}
+    if lhs.language != rhs.language {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRenderOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenderOutput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}video\0\u{3}script_lines\0\u{3}duration_seconds\0\u{1}warnings\0\u{1}worker\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.video) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.scriptLines) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.durationSeconds) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.video.isEmpty {
+      try visitor.visitSingularBytesField(value: self.video, fieldNumber: 1)
+    }
+    if !self.scriptLines.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.scriptLines, fieldNumber: 2)
+    }
+    if self.durationSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.durationSeconds, fieldNumber: 3)
+    }
+    if !self.warnings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.warnings, fieldNumber: 4)
+    }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRenderOutput, rhs: WireRenderOutput) -> Bool {
+    if lhs.video != rhs.video {return false}
+    if lhs.scriptLines != rhs.scriptLines {return false}
+    if lhs.durationSeconds != rhs.durationSeconds {return false}
+    if lhs.warnings != rhs.warnings {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireRenderSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenderSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}short_ids\0\u{1}rendered\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.shortIds) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.rendered) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.shortIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.shortIds, fieldNumber: 1)
+    }
+    if self.rendered != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rendered, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireRenderSummary, rhs: WireRenderSummary) -> Bool {
+    if lhs.shortIds != rhs.shortIds {return false}
+    if lhs.rendered != rhs.rendered {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListShorts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListShorts"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListShorts, rhs: WireListShorts) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireGetShort: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetShort"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireGetShort, rhs: WireGetShort) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireShortInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShortInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}listing_id\0\u{3}job_id\0\u{1}sha256\0\u{1}bytes\0\u{3}duration_seconds\0\u{1}state\0\u{1}language\0\u{3}script_lines\0\u{3}created_at_ms\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.listingID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.sha256) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.durationSeconds) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.language) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.scriptLines) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if self.listingID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.listingID, fieldNumber: 2)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 3)
+    }
+    if !self.sha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.sha256, fieldNumber: 4)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 5)
+    }
+    if self.durationSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.durationSeconds, fieldNumber: 6)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 7)
+    }
+    if !self.language.isEmpty {
+      try visitor.visitSingularStringField(value: self.language, fieldNumber: 8)
+    }
+    if !self.scriptLines.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.scriptLines, fieldNumber: 9)
+    }
+    if self.createdAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtMs, fieldNumber: 10)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireShortInfo, rhs: WireShortInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.listingID != rhs.listingID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.durationSeconds != rhs.durationSeconds {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.language != rhs.language {return false}
+    if lhs.scriptLines != rhs.scriptLines {return false}
+    if lhs.createdAtMs != rhs.createdAtMs {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireShortList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShortList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shorts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.shorts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.shorts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.shorts, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireShortList, rhs: WireShortList) -> Bool {
+    if lhs.shorts != rhs.shorts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

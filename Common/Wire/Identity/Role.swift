@@ -40,7 +40,8 @@ public enum Permissions {
         case .blobChunk:
             // Workers return outputs, operators upload files to ingest.
             return role == .worker || role == .operator
-        case .ingest, .buildTrainingSet, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport:
+        case .ingest, .buildTrainingSet, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport,
+             .listShorts, .getShort:
             return role == .operator
         case .events, .getRecommendations, .getServingSnapshot:
             // The gateway feeds events back and serves stored recommendations.
@@ -54,7 +55,7 @@ public enum Permissions {
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
              .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
-             .pipelineRun, .driftReport, .servingSnapshot:
+             .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             // Only the coordinator sends these.
             return false
         }
@@ -116,6 +117,10 @@ public enum Permissions {
         case .driftReport: return "DriftReportInfo"
         case .getServingSnapshot: return "GetServingSnapshot"
         case .servingSnapshot: return "ServingSnapshot"
+        case .listShorts: return "ListShorts"
+        case .shortList: return "ShortList"
+        case .getShort: return "GetShort"
+        case .short: return "ShortInfo"
         }
     }
 }

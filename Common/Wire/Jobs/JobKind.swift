@@ -6,7 +6,7 @@ public enum JobKind {
     public static let echo = EchoKind.name
     public static let hpo = HPOKind.name
     /// Every kind compiled in, for lists that a process extends with its own.
-    public static let builtIn: [AnyJobKind] = [EchoKind.erased, HPOKind.erased, ScoreKind.erased, DriftKind.erased]
+    public static let builtIn: [AnyJobKind] = [EchoKind.erased, HPOKind.erased, ScoreKind.erased, DriftKind.erased, RenderKind.erased]
 }
 
 /// A failure a runner reports on purpose. `retryable: false` means running the task again

@@ -8,6 +8,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var listenHost = "0.0.0.0"
     public var listenPort = 7443
     public var dataDirectory = "./tower-data"
+    /// The directory the listings' `photos` paths are relative to (`photos_dir:`); nil =
+    /// `<data_dir>/photos`. Render jobs read photos from here only.
+    public var photosDirectory: String?
     public var certificate = "./tower-certs/coordinator.pem"
     public var privateKey = "./tower-certs/coordinator-key.pem"
     public var ca = "./tower-certs/ca.pem"
@@ -48,7 +51,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     /// The planners of every job kind, configured from these settings.
     public var planners: JobPlanners {
-        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion), ScorePlanner(), DriftPlanner(settings: drift)])
+        JobPlanners([EchoPlanner(), HPOPlanner(policy: promotion), ScorePlanner(), DriftPlanner(settings: drift),
+                     RenderPlanner(photosDirectory: photosDirectory.map { URL(fileURLWithPath: $0) })])
     }
 
     public var revocationDirectory: String {
@@ -59,6 +63,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
     struct File: Decodable {
         var listen: String?
         var data_dir: String?
+        var photos_dir: String?
         var certificate: String?
         var private_key: String?
         var ca: String?
@@ -79,7 +84,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
-        let known: Set<String> = ["listen", "data_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
+        let known: Set<String> = ["listen", "data_dir", "photos_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
                                   "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
                                   "connection_limits", "drift", "pipelines", "retrain_on_drift"]
         let root: Node?
@@ -104,6 +109,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var s = CoordinatorSettings()
         if let listen = file.listen { (s.listenHost, s.listenPort) = try parseHostPort(listen, key: "listen") }
         if let v = file.data_dir { s.dataDirectory = v }
+        s.photosDirectory = file.photos_dir
         if let v = file.certificate { s.certificate = v }
         if let v = file.private_key { s.privateKey = v }
         if let v = file.ca { s.ca = v }

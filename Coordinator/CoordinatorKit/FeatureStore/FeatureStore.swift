@@ -359,6 +359,19 @@ public final class FeatureStore: @unchecked Sendable {
         }
     }
 
+    /// The reason phrases stored recommendations give most often for `listing`, most
+    /// frequent first (ties in phrase order); empty when it was never recommended.
+    public func topReasons(listing: Int, limit: Int) throws -> [String] {
+        try pool.read { db in
+            var counts: [String: Int] = [:]
+            let rows = try String.fetchCursor(db, sql: "SELECT reasons FROM recommendation WHERE listing_id = ? AND reasons <> ''", arguments: [listing])
+            while let reasons = try rows.next() {
+                for phrase in reasons.split(separator: "\n") where !phrase.isEmpty { counts[String(phrase), default: 0] += 1 }
+            }
+            return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(limit).map(\.key)
+        }
+    }
+
     static func recordScoreRun(job: String, model: String, version: Int, finishedAt: Double?, _ db: Database) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO score_run (job_id, model, version, finished_at) VALUES (?,?,?,?)",
                        arguments: [job, model, version, finishedAt])

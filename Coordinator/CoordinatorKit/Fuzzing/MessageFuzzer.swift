@@ -175,7 +175,7 @@ public enum MessageFuzzer {
                                    "GetRecommendations", "RecommendationList", "BuildTrainingSet", "TrainingSetInfo", "EventBatch",
                                    "EventsAccepted", "ListPipelines", "PipelineList", "ListPipelineRuns", "PipelineRunList",
                                    "TriggerPipeline", "PipelineRunInfo", "GetDriftReport", "DriftReportInfo", "GetServingSnapshot",
-                                   "ServingSnapshot"]
+                                   "ServingSnapshot", "ListShorts", "ShortList", "GetShort", "ShortInfo"]
 
     /// The messages each role may send, as DESIGN.md states them: every role says Hello,
     /// heartbeats, acks and fetches blobs; workers report; operators run the cluster;
@@ -187,7 +187,7 @@ public enum MessageFuzzer {
             .operator: everyone.union(["SubmitJob", "CancelJob", "Promote", "Rollback", "RerunRun", "ListJobs", "GetJob", "ListWorkers",
                                        "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
                                        "BuildTrainingSet", "EventBatch", "GetRecommendations", "ListPipelines", "ListPipelineRuns",
-                                       "TriggerPipeline", "GetDriftReport", "GetServingSnapshot"]),
+                                       "TriggerPipeline", "GetDriftReport", "GetServingSnapshot", "ListShorts", "GetShort"]),
             .gateway: everyone.union(["ListModels", "GetModel", "Subscribe", "EventBatch", "GetRecommendations", "GetServingSnapshot"]),
             .coordinator: everyone,
         ]
@@ -257,8 +257,9 @@ public enum MessageFuzzer {
             let firstOfMany = chunk.offset == 0 && !chunk.last && chunk.totalSize <= UInt64(2 << 30) && UInt64(chunk.data.count) <= chunk.totalSize
             return (firstOfMany ? .silent : .answer, true)
         case .ingest, .buildTrainingSet, .events, .getRecommendations, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport,
-             .getServingSnapshot:
+             .getServingSnapshot, .getShort:
             return (.answer, true)
+        case .listShorts: return (.reply("ShortList"), true)
         case .listJobs: return (.reply("JobList"), true)
         case .listWorkers: return (.reply("WorkerList"), true)
         case .listModels: return (.reply("ModelList"), true)
@@ -267,7 +268,7 @@ public enum MessageFuzzer {
             return (.answer, true)
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults, .runList, .modelList,
              .modelDetail, .promotionResult, .promotionEvent, .ingestResult, .recommendationList, .trainingSet, .eventsAccepted,
-             .pipelineList, .pipelineRunList, .pipelineRun, .driftReport, .servingSnapshot:
+             .pipelineList, .pipelineRunList, .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             // Unreachable: no role may send these (refused above).
             return (.error(.forbidden), true)
         }
@@ -393,6 +394,10 @@ public enum MessageFuzzer {
         case "DriftReportInfo": return .driftReport(.with { $0.reportID = rng.string(); $0.reportJson = rng.string() })
         case "GetServingSnapshot": return .getServingSnapshot(.with { $0.knownSha256 = rng.pick(["", rng.hash()]) })
         case "ServingSnapshot": return .servingSnapshot(.with { $0.sha256 = rng.hash(); $0.users = rng.uint32() })
+        case "ListShorts": return .listShorts(WireListShorts())
+        case "ShortList": return .shortList(.with { $0.shorts = [.with { s in s.id = rng.string(); s.sha256 = rng.hash() }] })
+        case "GetShort": return .getShort(.with { $0.id = rng.pick(["short-job-0", rng.string()]) })
+        case "ShortInfo": return .short(.with { $0.id = rng.string(); $0.state = rng.string() })
         default: return .rerunRun(.with { $0.runID = rng.string() })
         }
     }

@@ -230,6 +230,14 @@ public final class ClusterCore: @unchecked Sendable {
         fromStore(flushing: true) { try DriftReportStore(self.store).report(id) }
     }
 
+    public func shorts() -> EventLoopFuture<WireShortList> {
+        fromStore(flushing: true) { try ShortStore(self.store).list() }
+    }
+
+    public func short(_ id: String) -> EventLoopFuture<WireShortInfo> {
+        fromStore(flushing: true) { try ShortStore(self.store).short(id) }
+    }
+
     static func newJobID() -> String {
         let stamp = Int(Date().timeIntervalSince1970)
         return "job-\(String(stamp, radix: 36))-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"

@@ -150,12 +150,16 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.driftReport(request.reportID).map { .driftReport($0) })
         case .listPipelines, .listPipelineRuns, .triggerPipeline:
             reply(context: context, requestID: rid, core.pipelineRequest(body))
+        case .listShorts:
+            reply(context: context, requestID: rid, core.shorts().map { .shortList($0) })
+        case let .getShort(request):
+            reply(context: context, requestID: rid, core.short(request.id).map { .short($0) })
         case .ack, .error:
             break
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
              .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
-             .pipelineRun, .driftReport, .servingSnapshot:
+             .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))
         }
     }

@@ -161,6 +161,7 @@ public final class ClusterStore: @unchecked Sendable {
             try db.execute(sql: "ALTER TABLE task ADD COLUMN leased_to TEXT")
         }
         PipelineStore.register(&migrator)
+        ShortStore.register(&migrator)
         return migrator
     }
 

@@ -38,5 +38,5 @@ public struct TaskContext: Sendable {
 
 /// The runners of every job kind this worker binary knows.
 public enum TaskRunners {
-    public static let builtIn: [any TaskRunner] = [EchoRunner(), TrialRunner(), ScoreRunner(), DriftRunner()]
+    public static let builtIn: [any TaskRunner] = [EchoRunner(), TrialRunner(), ScoreRunner(), DriftRunner(), RenderRunner()]
 }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import CoordinatorKit
+import Foundation
+import Learning
+import Wire
+
+extension Submit {
+    struct Render: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Render a marketing short of each listing (1080×1920 H.264/AAC, on workers with ffmpeg); they wait for review in `coordinator shorts`.")
+        @OptionGroup var client: ClientOptions
+        @Option(name: .customLong("listing"), help: "Listing id (repeat for several; one task each).") var listings: [UInt64] = []
+        @Option(help: "Script and speech language: ko or en.") var language = "ko"
+        @Option var name = "render"
+        @Flag(help: "Show a progress bar until the job ends.") var follow = false
+
+        func validate() throws {
+            guard !listings.isEmpty else { throw ValidationError("name at least one listing: --listing ID") }
+            guard ["ko", "en"].contains(language) else { throw ValidationError("--language must be ko or en, got \"\(language)\"") }
+        }
+
+        func run() async throws {
+            var spec = WireRenderSpec()
+            spec.listingIds = listings
+            spec.language = language
+            var job = WireJobSpec()
+            job.kind = RenderKind.name
+            job.name = name
+            job.spec = try spec.serializedData()
+            try await withOperator(client) { c in
+                let accepted = try await c.submit(job)
+                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
+                if follow {
+                    try await followJob(c, accepted.jobID)
+                    print("next: coordinator shorts")
+                } else { print("next: coordinator job \(accepted.jobID) --follow") }
+            }
+        }
+    }
+}
+
+struct Shorts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Marketing shorts rendered by `submit render`.",
+                                                    subcommands: [List.self, Get.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the shorts, newest first.")
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            try await withOperator(client) { c in
+                let shorts = try await c.shorts()
+                guard !shorts.isEmpty else { print("no shorts yet; `coordinator submit render --listing ID`"); return }
+                print(Shorts.row("ID", "LISTING", "STATE", "DURATION", "SIZE"))
+                for s in shorts {
+                    print(Shorts.row(s.id, String(s.listingID), s.state, String(format: "%.1f s", s.durationSeconds), Shorts.size(s.bytes)))
+                }
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a short and, with --out, save its video.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Short id (see `coordinator shorts`).") var id: String
+        @Option(help: "Write the MP4 here.") var out: String?
+
+        func run() async throws {
+            try await withOperator(client) { c in
+                let s = try await c.short(id)
+                print("\(s.id): listing \(s.listingID), job \(s.jobID), \(s.state), \(s.language), \(String(format: "%.1f s", s.durationSeconds)), \(Shorts.size(s.bytes)), made \(Timestamp.format(Double(s.createdAtMs) / 1000))")
+                if !s.reason.isEmpty { print("  reason: \(s.reason)") }
+                for line in s.scriptLines { print("  | \(line)") }
+                if let out {
+                    let data = try await c.blob(s.sha256)
+                    try data.write(to: URL(fileURLWithPath: out))
+                    print("wrote \(out) (\(Shorts.size(UInt64(data.count))))")
+                }
+            }
+        }
+    }
+
+    static func row(_ id: String, _ listing: String, _ state: String, _ duration: String, _ size: String) -> String {
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+        return pad(id, 36) + pad(listing, 9) + pad(state, 16) + pad(duration, 10) + size
+    }
+
+    static func size(_ bytes: UInt64) -> String {
+        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / 1_048_576) : String(format: "%.0f KiB", Double(bytes) / 1024)
+    }
+}

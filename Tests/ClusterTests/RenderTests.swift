@@ -1,0 +1,109 @@
+import Foundation
+import Learning
+import Testing
+import Wire
+@testable import CoordinatorKit
+
+/// Job kind `render` on real processes and the real ffmpeg: a listing ingested through the
+/// CLI with two photos in the coordinator's photos directory becomes a verified
+/// 1080×1920 H.264/AAC short, listed by `coordinator shorts` and fetched by `shorts get`.
+extension ProcessClusterSuites {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct RenderTests {
+    static func onPath(_ tool: String) -> Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)")
+        }
+    }
+
+    static var mediaTools: Bool { RenderKind.requiredTools.allSatisfy(onPath) }
+
+    /// Runs a tool to the end; its standard output.
+    static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [tool] + arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: RenderTests.mediaTools, "needs ffmpeg, ffprobe and espeak-ng on PATH"))
+    func rendersAListingIntoAVerifiedShort() async throws {
+        let c = try ProcessCluster(workers: ["w1"])
+        defer { c.stopAll() }
+        // The listings file names its photos `photos/<id>-N.jpg`, relative to the photos
+        // directory given to `serve --photos-dir`.
+        let market = DemoMarket(.init(users: 6, listings: 3, interactions: 20, days: 3, seed: 11)).generate()
+        let dir = c.cluster.directory.appendingPathComponent("market")
+        try FeatureStoreFiles.write(market, start: Date().timeIntervalSince1970 - 3 * 86_400, to: dir)
+        let photos = dir.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        let id = try #require(market.listings.first?.id)
+        for (n, pattern) in [(1, "testsrc2"), (2, "smptebars")] {
+            let file = photos.appendingPathComponent("\(id)-\(n).jpg").path
+            let made = try Self.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "\(pattern)=size=1280x960", "-frames:v", "1", file])
+            #expect(made.status == 0)
+        }
+
+        try c.startCoordinator(extra: ["--photos-dir", dir.path])
+        try c.startWorker("w1", slots: 1)
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        try await c.waitForWorkers(1, op)
+
+        let (ingested, ingestOutput) = try await c.runOperatorCommand(["ingest", "listings", dir.appendingPathComponent("listings.csv").path])
+        #expect(ingested == 0, "\(ingestOutput)")
+
+        // An unknown listing is refused when the job is submitted, naming it.
+        let (refused, refusal) = try await c.runOperatorCommand(["submit", "render", "--listing", "987654"])
+        #expect(refused != 0)
+        #expect(refusal.trimmingCharacters(in: .whitespacesAndNewlines) == "error: invalid argument: render: unknown listing 987654", "\(refusal)")
+
+        let (status, output) = try await c.runOperatorCommand(["submit", "render", "--listing", "\(id)", "--language", "en", "--follow"])
+        #expect(status == 0, "\(output)\n--- worker log:\n\(c.log("w1"))")
+        let jobID = try #require(output.split(separator: "\n").first.flatMap { $0.split(separator: " ").dropFirst().first }.map(String.init))
+        let shortID = "short-\(jobID)-0"
+
+        // The job's summary names the short; the stored row waits for review.
+        let job = try await op.job(jobID)
+        #expect(job.state == .succeeded, "\(job.error)")
+        let summary = try WireRenderSummary(serializedBytes: job.summary)
+        #expect(summary.shortIds == [shortID] && summary.rendered == 1)
+        // Both photos reached the worker and were used: no title card, nothing skipped.
+        let result = try #require(try await op.results(jobID).first)
+        let rendered = try WireRenderOutput(serializedBytes: result.output)
+        #expect(rendered.worker == "w1")
+        #expect(!rendered.warnings.contains { $0.contains("title card") || $0.contains("skipped photo") }, "\(rendered.warnings)")
+        let short = try await op.short(shortID)
+        #expect(short.listingID == UInt64(id) && short.state == "pending_review" && short.language == "en")
+        #expect(short.durationSeconds > 5 && short.durationSeconds <= 60)
+        #expect(!short.scriptLines.isEmpty)
+
+        let (listed, list) = try await c.runOperatorCommand(["shorts"])
+        #expect(listed == 0, "\(list)")
+        let row = try #require(list.split(separator: "\n").first { $0.hasPrefix(shortID) }, "\(list)")
+        #expect(row.contains("pending_review") && row.contains(" \(id) "), "\(row)")
+
+        let out = c.cluster.directory.appendingPathComponent("short.mp4")
+        let (got, getOutput) = try await c.runOperatorCommand(["shorts", "get", shortID, "--out", out.path])
+        #expect(got == 0, "\(getOutput)")
+        let video = try Data(contentsOf: out)
+        #expect(UInt64(video.count) == short.bytes)
+
+        let streams = try Self.run("ffprobe", ["-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
+                                                "-of", "csv=p=0", out.path])
+        #expect(streams.status == 0)
+        let lines = Set(streams.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        #expect(lines == ["h264,video,1080,1920", "aac,audio"], "\(streams.output)")
+
+        // Unknown short ids are refused by name.
+        let (missing, missingOutput) = try await c.runOperatorCommand(["shorts", "get", "short-nope"])
+        #expect(missing != 0)
+        #expect(missingOutput.contains("not found: short short-nope"), "\(missingOutput)")
+    }
+}
+}
