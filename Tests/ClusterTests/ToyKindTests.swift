@@ -142,7 +142,7 @@ extension ProcessClusterSuites {
         #expect(waiting.running == 0 && waiting.retries == 0 && waiting.queued == 7)
         #expect(try service.core.store.pendingTasks(job: id).allSatisfy { $0.attempts == 0 })
         let w2 = try #require(try await op.workers().first)
-        #expect(Set(w2.capabilities.jobKinds) == ["echo", "hpo", "score", "drift", "toy"])
+        #expect(Set(w2.capabilities.jobKinds) == ["echo", "hpo", "score", "drift", "render", "toy"])
         #expect(!w2.capabilities.tools.contains("tower-toy-tool"))
 
         // w1 has the tool: every task runs there and none fails.

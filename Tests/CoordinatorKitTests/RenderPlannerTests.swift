@@ -71,6 +71,11 @@ import Wire
         #expect(facts["reasons"] as? [String] == ["close to the subway", "good schools"])
     }
 
+    @Test func photosDirComesFromTheConfigAndDefaultsToTheDataDirectory() throws {
+        #expect(try CoordinatorSettings.load(yaml: "photos_dir: /srv/photos").photosDirectory == "/srv/photos")
+        #expect(try CoordinatorSettings.load(yaml: "data_dir: /d").photosDirectory == nil)
+    }
+
     @Test func photoPathsStayInsideThePhotosDirectory() {
         let root = URL(fileURLWithPath: "/data/photos")
         #expect(RenderPlanner.resolve("photos/1-1.jpg", under: root)?.path == "/data/photos/photos/1-1.jpg")
