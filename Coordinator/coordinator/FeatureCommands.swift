@@ -114,12 +114,7 @@ extension Submit {
             job.kind = ScoreKind.name
             job.name = name
             job.spec = try spec.serializedData()
-            try await withOperator(client) { c in
-                let accepted = try await c.submit(job)
-                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
-                if follow { try await followJob(c, accepted.jobID) }
-                else { print("next: coordinator job \(accepted.jobID) --follow") }
-            }
+            try await submitJob(job, client, follow: follow, nextWhenDone: "coordinator recommendations USER_ID")
         }
     }
 }
@@ -162,14 +157,7 @@ extension Submit {
             job.kind = DriftKind.name
             job.name = name
             job.spec = try spec.serializedData()
-            try await withOperator(client) { c in
-                let accepted = try await c.submit(job)
-                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
-                if follow {
-                    try await followJob(c, accepted.jobID)
-                    print("next: coordinator drift report --svg-dir ./drift")
-                } else { print("next: coordinator job \(accepted.jobID) --follow") }
-            }
+            try await submitJob(job, client, follow: follow, nextWhenDone: "coordinator drift report --svg-dir ./drift")
         }
     }
 }
@@ -200,6 +188,21 @@ struct Drift: AsyncParsableCommand {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Submits a job, then follows it (printing what to run next when it is done) or says how
+/// to follow it.
+func submitJob(_ job: WireJobSpec, _ client: ClientOptions, follow: Bool, nextWhenDone: String) async throws {
+    try await withOperator(client) { c in
+        let accepted = try await c.submit(job)
+        print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
+        if follow {
+            try await followJob(c, accepted.jobID)
+            print("next: \(nextWhenDone)")
+        } else {
+            print("next: coordinator job \(accepted.jobID) --follow")
         }
     }
 }

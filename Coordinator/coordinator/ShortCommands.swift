@@ -27,14 +27,7 @@ extension Submit {
             job.kind = RenderKind.name
             job.name = name
             job.spec = try spec.serializedData()
-            try await withOperator(client) { c in
-                let accepted = try await c.submit(job)
-                print("submitted \(accepted.jobID) (\(accepted.tasks) tasks)")
-                if follow {
-                    try await followJob(c, accepted.jobID)
-                    print("next: coordinator shorts")
-                } else { print("next: coordinator job \(accepted.jobID) --follow") }
-            }
+            try await submitJob(job, client, follow: follow, nextWhenDone: "coordinator shorts")
         }
     }
 }
