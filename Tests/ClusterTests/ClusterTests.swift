@@ -41,7 +41,9 @@ extension ProcessClusterSuites {
     @Test func killingAWorkerMidJobLosesNothing() async throws {
         let (c, op) = try await ProcessCluster.running(workers: ["w1", "w2"])
         defer { op.close(); c.stopAll() }
-        let job = try await c.submitEcho(op, tasks: 200, sleepMs: 25)
+        // 100 ms per task: the job lasts seconds, so the kill lands mid-job even when a
+        // loaded machine answers the progress poll late.
+        let job = try await c.submitEcho(op, tasks: 200, sleepMs: 100)
         try await c.waitUntil("a quarter of the job") { try await op.job(job).done >= 50 }
         c.kill9(c.workers["w1"])
         let end = try await op.follow(job, every: .milliseconds(100)) { _ in }
@@ -61,7 +63,9 @@ extension ProcessClusterSuites {
         try c.startWorker("w2")
         var op = try await c.operatorClient()
         try await c.waitForWorkers(2, op)
-        let job = try await c.submitEcho(op, tasks: 200, sleepMs: 25)
+        // 100 ms per task: the job lasts seconds, so the kill lands mid-job even when a
+        // loaded machine answers the progress poll late.
+        let job = try await c.submitEcho(op, tasks: 200, sleepMs: 100)
         try await c.waitUntil("a quarter of the job") { try await op.job(job).done >= 50 }
         op.close()
         c.kill9(c.coordinator)
