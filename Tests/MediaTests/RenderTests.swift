@@ -103,12 +103,14 @@ struct RenderTests {
         let stoppedAt = try #require(stop.time)
         #expect(returned.timeIntervalSince(stoppedAt) < 2, "took \(returned.timeIntervalSince(stoppedAt)) s to stop")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("work/short-4217-en.mp4").path))
-        #expect(childProcesses(named: "ffmpeg").isEmpty, "ffmpeg still running after cancellation")
+        // Only this render's ffmpeg (its command line names this test's directory): other
+        // tests running in parallel start ffmpeg children of their own.
+        #expect(childProcesses(named: "ffmpeg", mentioning: dir.path).isEmpty, "ffmpeg still running after cancellation")
     }
 
     /// Our own children with this command name, from /proc (Linux): a precise check that a
     /// killed child is gone, without touching anyone else's processes.
-    private func childProcesses(named name: String) -> [Int32] {
+    private func childProcesses(named name: String, mentioning text: String) -> [Int32] {
         let me = getpid()
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
@@ -116,7 +118,9 @@ struct RenderTests {
                   let close = stat.lastIndex(of: ")") else { return false }
             let comm = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return comm == name && fields.count > 1 && Int32(fields[1]) == me
+            guard comm == name && fields.count > 1 && Int32(fields[1]) == me else { return false }
+            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return cmdline.contains(text)
         }
     }
 
