@@ -57,8 +57,7 @@ public enum GatewayRouter {
         guard let profile = snapshot.usersByID[user] else {
             return error("unknown user \(user)", field: "user_id", status: .notFound)
         }
-        if let stored = await link.precomputed(user: user, snapshot: snapshot), stored.count >= min(k, stored.count), !stored.isEmpty,
-           k <= stored.count {
+        if let stored = await link.precomputed(user: user, snapshot: snapshot), k <= stored.count {
             return json(RecommendationsResponse(user_id: user, model: snapshot.modelName, model_version: snapshot.modelVersion,
                                                 source: "precomputed", items: Array(stored.prefix(k))))
         }

@@ -112,7 +112,6 @@ public final class FeatureStore: @unchecked Sendable {
     private func storeUsers(_ rows: [ParsedRow<MarketUser>], file: String, now: Double, _ db: Database) throws -> IngestCounts {
         var counts = IngestCounts(rows: rows.count)
         let latest = try latestUsers(db, asOf: .infinity)
-        let existing = try Set(Int.fetchAll(db, sql: "SELECT DISTINCT user_id FROM fs_user"))
         for row in rows {
             try Self.checkWritten(row.writtenAt, now: now, file: file, line: row.line)
             let u = row.value
@@ -120,7 +119,7 @@ public final class FeatureStore: @unchecked Sendable {
                 counts.unchanged += 1
                 continue
             }
-            if existing.contains(u.id) { counts.updated += 1 } else { counts.inserted += 1 }
+            if latest[u.id] != nil { counts.updated += 1 } else { counts.inserted += 1 }
             try db.execute(sql: """
                 INSERT OR REPLACE INTO fs_user (user_id, event_time, written_at, age, income, household_size, has_children, max_commute_min,
                   risk_appetite, investment_horizon_years, prefers_new_build, preferred_region, budget) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -133,7 +132,6 @@ public final class FeatureStore: @unchecked Sendable {
     private func storeListings(_ rows: [ParsedRow<StoredListing>], file: String, now: Double, _ db: Database) throws -> IngestCounts {
         var counts = IngestCounts(rows: rows.count)
         let latest = try latestListings(db, asOf: .infinity)
-        let existing = try Set(Int.fetchAll(db, sql: "SELECT DISTINCT listing_id FROM fs_listing"))
         for row in rows {
             try Self.checkWritten(row.writtenAt, now: now, file: file, line: row.line)
             let s = row.value, l = s.listing
@@ -141,7 +139,7 @@ public final class FeatureStore: @unchecked Sendable {
                 counts.unchanged += 1
                 continue
             }
-            if existing.contains(l.id) { counts.updated += 1 } else { counts.inserted += 1 }
+            if latest[l.id] != nil { counts.updated += 1 } else { counts.inserted += 1 }
             try db.execute(sql: """
                 INSERT OR REPLACE INTO fs_listing (listing_id, event_time, written_at, price, area_m2, rooms, floor, building_age, region,
                   subway_distance_m, school_score, expected_yield, new_build, lat, lon, status, photos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -283,7 +281,10 @@ public final class FeatureStore: @unchecked Sendable {
     }
 
     public func listing(_ id: Int) throws -> StoredListing? {
-        try pool.read { db in try latestListings(db, asOf: .infinity)[id]?.value }
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM fs_listing WHERE listing_id = ? ORDER BY event_time DESC, written_at DESC LIMIT 1",
+                             arguments: [id]).map(Self.listing)
+        }
     }
 
     public func counts() throws -> (users: Int, listings: Int, events: Int) {

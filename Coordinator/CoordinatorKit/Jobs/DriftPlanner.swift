@@ -231,16 +231,12 @@ final class DriftController: JobController {
         summary.reportID = reportID
         summary.lines = report.summaryLines.filter { line in summary.driftedFeatures.contains { line.hasPrefix($0 + ":") } }
         let json = DriftReportJSON.encode(report, reportID: reportID, job: job)
-        try DriftReportStore(context.store).save(id: reportID, job: job, summary: summary, json: json, svgs: svgs)
         logger.notice("drift report", metadata: ["report": "\(reportID)", "dataset_drift": "\(report.datasetDrift)",
                                                  "drifted": "\(summary.driftedFeatures.joined(separator: ","))"])
         if report.datasetDrift && spec.retrainOnDrift {
             if let pipelines = context.pipelines {
                 do {
-                    if let run = try pipelines.retrainForDrift(reportID: reportID, jobID: job) {
-                        summary.retrainingRun = run
-                        try DriftReportStore(context.store).save(id: reportID, job: job, summary: summary, json: json, svgs: svgs)
-                    }
+                    if let run = try pipelines.retrainForDrift(reportID: reportID, jobID: job) { summary.retrainingRun = run }
                 } catch {
                     logger.error("drift could not start retraining", metadata: ["report": "\(reportID)", "error": "\(error)"])
                 }
@@ -248,6 +244,8 @@ final class DriftController: JobController {
                 logger.warning("data set drift, but this coordinator runs no pipelines to retrain with", metadata: ["report": "\(reportID)"])
             }
         }
+        // Stored once, naming the retraining run when drift started one.
+        try DriftReportStore(context.store).save(id: reportID, job: job, summary: summary, json: json, svgs: svgs)
         if report.datasetDrift && !settings.webhook.isEmpty, let url = URL(string: settings.webhook) {
             DriftAlert.post(json: json, to: url, attempts: settings.webhookAttempts, logger: logger)
         }
