@@ -85,6 +85,7 @@ let package = Package(
                 "Wire",
                 "Learning",
                 "Media",
+                "MediaUpload",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -228,3 +228,17 @@ struct Templates {
         "close to the subway": "가까운 지하철역", "good price per m²": "합리적인 면적당 가격",
     ]
 }
+
+extension ScriptWriter {
+    /// What a platform shows above the short: rooms, region, area and price, in the
+    /// script's language (under YouTube's 100-character title limit).
+    public static func title(_ f: ListingFacts, language: ShortLanguage) -> String {
+        let area = Int(f.areaM2.rounded())
+        switch language {
+        case .english:
+            return "\(f.rooms)-room home in \(f.region), \(area) m² · \(Templates.englishPrice(f.price)) · listing \(f.id)"
+        case .korean:
+            return "\(Templates.koreanRegions[f.region] ?? f.region) 방 \(f.rooms)개 \(area)㎡ · \(Templates.koreanPrice(f.price)) · 매물 \(f.id)번"
+        }
+    }
+}

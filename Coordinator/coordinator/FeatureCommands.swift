@@ -34,6 +34,12 @@ struct Ingest: AsyncParsableCommand {
         try await withOperator(client) { c in
             let r = try await c.ingest(table: table, csv: data, fileName: URL(fileURLWithPath: file).lastPathComponent)
             print("\(r.fileName): \(r.rows) rows into \(r.table): \(r.inserted) new, \(r.updated) updated, \(r.unchanged) unchanged")
+            if !r.renderJobID.isEmpty {
+                let ids = r.renderListingIds.map(String.init).joined(separator: ", ")
+                print("shorts: listing\(r.renderListingIds.count == 1 ? "" : "s") \(ids) in the top of predicted demand; render job \(r.renderJobID) queued (coordinator job \(r.renderJobID) --follow, then coordinator shorts)")
+            } else if !r.renderNote.isEmpty {
+                print("shorts: none queued — \(r.renderNote)")
+            }
         }
     }
 }

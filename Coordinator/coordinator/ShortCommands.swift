@@ -34,7 +34,7 @@ extension Submit {
 
 struct Shorts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Marketing shorts rendered by `submit render`.",
-                                                    subcommands: [List.self, Get.self], defaultSubcommand: List.self)
+                                                    subcommands: [List.self, Get.self, Approve.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the shorts, newest first.")
@@ -63,6 +63,7 @@ struct Shorts: AsyncParsableCommand {
                 let s = try await c.short(id)
                 print("\(s.id): listing \(s.listingID), job \(s.jobID), \(s.state), \(s.language), \(String(format: "%.1f s", s.durationSeconds)), \(Shorts.size(s.bytes)), made \(Timestamp.format(Double(s.createdAtMs) / 1000))")
                 if !s.reason.isEmpty { print("  reason: \(s.reason)") }
+                Shorts.printPublication(s)
                 for line in s.scriptLines { print("  | \(line)") }
                 if let out {
                     let data = try await c.blob(s.sha256)
@@ -71,6 +72,35 @@ struct Shorts: AsyncParsableCommand {
                 }
             }
         }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a reviewed short to the platforms in the coordinator's `shorts:` config (YouTube, Instagram Reels).",
+            discussion: "A refusal or a spent quota keeps the short pending_upload with the reason; approving it again sends it only where it is not yet. Example: coordinator shorts approve short-job-abc-0 --dry-run")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Short id (see `coordinator shorts`).") var id: String
+        @Flag(help: "Say what would be published, and where, without publishing.") var dryRun = false
+
+        func run() async throws {
+            try await withOperator(client) { c in
+                let s = try await c.approveShort(id, dryRun: dryRun)
+                for action in s.actions { print(action) }
+                if dryRun { print("nothing was published; run without --dry-run to publish"); return }
+                print("\(s.id): \(s.state)")
+                Shorts.printPublication(s)
+                if s.state != "published" {
+                    print("  the short stays pending: fix what the reason says (or wait for the quota), then `coordinator shorts approve \(s.id)` again")
+                    throw ExitCode(3)
+                }
+            }
+        }
+    }
+
+    static func printPublication(_ s: WireShortInfo) {
+        if !s.youtubeVideoID.isEmpty { print("  YouTube video: \(s.youtubeVideoID)") }
+        if !s.instagramMediaID.isEmpty { print("  Instagram media: \(s.instagramMediaID)") }
+        if s.publishedAtMs > 0 { print("  published \(Timestamp.format(Double(s.publishedAtMs) / 1000)) (approved by \(s.approvedBy))") }
     }
 
     static func row(_ id: String, _ listing: String, _ state: String, _ duration: String, _ size: String) -> String {

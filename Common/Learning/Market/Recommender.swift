@@ -53,11 +53,12 @@ public struct Recommender: Sendable {
         self.parts = self.listings.map(PairFeatures.ListingPart.init)
     }
 
-    /// Candidates are featurized into one column-major block per user and a tree model
-    /// scores the block with its packed forest (the batch path, same trees, same order of
-    /// additions, so the same scores as one row at a time); only the top K are kept while
-    /// scanning, and only their rows are rebuilt for reasons.
-    public func recommend(_ user: MarketUser) -> (items: [ScoredListing], candidates: Int) {
+    /// The listings `user`'s hard filters admit (indices into `listings`) and the model's
+    /// raw score of each, in the same order. Candidates are featurized into one
+    /// column-major block per user and a tree model scores the block with its packed
+    /// forest (the batch path: same trees, same order of additions, so the same scores as
+    /// one row at a time).
+    func rawScores(_ user: MarketUser) -> (candidates: [Int32], raw: [Double]) {
         var candidates: [Int32] = []
         candidates.reserveCapacity(listings.count)
         for (i, l) in listings.enumerated() where filter.admits(l, for: user) { candidates.append(Int32(i)) }
@@ -94,7 +95,14 @@ public struct Recommender: Sendable {
                 return classifier.predictRaw(row: row)
             }
         }
+        return (candidates, raw)
+    }
 
+    /// The user's top K: only the top K are kept while scanning the scores, and only their
+    /// rows are rebuilt for reasons.
+    public func recommend(_ user: MarketUser) -> (items: [ScoredListing], candidates: Int) {
+        let (candidates, raw) = rawScores(user)
+        let n = candidates.count
         // Best first; equal scores go to the lower listing id (lower index: listings are
         // sorted by id). The kept list is short, so insertion beats a heap.
         var top: [(score: Double, index: Int)] = []

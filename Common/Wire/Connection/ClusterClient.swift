@@ -310,6 +310,14 @@ public final class ClusterClient: @unchecked Sendable {
         return info
     }
 
+    /// Publishes a short to the configured platforms (or, with `dryRun`, says what that
+    /// would do); the short as it ends up, with one action line per platform.
+    public func approveShort(_ id: String, dryRun: Bool) async throws -> WireShortInfo {
+        let approve = WireApproveShort.with { $0.id = id; $0.dryRun = dryRun }
+        guard case let .short(info) = try await request(.approveShort(approve), timeout: .minutes(30)) else { throw unexpected("ApproveShort") }
+        return info
+    }
+
     private func unexpected(_ request: String) -> WireError {
         .malformedFrame(reason: "the coordinator answered \(request) with an unexpected message")
     }

@@ -206,479 +206,493 @@ public nonisolated enum WireJobState: SwiftProtobuf.Enum, Swift.CaseIterable {
 
 }
 
-public nonisolated struct WireEnvelope: Sendable {
+public nonisolated struct WireEnvelope: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Set by the sender of a request; echoed by the response or error. 0 = unsolicited.
-  public var requestID: UInt64 = 0
+  public var requestID: UInt64 {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
-  public var body: WireEnvelope.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var hello: WireHello {
     get {
-      if case .hello(let v)? = body {return v}
+      if case .hello(let v)? = _storage._body {return v}
       return WireHello()
     }
-    set {body = .hello(newValue)}
+    set {_uniqueStorage()._body = .hello(newValue)}
   }
 
   public var welcome: WireWelcome {
     get {
-      if case .welcome(let v)? = body {return v}
+      if case .welcome(let v)? = _storage._body {return v}
       return WireWelcome()
     }
-    set {body = .welcome(newValue)}
+    set {_uniqueStorage()._body = .welcome(newValue)}
   }
 
   public var error: WireErrorFrame {
     get {
-      if case .error(let v)? = body {return v}
+      if case .error(let v)? = _storage._body {return v}
       return WireErrorFrame()
     }
-    set {body = .error(newValue)}
+    set {_uniqueStorage()._body = .error(newValue)}
   }
 
   public var heartbeat: WireHeartbeat {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return WireHeartbeat()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var ack: WireAck {
     get {
-      if case .ack(let v)? = body {return v}
+      if case .ack(let v)? = _storage._body {return v}
       return WireAck()
     }
-    set {body = .ack(newValue)}
+    set {_uniqueStorage()._body = .ack(newValue)}
   }
 
   /// Coordinator ↔ worker
   public var tasks: WireTaskBatch {
     get {
-      if case .tasks(let v)? = body {return v}
+      if case .tasks(let v)? = _storage._body {return v}
       return WireTaskBatch()
     }
-    set {body = .tasks(newValue)}
+    set {_uniqueStorage()._body = .tasks(newValue)}
   }
 
   public var results: WireResultBatch {
     get {
-      if case .results(let v)? = body {return v}
+      if case .results(let v)? = _storage._body {return v}
       return WireResultBatch()
     }
-    set {body = .results(newValue)}
+    set {_uniqueStorage()._body = .results(newValue)}
   }
 
   public var cancelTasks: WireCancelTasks {
     get {
-      if case .cancelTasks(let v)? = body {return v}
+      if case .cancelTasks(let v)? = _storage._body {return v}
       return WireCancelTasks()
     }
-    set {body = .cancelTasks(newValue)}
+    set {_uniqueStorage()._body = .cancelTasks(newValue)}
   }
 
   public var drain: WireDrain {
     get {
-      if case .drain(let v)? = body {return v}
+      if case .drain(let v)? = _storage._body {return v}
       return WireDrain()
     }
-    set {body = .drain(newValue)}
+    set {_uniqueStorage()._body = .drain(newValue)}
   }
 
   public var progress: WireProgressBatch {
     get {
-      if case .progress(let v)? = body {return v}
+      if case .progress(let v)? = _storage._body {return v}
       return WireProgressBatch()
     }
-    set {body = .progress(newValue)}
+    set {_uniqueStorage()._body = .progress(newValue)}
   }
 
   /// Content-addressed blobs, either direction
   public var blobRequest: WireBlobRequest {
     get {
-      if case .blobRequest(let v)? = body {return v}
+      if case .blobRequest(let v)? = _storage._body {return v}
       return WireBlobRequest()
     }
-    set {body = .blobRequest(newValue)}
+    set {_uniqueStorage()._body = .blobRequest(newValue)}
   }
 
   public var blobChunk: WireBlobChunk {
     get {
-      if case .blobChunk(let v)? = body {return v}
+      if case .blobChunk(let v)? = _storage._body {return v}
       return WireBlobChunk()
     }
-    set {body = .blobChunk(newValue)}
+    set {_uniqueStorage()._body = .blobChunk(newValue)}
   }
 
   /// Operator → coordinator
   public var submitJob: WireSubmitJob {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return WireSubmitJob()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobAccepted: WireJobAccepted {
     get {
-      if case .jobAccepted(let v)? = body {return v}
+      if case .jobAccepted(let v)? = _storage._body {return v}
       return WireJobAccepted()
     }
-    set {body = .jobAccepted(newValue)}
+    set {_uniqueStorage()._body = .jobAccepted(newValue)}
   }
 
   public var listJobs: WireListJobs {
     get {
-      if case .listJobs(let v)? = body {return v}
+      if case .listJobs(let v)? = _storage._body {return v}
       return WireListJobs()
     }
-    set {body = .listJobs(newValue)}
+    set {_uniqueStorage()._body = .listJobs(newValue)}
   }
 
   public var jobList: WireJobList {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return WireJobList()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   public var getJob: WireGetJob {
     get {
-      if case .getJob(let v)? = body {return v}
+      if case .getJob(let v)? = _storage._body {return v}
       return WireGetJob()
     }
-    set {body = .getJob(newValue)}
+    set {_uniqueStorage()._body = .getJob(newValue)}
   }
 
   public var job: WireJobSummary {
     get {
-      if case .job(let v)? = body {return v}
+      if case .job(let v)? = _storage._body {return v}
       return WireJobSummary()
     }
-    set {body = .job(newValue)}
+    set {_uniqueStorage()._body = .job(newValue)}
   }
 
   public var listWorkers: WireListWorkers {
     get {
-      if case .listWorkers(let v)? = body {return v}
+      if case .listWorkers(let v)? = _storage._body {return v}
       return WireListWorkers()
     }
-    set {body = .listWorkers(newValue)}
+    set {_uniqueStorage()._body = .listWorkers(newValue)}
   }
 
   public var workerList: WireWorkerList {
     get {
-      if case .workerList(let v)? = body {return v}
+      if case .workerList(let v)? = _storage._body {return v}
       return WireWorkerList()
     }
-    set {body = .workerList(newValue)}
+    set {_uniqueStorage()._body = .workerList(newValue)}
   }
 
   public var cancelJob: WireCancelJob {
     get {
-      if case .cancelJob(let v)? = body {return v}
+      if case .cancelJob(let v)? = _storage._body {return v}
       return WireCancelJob()
     }
-    set {body = .cancelJob(newValue)}
+    set {_uniqueStorage()._body = .cancelJob(newValue)}
   }
 
   public var getTaskResults: WireGetTaskResults {
     get {
-      if case .getTaskResults(let v)? = body {return v}
+      if case .getTaskResults(let v)? = _storage._body {return v}
       return WireGetTaskResults()
     }
-    set {body = .getTaskResults(newValue)}
+    set {_uniqueStorage()._body = .getTaskResults(newValue)}
   }
 
   public var taskResults: WireTaskResultList {
     get {
-      if case .taskResults(let v)? = body {return v}
+      if case .taskResults(let v)? = _storage._body {return v}
       return WireTaskResultList()
     }
-    set {body = .taskResults(newValue)}
+    set {_uniqueStorage()._body = .taskResults(newValue)}
   }
 
   /// Operator → coordinator: tracking and registry
   public var listRuns: WireListRuns {
     get {
-      if case .listRuns(let v)? = body {return v}
+      if case .listRuns(let v)? = _storage._body {return v}
       return WireListRuns()
     }
-    set {body = .listRuns(newValue)}
+    set {_uniqueStorage()._body = .listRuns(newValue)}
   }
 
   public var runList: WireRunList {
     get {
-      if case .runList(let v)? = body {return v}
+      if case .runList(let v)? = _storage._body {return v}
       return WireRunList()
     }
-    set {body = .runList(newValue)}
+    set {_uniqueStorage()._body = .runList(newValue)}
   }
 
   public var listModels: WireListModels {
     get {
-      if case .listModels(let v)? = body {return v}
+      if case .listModels(let v)? = _storage._body {return v}
       return WireListModels()
     }
-    set {body = .listModels(newValue)}
+    set {_uniqueStorage()._body = .listModels(newValue)}
   }
 
   public var modelList: WireModelList {
     get {
-      if case .modelList(let v)? = body {return v}
+      if case .modelList(let v)? = _storage._body {return v}
       return WireModelList()
     }
-    set {body = .modelList(newValue)}
+    set {_uniqueStorage()._body = .modelList(newValue)}
   }
 
   public var getModel: WireGetModel {
     get {
-      if case .getModel(let v)? = body {return v}
+      if case .getModel(let v)? = _storage._body {return v}
       return WireGetModel()
     }
-    set {body = .getModel(newValue)}
+    set {_uniqueStorage()._body = .getModel(newValue)}
   }
 
   public var modelDetail: WireModelDetail {
     get {
-      if case .modelDetail(let v)? = body {return v}
+      if case .modelDetail(let v)? = _storage._body {return v}
       return WireModelDetail()
     }
-    set {body = .modelDetail(newValue)}
+    set {_uniqueStorage()._body = .modelDetail(newValue)}
   }
 
   public var promote: WirePromote {
     get {
-      if case .promote(let v)? = body {return v}
+      if case .promote(let v)? = _storage._body {return v}
       return WirePromote()
     }
-    set {body = .promote(newValue)}
+    set {_uniqueStorage()._body = .promote(newValue)}
   }
 
   public var rollback: WireRollback {
     get {
-      if case .rollback(let v)? = body {return v}
+      if case .rollback(let v)? = _storage._body {return v}
       return WireRollback()
     }
-    set {body = .rollback(newValue)}
+    set {_uniqueStorage()._body = .rollback(newValue)}
   }
 
   public var promotionResult: WirePromotionResult {
     get {
-      if case .promotionResult(let v)? = body {return v}
+      if case .promotionResult(let v)? = _storage._body {return v}
       return WirePromotionResult()
     }
-    set {body = .promotionResult(newValue)}
+    set {_uniqueStorage()._body = .promotionResult(newValue)}
   }
 
   /// Subscriptions (gateway, operators): the coordinator pushes events as they happen.
   public var subscribe: WireSubscribe {
     get {
-      if case .subscribe(let v)? = body {return v}
+      if case .subscribe(let v)? = _storage._body {return v}
       return WireSubscribe()
     }
-    set {body = .subscribe(newValue)}
+    set {_uniqueStorage()._body = .subscribe(newValue)}
   }
 
   public var promotionEvent: WirePromotionEvent {
     get {
-      if case .promotionEvent(let v)? = body {return v}
+      if case .promotionEvent(let v)? = _storage._body {return v}
       return WirePromotionEvent()
     }
-    set {body = .promotionEvent(newValue)}
+    set {_uniqueStorage()._body = .promotionEvent(newValue)}
   }
 
   public var rerunRun: WireRerunRun {
     get {
-      if case .rerunRun(let v)? = body {return v}
+      if case .rerunRun(let v)? = _storage._body {return v}
       return WireRerunRun()
     }
-    set {body = .rerunRun(newValue)}
+    set {_uniqueStorage()._body = .rerunRun(newValue)}
   }
 
   /// Feature store (operators ingest; the gateway sends events and reads recommendations)
   public var ingest: WireIngest {
     get {
-      if case .ingest(let v)? = body {return v}
+      if case .ingest(let v)? = _storage._body {return v}
       return WireIngest()
     }
-    set {body = .ingest(newValue)}
+    set {_uniqueStorage()._body = .ingest(newValue)}
   }
 
   public var ingestResult: WireIngestResult {
     get {
-      if case .ingestResult(let v)? = body {return v}
+      if case .ingestResult(let v)? = _storage._body {return v}
       return WireIngestResult()
     }
-    set {body = .ingestResult(newValue)}
+    set {_uniqueStorage()._body = .ingestResult(newValue)}
   }
 
   public var getRecommendations: WireGetRecommendations {
     get {
-      if case .getRecommendations(let v)? = body {return v}
+      if case .getRecommendations(let v)? = _storage._body {return v}
       return WireGetRecommendations()
     }
-    set {body = .getRecommendations(newValue)}
+    set {_uniqueStorage()._body = .getRecommendations(newValue)}
   }
 
   public var recommendationList: WireRecommendationList {
     get {
-      if case .recommendationList(let v)? = body {return v}
+      if case .recommendationList(let v)? = _storage._body {return v}
       return WireRecommendationList()
     }
-    set {body = .recommendationList(newValue)}
+    set {_uniqueStorage()._body = .recommendationList(newValue)}
   }
 
   public var buildTrainingSet: WireBuildTrainingSet {
     get {
-      if case .buildTrainingSet(let v)? = body {return v}
+      if case .buildTrainingSet(let v)? = _storage._body {return v}
       return WireBuildTrainingSet()
     }
-    set {body = .buildTrainingSet(newValue)}
+    set {_uniqueStorage()._body = .buildTrainingSet(newValue)}
   }
 
   public var trainingSet: WireTrainingSetInfo {
     get {
-      if case .trainingSet(let v)? = body {return v}
+      if case .trainingSet(let v)? = _storage._body {return v}
       return WireTrainingSetInfo()
     }
-    set {body = .trainingSet(newValue)}
+    set {_uniqueStorage()._body = .trainingSet(newValue)}
   }
 
   public var events: WireEventBatch {
     get {
-      if case .events(let v)? = body {return v}
+      if case .events(let v)? = _storage._body {return v}
       return WireEventBatch()
     }
-    set {body = .events(newValue)}
+    set {_uniqueStorage()._body = .events(newValue)}
   }
 
   public var eventsAccepted: WireEventsAccepted {
     get {
-      if case .eventsAccepted(let v)? = body {return v}
+      if case .eventsAccepted(let v)? = _storage._body {return v}
       return WireEventsAccepted()
     }
-    set {body = .eventsAccepted(newValue)}
+    set {_uniqueStorage()._body = .eventsAccepted(newValue)}
   }
 
   /// Pipelines (operator)
   public var listPipelines: WireListPipelines {
     get {
-      if case .listPipelines(let v)? = body {return v}
+      if case .listPipelines(let v)? = _storage._body {return v}
       return WireListPipelines()
     }
-    set {body = .listPipelines(newValue)}
+    set {_uniqueStorage()._body = .listPipelines(newValue)}
   }
 
   public var pipelineList: WirePipelineList {
     get {
-      if case .pipelineList(let v)? = body {return v}
+      if case .pipelineList(let v)? = _storage._body {return v}
       return WirePipelineList()
     }
-    set {body = .pipelineList(newValue)}
+    set {_uniqueStorage()._body = .pipelineList(newValue)}
   }
 
   public var listPipelineRuns: WireListPipelineRuns {
     get {
-      if case .listPipelineRuns(let v)? = body {return v}
+      if case .listPipelineRuns(let v)? = _storage._body {return v}
       return WireListPipelineRuns()
     }
-    set {body = .listPipelineRuns(newValue)}
+    set {_uniqueStorage()._body = .listPipelineRuns(newValue)}
   }
 
   public var pipelineRunList: WirePipelineRunList {
     get {
-      if case .pipelineRunList(let v)? = body {return v}
+      if case .pipelineRunList(let v)? = _storage._body {return v}
       return WirePipelineRunList()
     }
-    set {body = .pipelineRunList(newValue)}
+    set {_uniqueStorage()._body = .pipelineRunList(newValue)}
   }
 
   public var triggerPipeline: WireTriggerPipeline {
     get {
-      if case .triggerPipeline(let v)? = body {return v}
+      if case .triggerPipeline(let v)? = _storage._body {return v}
       return WireTriggerPipeline()
     }
-    set {body = .triggerPipeline(newValue)}
+    set {_uniqueStorage()._body = .triggerPipeline(newValue)}
   }
 
   public var pipelineRun: WirePipelineRunInfo {
     get {
-      if case .pipelineRun(let v)? = body {return v}
+      if case .pipelineRun(let v)? = _storage._body {return v}
       return WirePipelineRunInfo()
     }
-    set {body = .pipelineRun(newValue)}
+    set {_uniqueStorage()._body = .pipelineRun(newValue)}
   }
 
   public var getDriftReport: WireGetDriftReport {
     get {
-      if case .getDriftReport(let v)? = body {return v}
+      if case .getDriftReport(let v)? = _storage._body {return v}
       return WireGetDriftReport()
     }
-    set {body = .getDriftReport(newValue)}
+    set {_uniqueStorage()._body = .getDriftReport(newValue)}
   }
 
   public var driftReport: WireDriftReportInfo {
     get {
-      if case .driftReport(let v)? = body {return v}
+      if case .driftReport(let v)? = _storage._body {return v}
       return WireDriftReportInfo()
     }
-    set {body = .driftReport(newValue)}
+    set {_uniqueStorage()._body = .driftReport(newValue)}
   }
 
   /// Serving (gateway): the users and active listings to score, as one blob
   public var getServingSnapshot: WireGetServingSnapshot {
     get {
-      if case .getServingSnapshot(let v)? = body {return v}
+      if case .getServingSnapshot(let v)? = _storage._body {return v}
       return WireGetServingSnapshot()
     }
-    set {body = .getServingSnapshot(newValue)}
+    set {_uniqueStorage()._body = .getServingSnapshot(newValue)}
   }
 
   public var servingSnapshot: WireServingSnapshot {
     get {
-      if case .servingSnapshot(let v)? = body {return v}
+      if case .servingSnapshot(let v)? = _storage._body {return v}
       return WireServingSnapshot()
     }
-    set {body = .servingSnapshot(newValue)}
+    set {_uniqueStorage()._body = .servingSnapshot(newValue)}
   }
 
   /// Marketing shorts (operator)
   public var listShorts: WireListShorts {
     get {
-      if case .listShorts(let v)? = body {return v}
+      if case .listShorts(let v)? = _storage._body {return v}
       return WireListShorts()
     }
-    set {body = .listShorts(newValue)}
+    set {_uniqueStorage()._body = .listShorts(newValue)}
   }
 
   public var shortList: WireShortList {
     get {
-      if case .shortList(let v)? = body {return v}
+      if case .shortList(let v)? = _storage._body {return v}
       return WireShortList()
     }
-    set {body = .shortList(newValue)}
+    set {_uniqueStorage()._body = .shortList(newValue)}
   }
 
   public var getShort: WireGetShort {
     get {
-      if case .getShort(let v)? = body {return v}
+      if case .getShort(let v)? = _storage._body {return v}
       return WireGetShort()
     }
-    set {body = .getShort(newValue)}
+    set {_uniqueStorage()._body = .getShort(newValue)}
   }
 
   public var short: WireShortInfo {
     get {
-      if case .short(let v)? = body {return v}
+      if case .short(let v)? = _storage._body {return v}
       return WireShortInfo()
     }
-    set {body = .short(newValue)}
+    set {_uniqueStorage()._body = .short(newValue)}
+  }
+
+  public var approveShort: WireApproveShort {
+    get {
+      if case .approveShort(let v)? = _storage._body {return v}
+      return WireApproveShort()
+    }
+    set {_uniqueStorage()._body = .approveShort(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -750,10 +764,13 @@ public nonisolated struct WireEnvelope: Sendable {
     case shortList(WireShortList)
     case getShort(WireGetShort)
     case short(WireShortInfo)
+    case approveShort(WireApproveShort)
 
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct WireErrorFrame: Sendable {
@@ -1877,6 +1894,14 @@ public nonisolated struct WireIngestResult: Sendable {
 
   public var unchanged: UInt64 = 0
 
+  /// Listings: the render job queued for new listings in the top percentile of predicted
+  /// demand (empty if none), the listings it renders, or why no short was queued.
+  public var renderJobID: String = String()
+
+  public var renderListingIds: [UInt64] = []
+
+  public var renderNote: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2527,7 +2552,8 @@ public nonisolated struct WireRenderOutput: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The verified MP4.
+  /// The verified MP4, as the worker sends it; the coordinator stores it as a blob and
+  /// keeps only its address (video_sha256) in the task's result.
   public var video: Data = Data()
 
   public var scriptLines: [String] = []
@@ -2537,6 +2563,10 @@ public nonisolated struct WireRenderOutput: Sendable {
   public var warnings: [String] = []
 
   public var worker: String = String()
+
+  public var videoSha256: String = String()
+
+  public var videoBytes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2579,6 +2609,25 @@ public nonisolated struct WireGetShort: Sendable {
   public init() {}
 }
 
+/// An operator approves a short: the coordinator publishes it to every configured
+/// platform (shorts.youtube, shorts.instagram) and answers with the short as it ends up:
+/// published, or pending_upload with the reason. A platform that already has the short is
+/// not sent it again.
+public nonisolated struct WireApproveShort: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// Say what would be published, to where, and publish nothing.
+  public var dryRun: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct WireShortInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2597,7 +2646,8 @@ public nonisolated struct WireShortInfo: Sendable {
 
   public var durationSeconds: Double = 0
 
-  /// pending_review, published, failed
+  /// pending_review (rendered, waiting for an operator), publishing, pending_upload (an
+  /// approved short a platform refused or could not take yet; see reason), published
   public var state: String = String()
 
   public var language: String = String()
@@ -2608,6 +2658,17 @@ public nonisolated struct WireShortInfo: Sendable {
 
   /// Why the short is in its state (e.g. an upload refusal).
   public var reason: String = String()
+
+  public var youtubeVideoID: String = String()
+
+  public var instagramMediaID: String = String()
+
+  public var publishedAtMs: Int64 = 0
+
+  public var approvedBy: String = String()
+
+  /// What an approval did or, with dry_run, would do: one line per platform.
+  public var actions: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2644,1006 +2705,1061 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0\u{3}list_shorts\0\u{3}short_list\0\u{3}get_short\0\u{1}short\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0\u{3}list_shorts\0\u{3}short_list\0\u{3}get_short\0\u{1}short\0\u{3}approve_short\0")
+
+  fileprivate class _StorageClass {
+    var _requestID: UInt64 = 0
+    var _body: WireEnvelope.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
-      case 10: try {
-        var v: WireHello?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .hello(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
+        case 10: try {
+          var v: WireHello?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .hello(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .hello(v)
+          }
+        }()
+        case 11: try {
+          var v: WireWelcome?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .welcome(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .welcome(v)
+          }
+        }()
+        case 12: try {
+          var v: WireErrorFrame?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .error(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .error(v)
+          }
+        }()
+        case 13: try {
+          var v: WireHeartbeat?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 14: try {
+          var v: WireAck?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ack(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ack(v)
+          }
+        }()
+        case 20: try {
+          var v: WireTaskBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .tasks(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .tasks(v)
+          }
+        }()
+        case 21: try {
+          var v: WireResultBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .results(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .results(v)
+          }
+        }()
+        case 22: try {
+          var v: WireCancelTasks?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancelTasks(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancelTasks(v)
+          }
+        }()
+        case 23: try {
+          var v: WireDrain?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .drain(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .drain(v)
+          }
+        }()
+        case 24: try {
+          var v: WireProgressBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .progress(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .progress(v)
+          }
+        }()
+        case 30: try {
+          var v: WireBlobRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .blobRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .blobRequest(v)
+          }
+        }()
+        case 31: try {
+          var v: WireBlobChunk?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .blobChunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .blobChunk(v)
+          }
+        }()
+        case 40: try {
+          var v: WireSubmitJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 41: try {
+          var v: WireJobAccepted?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobAccepted(v)
+          }
+        }()
+        case 42: try {
+          var v: WireListJobs?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listJobs(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listJobs(v)
+          }
+        }()
+        case 43: try {
+          var v: WireJobList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 44: try {
+          var v: WireGetJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getJob(v)
+          }
+        }()
+        case 45: try {
+          var v: WireJobSummary?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .job(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .job(v)
+          }
+        }()
+        case 46: try {
+          var v: WireListWorkers?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listWorkers(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listWorkers(v)
+          }
+        }()
+        case 47: try {
+          var v: WireWorkerList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .workerList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .workerList(v)
+          }
+        }()
+        case 48: try {
+          var v: WireCancelJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancelJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancelJob(v)
+          }
+        }()
+        case 49: try {
+          var v: WireGetTaskResults?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getTaskResults(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getTaskResults(v)
+          }
+        }()
+        case 50: try {
+          var v: WireTaskResultList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .taskResults(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .taskResults(v)
+          }
+        }()
+        case 60: try {
+          var v: WireListRuns?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listRuns(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listRuns(v)
+          }
+        }()
+        case 61: try {
+          var v: WireRunList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .runList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .runList(v)
+          }
+        }()
+        case 62: try {
+          var v: WireListModels?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listModels(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listModels(v)
+          }
+        }()
+        case 63: try {
+          var v: WireModelList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelList(v)
+          }
+        }()
+        case 64: try {
+          var v: WireGetModel?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getModel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getModel(v)
+          }
+        }()
+        case 65: try {
+          var v: WireModelDetail?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelDetail(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelDetail(v)
+          }
+        }()
+        case 66: try {
+          var v: WirePromote?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .promote(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .promote(v)
+          }
+        }()
+        case 67: try {
+          var v: WireRollback?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rollback(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rollback(v)
+          }
+        }()
+        case 68: try {
+          var v: WirePromotionResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .promotionResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .promotionResult(v)
+          }
+        }()
+        case 70: try {
+          var v: WireSubscribe?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .subscribe(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .subscribe(v)
+          }
+        }()
+        case 71: try {
+          var v: WirePromotionEvent?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .promotionEvent(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .promotionEvent(v)
+          }
+        }()
+        case 72: try {
+          var v: WireRerunRun?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rerunRun(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rerunRun(v)
+          }
+        }()
+        case 80: try {
+          var v: WireIngest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ingest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ingest(v)
+          }
+        }()
+        case 81: try {
+          var v: WireIngestResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ingestResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ingestResult(v)
+          }
+        }()
+        case 82: try {
+          var v: WireGetRecommendations?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getRecommendations(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getRecommendations(v)
+          }
+        }()
+        case 83: try {
+          var v: WireRecommendationList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .recommendationList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .recommendationList(v)
+          }
+        }()
+        case 84: try {
+          var v: WireBuildTrainingSet?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .buildTrainingSet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .buildTrainingSet(v)
+          }
+        }()
+        case 85: try {
+          var v: WireTrainingSetInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .trainingSet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .trainingSet(v)
+          }
+        }()
+        case 86: try {
+          var v: WireEventBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .events(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .events(v)
+          }
+        }()
+        case 87: try {
+          var v: WireEventsAccepted?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .eventsAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .eventsAccepted(v)
+          }
+        }()
+        case 90: try {
+          var v: WireListPipelines?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listPipelines(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listPipelines(v)
+          }
+        }()
+        case 91: try {
+          var v: WirePipelineList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineList(v)
+          }
+        }()
+        case 92: try {
+          var v: WireListPipelineRuns?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listPipelineRuns(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listPipelineRuns(v)
+          }
+        }()
+        case 93: try {
+          var v: WirePipelineRunList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineRunList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineRunList(v)
+          }
+        }()
+        case 94: try {
+          var v: WireTriggerPipeline?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .triggerPipeline(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .triggerPipeline(v)
+          }
+        }()
+        case 95: try {
+          var v: WirePipelineRunInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineRun(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineRun(v)
+          }
+        }()
+        case 96: try {
+          var v: WireGetDriftReport?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getDriftReport(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getDriftReport(v)
+          }
+        }()
+        case 97: try {
+          var v: WireDriftReportInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .driftReport(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .driftReport(v)
+          }
+        }()
+        case 98: try {
+          var v: WireGetServingSnapshot?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getServingSnapshot(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getServingSnapshot(v)
+          }
+        }()
+        case 99: try {
+          var v: WireServingSnapshot?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .servingSnapshot(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .servingSnapshot(v)
+          }
+        }()
+        case 100: try {
+          var v: WireListShorts?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listShorts(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listShorts(v)
+          }
+        }()
+        case 101: try {
+          var v: WireShortList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .shortList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .shortList(v)
+          }
+        }()
+        case 102: try {
+          var v: WireGetShort?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getShort(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getShort(v)
+          }
+        }()
+        case 103: try {
+          var v: WireShortInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .short(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .short(v)
+          }
+        }()
+        case 104: try {
+          var v: WireApproveShort?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .approveShort(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .approveShort(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .hello(v)
-        }
-      }()
-      case 11: try {
-        var v: WireWelcome?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .welcome(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .welcome(v)
-        }
-      }()
-      case 12: try {
-        var v: WireErrorFrame?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .error(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .error(v)
-        }
-      }()
-      case 13: try {
-        var v: WireHeartbeat?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 14: try {
-        var v: WireAck?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ack(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ack(v)
-        }
-      }()
-      case 20: try {
-        var v: WireTaskBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .tasks(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .tasks(v)
-        }
-      }()
-      case 21: try {
-        var v: WireResultBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .results(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .results(v)
-        }
-      }()
-      case 22: try {
-        var v: WireCancelTasks?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancelTasks(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancelTasks(v)
-        }
-      }()
-      case 23: try {
-        var v: WireDrain?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .drain(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .drain(v)
-        }
-      }()
-      case 24: try {
-        var v: WireProgressBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .progress(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .progress(v)
-        }
-      }()
-      case 30: try {
-        var v: WireBlobRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .blobRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .blobRequest(v)
-        }
-      }()
-      case 31: try {
-        var v: WireBlobChunk?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .blobChunk(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .blobChunk(v)
-        }
-      }()
-      case 40: try {
-        var v: WireSubmitJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 41: try {
-        var v: WireJobAccepted?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobAccepted(v)
-        }
-      }()
-      case 42: try {
-        var v: WireListJobs?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listJobs(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listJobs(v)
-        }
-      }()
-      case 43: try {
-        var v: WireJobList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 44: try {
-        var v: WireGetJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getJob(v)
-        }
-      }()
-      case 45: try {
-        var v: WireJobSummary?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .job(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .job(v)
-        }
-      }()
-      case 46: try {
-        var v: WireListWorkers?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listWorkers(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listWorkers(v)
-        }
-      }()
-      case 47: try {
-        var v: WireWorkerList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .workerList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .workerList(v)
-        }
-      }()
-      case 48: try {
-        var v: WireCancelJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancelJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancelJob(v)
-        }
-      }()
-      case 49: try {
-        var v: WireGetTaskResults?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getTaskResults(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getTaskResults(v)
-        }
-      }()
-      case 50: try {
-        var v: WireTaskResultList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .taskResults(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .taskResults(v)
-        }
-      }()
-      case 60: try {
-        var v: WireListRuns?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listRuns(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listRuns(v)
-        }
-      }()
-      case 61: try {
-        var v: WireRunList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .runList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .runList(v)
-        }
-      }()
-      case 62: try {
-        var v: WireListModels?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listModels(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listModels(v)
-        }
-      }()
-      case 63: try {
-        var v: WireModelList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelList(v)
-        }
-      }()
-      case 64: try {
-        var v: WireGetModel?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getModel(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getModel(v)
-        }
-      }()
-      case 65: try {
-        var v: WireModelDetail?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelDetail(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelDetail(v)
-        }
-      }()
-      case 66: try {
-        var v: WirePromote?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .promote(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .promote(v)
-        }
-      }()
-      case 67: try {
-        var v: WireRollback?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rollback(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rollback(v)
-        }
-      }()
-      case 68: try {
-        var v: WirePromotionResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .promotionResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .promotionResult(v)
-        }
-      }()
-      case 70: try {
-        var v: WireSubscribe?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .subscribe(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .subscribe(v)
-        }
-      }()
-      case 71: try {
-        var v: WirePromotionEvent?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .promotionEvent(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .promotionEvent(v)
-        }
-      }()
-      case 72: try {
-        var v: WireRerunRun?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rerunRun(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rerunRun(v)
-        }
-      }()
-      case 80: try {
-        var v: WireIngest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ingest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ingest(v)
-        }
-      }()
-      case 81: try {
-        var v: WireIngestResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ingestResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ingestResult(v)
-        }
-      }()
-      case 82: try {
-        var v: WireGetRecommendations?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getRecommendations(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getRecommendations(v)
-        }
-      }()
-      case 83: try {
-        var v: WireRecommendationList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .recommendationList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .recommendationList(v)
-        }
-      }()
-      case 84: try {
-        var v: WireBuildTrainingSet?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .buildTrainingSet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .buildTrainingSet(v)
-        }
-      }()
-      case 85: try {
-        var v: WireTrainingSetInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .trainingSet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .trainingSet(v)
-        }
-      }()
-      case 86: try {
-        var v: WireEventBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .events(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .events(v)
-        }
-      }()
-      case 87: try {
-        var v: WireEventsAccepted?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .eventsAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .eventsAccepted(v)
-        }
-      }()
-      case 90: try {
-        var v: WireListPipelines?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listPipelines(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listPipelines(v)
-        }
-      }()
-      case 91: try {
-        var v: WirePipelineList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineList(v)
-        }
-      }()
-      case 92: try {
-        var v: WireListPipelineRuns?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listPipelineRuns(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listPipelineRuns(v)
-        }
-      }()
-      case 93: try {
-        var v: WirePipelineRunList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineRunList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineRunList(v)
-        }
-      }()
-      case 94: try {
-        var v: WireTriggerPipeline?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .triggerPipeline(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .triggerPipeline(v)
-        }
-      }()
-      case 95: try {
-        var v: WirePipelineRunInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineRun(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineRun(v)
-        }
-      }()
-      case 96: try {
-        var v: WireGetDriftReport?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getDriftReport(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getDriftReport(v)
-        }
-      }()
-      case 97: try {
-        var v: WireDriftReportInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .driftReport(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .driftReport(v)
-        }
-      }()
-      case 98: try {
-        var v: WireGetServingSnapshot?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getServingSnapshot(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getServingSnapshot(v)
-        }
-      }()
-      case 99: try {
-        var v: WireServingSnapshot?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .servingSnapshot(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .servingSnapshot(v)
-        }
-      }()
-      case 100: try {
-        var v: WireListShorts?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listShorts(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listShorts(v)
-        }
-      }()
-      case 101: try {
-        var v: WireShortList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .shortList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .shortList(v)
-        }
-      }()
-      case 102: try {
-        var v: WireGetShort?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getShort(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getShort(v)
-        }
-      }()
-      case 103: try {
-        var v: WireShortInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .short(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .short(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.requestID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
-    }
-    switch self.body {
-    case .hello?: try {
-      guard case .hello(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .welcome?: try {
-      guard case .welcome(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .error?: try {
-      guard case .error(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .ack?: try {
-      guard case .ack(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .tasks?: try {
-      guard case .tasks(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .results?: try {
-      guard case .results(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .cancelTasks?: try {
-      guard case .cancelTasks(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .drain?: try {
-      guard case .drain(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .progress?: try {
-      guard case .progress(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .blobRequest?: try {
-      guard case .blobRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .blobChunk?: try {
-      guard case .blobChunk(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-    }()
-    case .jobAccepted?: try {
-      guard case .jobAccepted(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
-    }()
-    case .listJobs?: try {
-      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
-    }()
-    case .getJob?: try {
-      guard case .getJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
-    }()
-    case .job?: try {
-      guard case .job(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
-    }()
-    case .listWorkers?: try {
-      guard case .listWorkers(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
-    }()
-    case .workerList?: try {
-      guard case .workerList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
-    }()
-    case .cancelJob?: try {
-      guard case .cancelJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
-    }()
-    case .getTaskResults?: try {
-      guard case .getTaskResults(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
-    }()
-    case .taskResults?: try {
-      guard case .taskResults(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
-    }()
-    case .listRuns?: try {
-      guard case .listRuns(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
-    }()
-    case .runList?: try {
-      guard case .runList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
-    }()
-    case .listModels?: try {
-      guard case .listModels(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
-    }()
-    case .modelList?: try {
-      guard case .modelList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
-    }()
-    case .getModel?: try {
-      guard case .getModel(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
-    }()
-    case .modelDetail?: try {
-      guard case .modelDetail(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
-    }()
-    case .promote?: try {
-      guard case .promote(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
-    }()
-    case .rollback?: try {
-      guard case .rollback(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
-    }()
-    case .promotionResult?: try {
-      guard case .promotionResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
-    }()
-    case .subscribe?: try {
-      guard case .subscribe(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
-    }()
-    case .promotionEvent?: try {
-      guard case .promotionEvent(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
-    }()
-    case .rerunRun?: try {
-      guard case .rerunRun(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
-    }()
-    case .ingest?: try {
-      guard case .ingest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
-    }()
-    case .ingestResult?: try {
-      guard case .ingestResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 81)
-    }()
-    case .getRecommendations?: try {
-      guard case .getRecommendations(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 82)
-    }()
-    case .recommendationList?: try {
-      guard case .recommendationList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 83)
-    }()
-    case .buildTrainingSet?: try {
-      guard case .buildTrainingSet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 84)
-    }()
-    case .trainingSet?: try {
-      guard case .trainingSet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 85)
-    }()
-    case .events?: try {
-      guard case .events(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
-    }()
-    case .eventsAccepted?: try {
-      guard case .eventsAccepted(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 87)
-    }()
-    case .listPipelines?: try {
-      guard case .listPipelines(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 90)
-    }()
-    case .pipelineList?: try {
-      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 91)
-    }()
-    case .listPipelineRuns?: try {
-      guard case .listPipelineRuns(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 92)
-    }()
-    case .pipelineRunList?: try {
-      guard case .pipelineRunList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 93)
-    }()
-    case .triggerPipeline?: try {
-      guard case .triggerPipeline(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 94)
-    }()
-    case .pipelineRun?: try {
-      guard case .pipelineRun(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 95)
-    }()
-    case .getDriftReport?: try {
-      guard case .getDriftReport(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 96)
-    }()
-    case .driftReport?: try {
-      guard case .driftReport(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 97)
-    }()
-    case .getServingSnapshot?: try {
-      guard case .getServingSnapshot(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 98)
-    }()
-    case .servingSnapshot?: try {
-      guard case .servingSnapshot(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 99)
-    }()
-    case .listShorts?: try {
-      guard case .listShorts(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
-    }()
-    case .shortList?: try {
-      guard case .shortList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
-    }()
-    case .getShort?: try {
-      guard case .getShort(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
-    }()
-    case .short?: try {
-      guard case .short(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 103)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._requestID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._requestID, fieldNumber: 1)
+      }
+      switch _storage._body {
+      case .hello?: try {
+        guard case .hello(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .welcome?: try {
+        guard case .welcome(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .error?: try {
+        guard case .error(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .ack?: try {
+        guard case .ack(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .tasks?: try {
+        guard case .tasks(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .results?: try {
+        guard case .results(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .cancelTasks?: try {
+        guard case .cancelTasks(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .drain?: try {
+        guard case .drain(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .progress?: try {
+        guard case .progress(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .blobRequest?: try {
+        guard case .blobRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .blobChunk?: try {
+        guard case .blobChunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+      }()
+      case .jobAccepted?: try {
+        guard case .jobAccepted(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+      }()
+      case .listJobs?: try {
+        guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+      }()
+      case .getJob?: try {
+        guard case .getJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+      }()
+      case .job?: try {
+        guard case .job(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+      }()
+      case .listWorkers?: try {
+        guard case .listWorkers(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+      }()
+      case .workerList?: try {
+        guard case .workerList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
+      }()
+      case .cancelJob?: try {
+        guard case .cancelJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+      }()
+      case .getTaskResults?: try {
+        guard case .getTaskResults(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
+      }()
+      case .taskResults?: try {
+        guard case .taskResults(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+      }()
+      case .listRuns?: try {
+        guard case .listRuns(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
+      }()
+      case .runList?: try {
+        guard case .runList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
+      }()
+      case .listModels?: try {
+        guard case .listModels(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+      }()
+      case .modelList?: try {
+        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
+      }()
+      case .getModel?: try {
+        guard case .getModel(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
+      }()
+      case .modelDetail?: try {
+        guard case .modelDetail(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
+      }()
+      case .promote?: try {
+        guard case .promote(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
+      }()
+      case .rollback?: try {
+        guard case .rollback(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
+      }()
+      case .promotionResult?: try {
+        guard case .promotionResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
+      }()
+      case .subscribe?: try {
+        guard case .subscribe(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
+      }()
+      case .promotionEvent?: try {
+        guard case .promotionEvent(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 71)
+      }()
+      case .rerunRun?: try {
+        guard case .rerunRun(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+      }()
+      case .ingest?: try {
+        guard case .ingest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 80)
+      }()
+      case .ingestResult?: try {
+        guard case .ingestResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 81)
+      }()
+      case .getRecommendations?: try {
+        guard case .getRecommendations(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 82)
+      }()
+      case .recommendationList?: try {
+        guard case .recommendationList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 83)
+      }()
+      case .buildTrainingSet?: try {
+        guard case .buildTrainingSet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 84)
+      }()
+      case .trainingSet?: try {
+        guard case .trainingSet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 85)
+      }()
+      case .events?: try {
+        guard case .events(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 86)
+      }()
+      case .eventsAccepted?: try {
+        guard case .eventsAccepted(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 87)
+      }()
+      case .listPipelines?: try {
+        guard case .listPipelines(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 90)
+      }()
+      case .pipelineList?: try {
+        guard case .pipelineList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 91)
+      }()
+      case .listPipelineRuns?: try {
+        guard case .listPipelineRuns(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 92)
+      }()
+      case .pipelineRunList?: try {
+        guard case .pipelineRunList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 93)
+      }()
+      case .triggerPipeline?: try {
+        guard case .triggerPipeline(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 94)
+      }()
+      case .pipelineRun?: try {
+        guard case .pipelineRun(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 95)
+      }()
+      case .getDriftReport?: try {
+        guard case .getDriftReport(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 96)
+      }()
+      case .driftReport?: try {
+        guard case .driftReport(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 97)
+      }()
+      case .getServingSnapshot?: try {
+        guard case .getServingSnapshot(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 98)
+      }()
+      case .servingSnapshot?: try {
+        guard case .servingSnapshot(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 99)
+      }()
+      case .listShorts?: try {
+        guard case .listShorts(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 100)
+      }()
+      case .shortList?: try {
+        guard case .shortList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 101)
+      }()
+      case .getShort?: try {
+        guard case .getShort(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 102)
+      }()
+      case .short?: try {
+        guard case .short(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 103)
+      }()
+      case .approveShort?: try {
+        guard case .approveShort(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 104)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireEnvelope, rhs: WireEnvelope) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6123,7 +6239,7 @@ nonisolated extension WireIngest: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireIngestResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IngestResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}table\0\u{3}file_name\0\u{1}rows\0\u{1}inserted\0\u{1}updated\0\u{1}unchanged\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}table\0\u{3}file_name\0\u{1}rows\0\u{1}inserted\0\u{1}updated\0\u{1}unchanged\0\u{3}render_job_id\0\u{3}render_listing_ids\0\u{3}render_note\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6137,6 +6253,9 @@ nonisolated extension WireIngestResult: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.inserted) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.updated) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.unchanged) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.renderJobID) }()
+      case 8: try { try decoder.decodeRepeatedUInt64Field(value: &self.renderListingIds) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.renderNote) }()
       default: break
       }
     }
@@ -6161,6 +6280,15 @@ nonisolated extension WireIngestResult: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.unchanged != 0 {
       try visitor.visitSingularUInt64Field(value: self.unchanged, fieldNumber: 6)
     }
+    if !self.renderJobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.renderJobID, fieldNumber: 7)
+    }
+    if !self.renderListingIds.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.renderListingIds, fieldNumber: 8)
+    }
+    if !self.renderNote.isEmpty {
+      try visitor.visitSingularStringField(value: self.renderNote, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6171,6 +6299,9 @@ nonisolated extension WireIngestResult: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.inserted != rhs.inserted {return false}
     if lhs.updated != rhs.updated {return false}
     if lhs.unchanged != rhs.unchanged {return false}
+    if lhs.renderJobID != rhs.renderJobID {return false}
+    if lhs.renderListingIds != rhs.renderListingIds {return false}
+    if lhs.renderNote != rhs.renderNote {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7624,7 +7755,7 @@ nonisolated extension WireRenderInput: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireRenderOutput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenderOutput"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}video\0\u{3}script_lines\0\u{3}duration_seconds\0\u{1}warnings\0\u{1}worker\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}video\0\u{3}script_lines\0\u{3}duration_seconds\0\u{1}warnings\0\u{1}worker\0\u{3}video_sha256\0\u{3}video_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7637,6 +7768,8 @@ nonisolated extension WireRenderOutput: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularDoubleField(value: &self.durationSeconds) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.warnings) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.videoSha256) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.videoBytes) }()
       default: break
       }
     }
@@ -7658,6 +7791,12 @@ nonisolated extension WireRenderOutput: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.worker.isEmpty {
       try visitor.visitSingularStringField(value: self.worker, fieldNumber: 5)
     }
+    if !self.videoSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.videoSha256, fieldNumber: 6)
+    }
+    if self.videoBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.videoBytes, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7667,6 +7806,8 @@ nonisolated extension WireRenderOutput: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.durationSeconds != rhs.durationSeconds {return false}
     if lhs.warnings != rhs.warnings {return false}
     if lhs.worker != rhs.worker {return false}
+    if lhs.videoSha256 != rhs.videoSha256 {return false}
+    if lhs.videoBytes != rhs.videoBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -7756,9 +7897,44 @@ nonisolated extension WireGetShort: SwiftProtobuf.Message, SwiftProtobuf._Messag
   }
 }
 
+nonisolated extension WireApproveShort: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApproveShort"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}dry_run\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.dryRun) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if self.dryRun != false {
+      try visitor.visitSingularBoolField(value: self.dryRun, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireApproveShort, rhs: WireApproveShort) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.dryRun != rhs.dryRun {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension WireShortInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShortInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}listing_id\0\u{3}job_id\0\u{1}sha256\0\u{1}bytes\0\u{3}duration_seconds\0\u{1}state\0\u{1}language\0\u{3}script_lines\0\u{3}created_at_ms\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}listing_id\0\u{3}job_id\0\u{1}sha256\0\u{1}bytes\0\u{3}duration_seconds\0\u{1}state\0\u{1}language\0\u{3}script_lines\0\u{3}created_at_ms\0\u{1}reason\0\u{3}youtube_video_id\0\u{3}instagram_media_id\0\u{3}published_at_ms\0\u{3}approved_by\0\u{1}actions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7777,6 +7953,11 @@ nonisolated extension WireShortInfo: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.scriptLines) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.createdAtMs) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.youtubeVideoID) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.instagramMediaID) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.publishedAtMs) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.approvedBy) }()
+      case 16: try { try decoder.decodeRepeatedStringField(value: &self.actions) }()
       default: break
       }
     }
@@ -7816,6 +7997,21 @@ nonisolated extension WireShortInfo: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 11)
     }
+    if !self.youtubeVideoID.isEmpty {
+      try visitor.visitSingularStringField(value: self.youtubeVideoID, fieldNumber: 12)
+    }
+    if !self.instagramMediaID.isEmpty {
+      try visitor.visitSingularStringField(value: self.instagramMediaID, fieldNumber: 13)
+    }
+    if self.publishedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.publishedAtMs, fieldNumber: 14)
+    }
+    if !self.approvedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.approvedBy, fieldNumber: 15)
+    }
+    if !self.actions.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.actions, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7831,6 +8027,11 @@ nonisolated extension WireShortInfo: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.scriptLines != rhs.scriptLines {return false}
     if lhs.createdAtMs != rhs.createdAtMs {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.youtubeVideoID != rhs.youtubeVideoID {return false}
+    if lhs.instagramMediaID != rhs.instagramMediaID {return false}
+    if lhs.publishedAtMs != rhs.publishedAtMs {return false}
+    if lhs.approvedBy != rhs.approvedBy {return false}
+    if lhs.actions != rhs.actions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -41,7 +41,7 @@ public enum Permissions {
             // Workers return outputs, operators upload files to ingest.
             return role == .worker || role == .operator
         case .ingest, .buildTrainingSet, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport,
-             .listShorts, .getShort:
+             .listShorts, .getShort, .approveShort:
             return role == .operator
         case .events, .getRecommendations, .getServingSnapshot:
             // The gateway feeds events back and serves stored recommendations.
@@ -120,6 +120,7 @@ public enum Permissions {
         case .listShorts: return "ListShorts"
         case .shortList: return "ShortList"
         case .getShort: return "GetShort"
+        case .approveShort: return "ApproveShort"
         case .short: return "ShortInfo"
         }
     }

@@ -40,6 +40,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var pipelines: [PipelineDefinition] = []
     /// Which pipeline a drifted data set starts, and how often (`retrain_on_drift:`).
     public var retrainOnDrift = RetrainOnDrift()
+    /// When ingest queues a marketing short and where approved ones go (`shorts:`).
+    public var shorts = ShortSettings()
     /// How often the pipeline service looks at its clocks, runs and jobs. Not in the
     /// YAML: a second is plenty for cron slots and job steps; tests shorten it.
     public var pipelineTickSeconds: Double = 1
@@ -86,7 +88,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
         let known: Set<String> = ["listen", "data_dir", "photos_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
                                   "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
-                                  "connection_limits", "drift", "pipelines", "retrain_on_drift"]
+                                  "connection_limits", "drift", "pipelines", "retrain_on_drift", "shorts"]
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -144,6 +146,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         // Read from the node, not `File`, so errors name the key inside the section.
         if let node = root?.mapping?["pipelines"] { s.pipelines = try PipelineDefinition.parse(node, path: path) }
+        if let node = root?.mapping?["shorts"] { s.shorts = try ShortSettings.parse(node, path: path) }
         try s.validate()
         return s
     }

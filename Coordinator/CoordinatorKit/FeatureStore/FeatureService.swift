@@ -1,5 +1,6 @@
 import Foundation
 import Learning
+import Logging
 import NIOCore
 import Wire
 
@@ -11,10 +12,11 @@ public final class FeatureService: @unchecked Sendable {
     private let blobs: BlobStore
     private let loop: EventLoop
 
-    init(store: FeatureStore, blobs: BlobStore, loop: EventLoop) {
+    init(store: FeatureStore, blobs: BlobStore, loop: EventLoop, logger: Logger) {
         self.store = store
         self.blobs = blobs
         self.loop = loop
+        self.logger = logger
     }
 
     private func offLoop<T>(_ body: @escaping () throws -> T) -> EventLoopFuture<T> {
@@ -23,7 +25,43 @@ public final class FeatureService: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Picks new listings for a marketing short and queues their render job (set by the
+    /// core, which owns job submission); nil = never.
+    var shorts: (trigger: ShortTrigger, submit: @Sendable (WireJobSpec) -> EventLoopFuture<WireJobAccepted>)?
+    let logger: Logger
+
     func ingest(_ request: WireIngest, by peer: PeerIdentity) -> EventLoopFuture<WireIngestResult> {
+        ingestRows(request, by: peer).flatMap { result, newListings in
+            guard let shorts = self.shorts, !newListings.isEmpty else { return self.loop.makeSucceededFuture(result) }
+            return self.offLoop { try shorts.trigger.decide(newListings: newListings) }
+                .flatMap { decision -> EventLoopFuture<WireIngestResult> in
+                    var result = result
+                    switch decision {
+                    case let .skip(why):
+                        result.renderNote = why
+                        return self.loop.makeSucceededFuture(result)
+                    case let .render(ids):
+                        let job: WireJobSpec
+                        do { job = try shorts.trigger.job(ids) } catch { return self.loop.makeFailedFuture(error) }
+                        return shorts.submit(job).map { accepted in
+                            result.renderJobID = accepted.jobID
+                            result.renderListingIds = ids.map { UInt64($0) }
+                            self.logger.info("queued shorts of new listings", metadata: ["job": "\(accepted.jobID)", "listings": "\(ids)"])
+                            return result
+                        }
+                    }
+                }
+                // The rows are stored whatever happens here: say why no short was made.
+                .flatMapErrorThrowing { error in
+                    var result = result
+                    result.renderNote = "no short queued: \(error)"
+                    self.logger.warning("choosing new listings for shorts failed", metadata: ["error": "\(error)"])
+                    return result
+                }
+        }
+    }
+
+    private func ingestRows(_ request: WireIngest, by peer: PeerIdentity) -> EventLoopFuture<(WireIngestResult, [Int])> {
         offLoop {
             guard let table = FeatureStore.Table(rawValue: request.table) else {
                 throw WireError.invalidArgument("ingest: unknown table \"\(request.table)\"; expected users, listings or events")
@@ -41,7 +79,7 @@ public final class FeatureService: @unchecked Sendable {
             result.inserted = UInt64(counts.inserted)
             result.updated = UInt64(counts.updated)
             result.unchanged = UInt64(counts.unchanged)
-            return result
+            return (result, counts.newActiveListings)
         }
     }
 

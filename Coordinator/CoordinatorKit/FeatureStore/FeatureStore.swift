@@ -12,6 +12,8 @@ public struct IngestCounts: Sendable, Equatable {
     public var updated = 0
     /// Rows identical to what is stored (a file ingested twice changes nothing).
     public var unchanged = 0
+    /// Listings: the ids not seen before that are active (candidates for a short).
+    public var newActiveListings: [Int] = []
 }
 
 /// The product's feature store, in the coordinator's SQLite file: every version of every
@@ -139,7 +141,12 @@ public final class FeatureStore: @unchecked Sendable {
                 counts.unchanged += 1
                 continue
             }
-            if latest[l.id] != nil { counts.updated += 1 } else { counts.inserted += 1 }
+            if latest[l.id] != nil {
+                counts.updated += 1
+            } else {
+                counts.inserted += 1
+                if s.status == .active { counts.newActiveListings.append(l.id) }
+            }
             try db.execute(sql: """
                 INSERT OR REPLACE INTO fs_listing (listing_id, event_time, written_at, price, area_m2, rooms, floor, building_age, region,
                   subway_distance_m, school_score, expected_yield, new_build, lat, lon, status, photos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)

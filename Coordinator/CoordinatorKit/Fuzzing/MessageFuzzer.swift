@@ -175,7 +175,7 @@ public enum MessageFuzzer {
                                    "GetRecommendations", "RecommendationList", "BuildTrainingSet", "TrainingSetInfo", "EventBatch",
                                    "EventsAccepted", "ListPipelines", "PipelineList", "ListPipelineRuns", "PipelineRunList",
                                    "TriggerPipeline", "PipelineRunInfo", "GetDriftReport", "DriftReportInfo", "GetServingSnapshot",
-                                   "ServingSnapshot", "ListShorts", "ShortList", "GetShort", "ShortInfo"]
+                                   "ServingSnapshot", "ListShorts", "ShortList", "GetShort", "ShortInfo", "ApproveShort"]
 
     /// The messages each role may send, as DESIGN.md states them: every role says Hello,
     /// heartbeats, acks and fetches blobs; workers report; operators run the cluster;
@@ -187,7 +187,8 @@ public enum MessageFuzzer {
             .operator: everyone.union(["SubmitJob", "CancelJob", "Promote", "Rollback", "RerunRun", "ListJobs", "GetJob", "ListWorkers",
                                        "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
                                        "BuildTrainingSet", "EventBatch", "GetRecommendations", "ListPipelines", "ListPipelineRuns",
-                                       "TriggerPipeline", "GetDriftReport", "GetServingSnapshot", "ListShorts", "GetShort"]),
+                                       "TriggerPipeline", "GetDriftReport", "GetServingSnapshot", "ListShorts", "GetShort",
+                                       "ApproveShort"]),
             .gateway: everyone.union(["ListModels", "GetModel", "Subscribe", "EventBatch", "GetRecommendations", "GetServingSnapshot"]),
             .coordinator: everyone,
         ]
@@ -257,7 +258,7 @@ public enum MessageFuzzer {
             let firstOfMany = chunk.offset == 0 && !chunk.last && chunk.totalSize <= UInt64(2 << 30) && UInt64(chunk.data.count) <= chunk.totalSize
             return (firstOfMany ? .silent : .answer, true)
         case .ingest, .buildTrainingSet, .events, .getRecommendations, .listPipelines, .listPipelineRuns, .triggerPipeline, .getDriftReport,
-             .getServingSnapshot, .getShort:
+             .getServingSnapshot, .getShort, .approveShort:
             return (.answer, true)
         case .listShorts: return (.reply("ShortList"), true)
         case .listJobs: return (.reply("JobList"), true)
@@ -398,6 +399,7 @@ public enum MessageFuzzer {
         case "ShortList": return .shortList(.with { $0.shorts = [.with { s in s.id = rng.string(); s.sha256 = rng.hash() }] })
         case "GetShort": return .getShort(.with { $0.id = rng.pick(["short-job-0", rng.string()]) })
         case "ShortInfo": return .short(.with { $0.id = rng.string(); $0.state = rng.string() })
+        case "ApproveShort": return .approveShort(.with { $0.id = rng.pick(["short-job-0", rng.string()]); $0.dryRun = rng.pick([true, false]) })
         default: return .rerunRun(.with { $0.runID = rng.string() })
         }
     }

@@ -72,10 +72,14 @@ public protocol PipelineTriggering: Sendable {
 public struct JobDirective {
     public var tasks: [PlannedTask]
     public var record: (@Sendable (Database) throws -> Void)?
+    /// What to store as the task's result instead of the worker's output (a kind whose
+    /// output carries a large payload stores the payload elsewhere, once); nil = as sent.
+    public var storedOutput: Data?
 
-    public init(tasks: [PlannedTask] = [], record: (@Sendable (Database) throws -> Void)? = nil) {
+    public init(tasks: [PlannedTask] = [], record: (@Sendable (Database) throws -> Void)? = nil, storedOutput: Data? = nil) {
         self.tasks = tasks
         self.record = record
+        self.storedOutput = storedOutput
     }
 }
 

@@ -53,10 +53,7 @@ public struct RenderPlanner: JobPlanner {
             listings.append(stored)
         }
         return try listings.map { stored in
-            let l = stored.listing
-            let facts = ListingFacts(id: l.id, price: l.price, areaM2: l.areaM2, rooms: l.rooms, region: l.region,
-                                     subwayDistanceM: l.subwayDistanceM, schoolScore: l.schoolScore, expectedYield: l.expectedYield,
-                                     newBuild: l.newBuild, reasons: try features.topReasons(listing: l.id, limit: Self.maxReasons))
+            let facts = try Self.facts(stored.listing, features: features)
             var photos: [String] = []
             for entry in stored.photos {
                 guard let file = Self.resolve(entry, under: photosRoot),
@@ -70,6 +67,14 @@ public struct RenderPlanner: JobPlanner {
             input.language = language.rawValue
             return PlannedTask(input: try input.serializedData(), blobs: photos)
         }
+    }
+
+    /// What a short says about a listing: its latest facts and the reasons the model gave
+    /// most often for it.
+    static func facts(_ l: MarketListing, features: FeatureStore) throws -> ListingFacts {
+        ListingFacts(id: l.id, price: l.price, areaM2: l.areaM2, rooms: l.rooms, region: l.region,
+                     subwayDistanceM: l.subwayDistanceM, schoolScore: l.schoolScore, expectedYield: l.expectedYield,
+                     newBuild: l.newBuild, reasons: try features.topReasons(listing: l.id, limit: Self.maxReasons))
     }
 
     /// A listing's photo path as a file under `root`; nil for URLs and for paths that
@@ -117,17 +122,24 @@ final class RenderController: JobController {
         }
     }
 
+    /// The video is stored once, as a blob; the task's result keeps only its address.
     func completed(index: Int, output: Data) -> JobDirective {
         let job = self.job, language = self.language, blobs = self.blobs
         let listing = index < listings.count ? listings[index] : 0
+        guard var out = try? WireRenderOutput(serializedBytes: output) else { return JobDirective() }  // validate(output:) refused it
+        let video = out.video
+        let sha = BlobStore.sha256Hex(video)
+        out.video = Data()
+        out.videoSha256 = sha
+        out.videoBytes = UInt64(video.count)
+        let script = out.scriptLines, duration = out.durationSeconds
         return JobDirective(record: { db in
-            let out = try WireRenderOutput(serializedBytes: output)
-            let sha = try blobs.put(out.video)
+            try blobs.putVerified(video, expected: sha)
             try ShortStore.save(ShortStore.Row(id: Self.shortID(job: job, index: index), listing: Int(listing), job: job, sha256: sha,
-                                               bytes: out.video.count, duration: out.durationSeconds, state: ShortStore.pendingReview,
-                                               language: language, script: out.scriptLines, createdAt: Date().timeIntervalSince1970,
+                                               bytes: video.count, duration: duration, state: ShortStore.pendingReview,
+                                               language: language, script: script, createdAt: Date().timeIntervalSince1970,
                                                reason: ""), db)
-        })
+        }, storedOutput: try? out.serializedData())
     }
 
     func failed(index: Int, error: String) -> JobDirective { JobDirective() }

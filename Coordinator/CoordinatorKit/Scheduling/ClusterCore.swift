@@ -53,6 +53,8 @@ public final class ClusterCore: @unchecked Sendable {
     public let registry: RegistryService
     /// The feature store's requests.
     public let features: FeatureService
+    /// Publishes approved shorts.
+    var publisher: ShortPublisher
     /// Subscribers (gateways, operators) told whenever an alias moves.
     public let promotions: PromotionBroadcaster
     private var controllers: [String: any JobController] = [:]
@@ -92,8 +94,9 @@ public final class ClusterCore: @unchecked Sendable {
         self.tracking = TrackingStore(store)
         self.models = ModelRegistry(store)
         self.registry = RegistryService(tracking: tracking, models: models, loop: loop)
-        self.features = FeatureService(store: FeatureStore(store), blobs: blobs, loop: loop)
+        self.features = FeatureService(store: FeatureStore(store), blobs: blobs, loop: loop, logger: logger)
         self.promotions = PromotionBroadcaster(models: models, logger: logger)
+        self.publisher = ShortPublisher(settings: settings.shorts, store: store, blobs: blobs, logger: logger)
         let promotions = self.promotions
         models.onAliasMoved = { promotions.publish($0) }
         let log = logger
@@ -109,6 +112,14 @@ public final class ClusterCore: @unchecked Sendable {
             writable.record(1)
             log.notice("the store is writable again; taking results", metadata: ["store": "\(path)"])
         })
+        // Ingest asks for a short of each strong new listing through the same submit path
+        // as operators.
+        let trigger = ShortTrigger(settings: settings.shorts, features: FeatureStore(store), registry: models, blobs: blobs)
+        let triggerLoop = loop
+        features.shorts = (trigger, { [weak self] spec in
+            guard let self else { return triggerLoop.makeFailedFuture(WireError.connectionClosed) }
+            return self.submit(spec, by: PeerIdentity(name: "shorts-trigger", role: .operator, serial: ""))
+        })
     }
 
     /// Why the store cannot be written now, for operators; nil while it can.
@@ -119,6 +130,10 @@ public final class ClusterCore: @unchecked Sendable {
     /// Loads unfinished jobs from the store (a restart resumes them) and starts the lease
     /// clock. Call once, before accepting connections.
     public func start() throws {
+        let released = try ShortStore(store).releaseInterruptedPublications()
+        if released > 0 {
+            logger.warning("shorts left mid-publication by the last run are pending again; approve them again", metadata: ["shorts": "\(released)"])
+        }
         let unfinished = try store.unfinishedJobs()
         var resumed: [(JobRow, [PendingTaskRow], (done: Int, failed: Int, retries: Int), (any JobController)?)] = []
         for job in unfinished {
@@ -236,6 +251,12 @@ public final class ClusterCore: @unchecked Sendable {
 
     public func short(_ id: String) -> EventLoopFuture<WireShortInfo> {
         fromStore(flushing: true) { try ShortStore(self.store).short(id) }
+    }
+
+    /// Publishes a short (or, with `dry_run`, says what publishing would do).
+    public func approveShort(_ request: WireApproveShort, by peer: PeerIdentity) -> EventLoopFuture<WireShortInfo> {
+        let publisher = self.publisher
+        return loop.makeFutureWithTask { try await publisher.approve(request.id, dryRun: request.dryRun, actor: peer.name) }
     }
 
     static func newJobID() -> String {
@@ -438,7 +459,7 @@ public final class ClusterCore: @unchecked Sendable {
             let durationUs = min(outcome.durationUs, Self.maxDurationUs)
             sessions[id]?.tasksDone += 1
             let directive = info.flatMap { info in controller.map { $0.completed(index: info.index, output: output) } }
-            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: output, worker: worker, durationUs: durationUs,
+            writer.enqueue(.done(task: outcome.taskID, attempts: attempts, output: directive?.storedOutput ?? output, worker: worker, durationUs: durationUs,
                                  record: directive?.record))
             metrics.tasksCompleted.increment()
             metrics.taskDuration.recordNanoseconds(Int64(durationUs) * 1000)

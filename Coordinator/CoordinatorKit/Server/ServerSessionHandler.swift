@@ -154,6 +154,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
             reply(context: context, requestID: rid, core.shorts().map { .shortList($0) })
         case let .getShort(request):
             reply(context: context, requestID: rid, core.short(request.id).map { .short($0) })
+        case let .approveShort(request):
+            reply(context: context, requestID: rid, core.approveShort(request, by: peer).map { .short($0) })
         case .ack, .error:
             break
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,

@@ -13,6 +13,11 @@ public struct ShortStore: Sendable {
     }
 
     public static let pendingReview = "pending_review"
+    /// An approval is uploading it now (one at a time per short).
+    public static let publishing = "publishing"
+    /// Approved, and a platform refused it or could not take it yet; `reason` says why.
+    public static let pendingUpload = "pending_upload"
+    public static let published = "published"
 
     static func register(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v5-shorts") { db in
@@ -23,6 +28,14 @@ public struct ShortStore: Sendable {
                   script TEXT NOT NULL, created_at DOUBLE NOT NULL, reason TEXT NOT NULL DEFAULT ''
                 );
                 CREATE INDEX short_created ON short(created_at);
+                """)
+        }
+        migrator.registerMigration("v6-short-publication") { db in
+            try db.execute(sql: """
+                ALTER TABLE short ADD COLUMN youtube_video_id TEXT NOT NULL DEFAULT '';
+                ALTER TABLE short ADD COLUMN instagram_media_id TEXT NOT NULL DEFAULT '';
+                ALTER TABLE short ADD COLUMN published_at DOUBLE;
+                ALTER TABLE short ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
                 """)
         }
     }
@@ -64,6 +77,10 @@ public struct ShortStore: Sendable {
         info.scriptLines = script.isEmpty ? [] : script.components(separatedBy: "\n")
         info.createdAtMs = Int64((r["created_at"] as Double) * 1000)
         info.reason = r["reason"]
+        info.youtubeVideoID = r["youtube_video_id"]
+        info.instagramMediaID = r["instagram_media_id"]
+        info.publishedAtMs = (r["published_at"] as Double?).map { Int64($0 * 1000) } ?? 0
+        info.approvedBy = r["approved_by"]
         return info
     }
 
@@ -83,5 +100,54 @@ public struct ShortStore: Sendable {
             }
             return Self.wire(row)
         }
+    }
+
+    /// Marks the short as being published by `actor`, if no approval is publishing it
+    /// already and it is not published; returns it as it was before.
+    func beginPublishing(_ id: String, actor: String) throws -> WireShortInfo {
+        try pool.write { db in
+            guard let row = try GRDB.Row.fetchOne(db, sql: "SELECT * FROM short WHERE id = ?", arguments: [id]) else {
+                throw WireError.notFound(what: "short \(id) (see `coordinator shorts`)")
+            }
+            let info = Self.wire(row)
+            switch info.state {
+            case Self.publishing:
+                throw WireError.invalidArgument("short \(id) is being published by \(info.approvedBy) now; see `coordinator shorts get \(id)` when it ends")
+            case Self.published:
+                throw WireError.invalidArgument("short \(id) is already published (\(Self.destinations(info))); nothing to do")
+            default:
+                try db.execute(sql: "UPDATE short SET state = ?, approved_by = ?, reason = '' WHERE id = ?",
+                               arguments: [Self.publishing, actor, id])
+                return info
+            }
+        }
+    }
+
+    /// Records where the short is now and why; `published` stamps the time.
+    func finishPublishing(_ id: String, youtube: String, instagram: String, state: String, reason: String,
+                          now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE short SET state = ?, reason = ?, youtube_video_id = ?, instagram_media_id = ?,
+                  published_at = CASE WHEN ? = 'published' THEN ? ELSE published_at END WHERE id = ?
+                """, arguments: [state, reason, youtube, instagram, state, now, id])
+        }
+    }
+
+    /// A coordinator that stopped mid-publication leaves shorts `publishing`; at start they
+    /// go back to `pending_upload`, so an operator can approve them again.
+    func releaseInterruptedPublications() throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE short SET state = ?, reason = ? WHERE state = ?",
+                           arguments: [Self.pendingUpload, "the coordinator stopped while publishing; approve it again", Self.publishing])
+            return db.changesCount
+        }
+    }
+
+    static func destinations(_ info: WireShortInfo) -> String {
+        var parts: [String] = []
+        if !info.youtubeVideoID.isEmpty { parts.append("YouTube video \(info.youtubeVideoID)") }
+        if !info.instagramMediaID.isEmpty { parts.append("Instagram media \(info.instagramMediaID)") }
+        return parts.isEmpty ? "nowhere" : parts.joined(separator: ", ")
     }
 }
