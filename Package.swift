@@ -219,6 +219,8 @@ let package = Package(
             name: "MediaUploadTests",
             dependencies: [
                 "MediaUpload",
+                "CoordinatorKit",
+                "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -90,7 +90,7 @@ public struct ShortPublisher: Sendable {
     func plan(_ id: String) throws -> WireShortInfo {
         var info = try shorts.short(id)
         let metadata = try self.metadata(info)
-        let size = info.bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(info.bytes) / 1_048_576) : "\(info.bytes) bytes"
+        let size = info.bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(info.bytes) / 1_048_576) : String(format: "%.0f KiB", Double(info.bytes) / 1024)
         var actions: [String] = []
         if let target = settings.youTube {
             actions.append(info.youtubeVideoID.isEmpty
