@@ -244,7 +244,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorKitTests",
-            dependencies: ["CoordinatorKit", "Wire", "WorkerKit"],
+            dependencies: ["CoordinatorKit", "Wire", "WorkerKit", "MediaUpload"],
             path: "Tests/CoordinatorKitTests",
             swiftSettings: nioTargetSettings
         ),

@@ -14,7 +14,7 @@ struct InProcessCoordinator {
     var port: Int { service.port! }
 
     static func start(maxFrameBytes: Int = WireFraming.defaultMaxFrameBytes, workers: [String] = ["w1"], extra: [(String, ClusterRole)] = [], metrics: Bool = false,
-                      frameStallSeconds: Double = 30) async throws -> InProcessCoordinator {
+                      frameStallSeconds: Double = 30, settings adjust: (inout CoordinatorSettings) -> Void = { _ in }) async throws -> InProcessCoordinator {
         let cluster = try LocalCluster.temporary(prefix: "tower-test")
         let ca = try cluster.issueCertificates(workers: workers, extra: extra)
         var settings = cluster.coordinatorSettings(metrics: metrics)
@@ -23,6 +23,7 @@ struct InProcessCoordinator {
         // keeps a starved event loop from reading as a peer that never authenticated.
         settings.connectionLimits.handshake_timeout_seconds = 60
         settings.connectionLimits.frame_stall_timeout_seconds = frameStallSeconds
+        adjust(&settings)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = try CoordinatorService(settings: settings, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
