@@ -13,7 +13,9 @@ deps:
 build: deps
 	$(SWIFT) build -c $(CONFIG)
 
+# The demo renders a marketing short, so it needs ffmpeg, espeak-ng and a CJK font.
 demo: build
+	@bash Deploy/install-deps.sh --media
 	$(BIN)/coordinator demo
 
 test: deps

@@ -68,6 +68,7 @@ struct Demo: AsyncParsableCommand {
         let spaceFile = cluster.directory.appendingPathComponent("search-space.yaml")
         try Demo.space.write(to: spaceFile, atomically: true, encoding: .utf8)
         settings.pipelines = try LoopStory.pipelines(space: spaceFile)
+        settings.photosDirectory = cluster.directory.appendingPathComponent(LoopStory.filesDirectory).path
         let service = try CoordinatorService(settings: settings)
         try await service.start()
         guard let port = service.port else { throw ConfigError.invalid("coordinator did not bind") }
@@ -145,6 +146,10 @@ struct Demo: AsyncParsableCommand {
                 print("   (no answer from the gateway; see \(cluster.directory.path)/gateway.log)")
             }
         }
+        let short = story.completed
+            ? try await ShortStory(client: client, files: cluster.directory.appendingPathComponent(LoopStory.filesDirectory),
+                                   output: cluster.directory, market: LoopStory.market).run()
+            : "no short (the loop did not complete)"
         if keepRunning {
             print("▶ running until Ctrl-C: user app http://127.0.0.1:\(gatewayPort)/ · operator: TOWER_COORDINATOR=127.0.0.1:\(port) TOWER_CERT=\(cluster.certificate("operator")) TOWER_KEY=\(cluster.key("operator")) TOWER_CA=\(cluster.ca) coordinator jobs")
             let signals = AsyncStream<Void> { continuation in
@@ -157,7 +162,7 @@ struct Demo: AsyncParsableCommand {
             for await _ in signals { break }
         }
 
-        print("9. stopping workers (SIGTERM: each drains, then exits)")
+        print("10. stopping workers (SIGTERM: each drains, then exits)")
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
         let summary = try await client.job(accepted.jobID)
@@ -165,7 +170,7 @@ struct Demo: AsyncParsableCommand {
         await service.shutdown()
 
         print("")
-        print(String(format: "✔ demo finished in %.1f s: echo job %@, %d/%d tasks; the loop: %@", Date().timeIntervalSince(started), summary.state.label, summary.done, summary.total, story.line))
+        print(String(format: "✔ demo finished in %.1f s: echo job %@, %d/%d tasks; the loop: %@; shorts: %@", Date().timeIntervalSince(started), summary.state.label, summary.done, summary.total, story.line, short))
         print("  files: \(cluster.directory.path) (certs/, data/tower.sqlite, data/blobs/, worker logs)")
         print("  on real hosts: coordinator certs init; coordinator certs issue w1 --role worker; coordinator serve --config Deploy/tower.yaml;")
         print("                 worker --coordinator HOST:7443 --cert w1.pem --key w1-key.pem --ca ca.pem; coordinator submit echo --tasks 200 --follow")

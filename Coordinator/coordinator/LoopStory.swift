@@ -16,6 +16,11 @@ struct LoopStory {
     let space: String
 
     static let days = 90
+    /// The demo's files: what `coordinator ingest` reads, and the photos directory.
+    static let filesDirectory = "feature-files"
+    static var market: Market {
+        DemoMarket(.init(users: 500, listings: 300, interactions: 60_000, days: Self.days, seed: 5, driftAfterDay: Self.driftDay)).generate()
+    }
     static let driftDay = 60
     static let day = 86_400.0
 
@@ -55,8 +60,8 @@ struct LoopStory {
         func at(_ d: Int) -> Int64 { Int64((start + Double(d) * Self.day) * 1000) }
 
         print("5. feature store: a synthetic market whose buyers change on day \(Self.driftDay) of \(Self.days) (younger, bolder, bigger budgets)")
-        let market = DemoMarket(.init(users: 500, listings: 300, interactions: 60_000, days: Self.days, seed: 5, driftAfterDay: Self.driftDay)).generate()
-        let files = directory.appendingPathComponent("feature-files")
+        let market = Self.market
+        let files = directory.appendingPathComponent(Self.filesDirectory)
         try FeatureStoreFiles.write(market, start: start, to: files)
         for table in ["users", "listings", "events"] {
             let r = try await client.ingest(table: table, csv: try Data(contentsOf: files.appendingPathComponent("\(table).csv")), fileName: "\(table).csv")

@@ -79,6 +79,8 @@ extension ProcessClusterSuites {
         #expect(rendered.worker == "w1")
         #expect(!rendered.warnings.contains { $0.contains("title card") || $0.contains("skipped photo") }, "\(rendered.warnings)")
         let short = try await op.short(shortID)
+        // The video is stored once, as the short's blob; the result keeps its address.
+        #expect(rendered.video.isEmpty && rendered.videoSha256 == short.sha256 && rendered.videoBytes == short.bytes)
         #expect(short.listingID == UInt64(id) && short.state == "pending_review" && short.language == "en")
         #expect(short.durationSeconds > 5 && short.durationSeconds <= 60)
         #expect(!short.scriptLines.isEmpty)
