@@ -251,7 +251,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["CoordinatorKit", "Wire", "WorkerKit", "coordinator", "worker",
+            dependencies: ["CoordinatorKit", "Wire", "WorkerKit", "Media", "coordinator", "worker",
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/ClusterTests",

@@ -53,10 +53,10 @@ final class ProcessCluster: @unchecked Sendable {
                                              log: cluster.directory.appendingPathComponent("coordinator.log"))
     }
 
-    func startWorker(_ name: String, slots: Int = 4) throws {
+    func startWorker(_ name: String, slots: Int = 4, environment: [String: String] = [:]) throws {
         workers[name] = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("worker"),
                                                cluster.workerArguments(name, port: port, slots: slots),
-                                               log: cluster.directory.appendingPathComponent("\(name).log"))
+                                               log: cluster.directory.appendingPathComponent("\(name).log"), environment: environment)
     }
 
     func kill9(_ process: Process?) {

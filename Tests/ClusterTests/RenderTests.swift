@@ -1,5 +1,6 @@
 import Foundation
 import Learning
+import Media
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -106,6 +107,82 @@ extension ProcessClusterSuites {
         let (missing, missingOutput) = try await c.runOperatorCommand(["shorts", "get", "short-nope"])
         #expect(missing != 0)
         #expect(missingOutput.contains("not found: short short-nope"), "\(missingOutput)")
+    }
+
+    /// Where a render can go wrong on a cluster: no worker has the tools (the job waits
+    /// and says why), ffmpeg fails on the worker (the task fails with ffmpeg's own last
+    /// lines after the attempts the job allows), a listing photo is corrupt (skipped with
+    /// a warning; the short is made from the rest).
+    @Test(.enabled(if: RenderTests.mediaTools, "needs ffmpeg, ffprobe and espeak-ng on PATH"))
+    func renderFaultsWaitFailWithFfmpegsWordsOrSkipTheBadPhoto() async throws {
+        let c = try ProcessCluster(workers: ["bare", "broken", "w1"])
+        defer { c.stopAll() }
+        let market = DemoMarket(.init(users: 6, listings: 3, interactions: 20, days: 3, seed: 12)).generate()
+        let dir = c.cluster.directory.appendingPathComponent("market")
+        try FeatureStoreFiles.write(market, start: Date().timeIntervalSince1970 - 3 * 86_400, to: dir)
+        let photos = dir.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        let id = try #require(market.listings.first?.id)
+        // Its first photo is not a JPEG at all; its second is.
+        try Data("not a JPEG: the agent uploaded a web page".utf8).write(to: photos.appendingPathComponent("\(id)-1.jpg"))
+        let made = try Self.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x960", "-frames:v", "1",
+                                           photos.appendingPathComponent("\(id)-2.jpg").path])
+        #expect(made.status == 0)
+
+        try c.startCoordinator(extra: ["--photos-dir", dir.path])
+        let op = try await c.operatorClient()
+        defer { op.close() }
+        let (ingested, ingestOutput) = try await c.runOperatorCommand(["ingest", "listings", dir.appendingPathComponent("listings.csv").path])
+        #expect(ingested == 0, "\(ingestOutput)")
+        func submit(attempts: UInt32) async throws -> String {
+            var spec = WireRenderSpec()
+            spec.listingIds = [UInt64(id)]
+            spec.language = "en"
+            return try await op.submit(.with { $0.kind = RenderKind.name; $0.name = "fault"; $0.maxAttempts = attempts; $0.spec = try! spec.serializedData() }).jobID
+        }
+
+        // 1. A worker without the media tools takes no render task; the job says why.
+        try c.startWorker("bare", slots: 1, environment: ["PATH": c.cluster.directory.appendingPathComponent("no-tools").path])
+        try await c.waitForWorkers(1, op)
+        let waiting = try await submit(attempts: 2)
+        try await c.waitUntil("the render job to say why it waits") { try await op.job(waiting).waiting != "" }
+        #expect(try await op.job(waiting).waiting == "no connected worker has espeak-ng, ffmpeg, ffprobe (missing everywhere: espeak-ng, ffmpeg, ffprobe)")
+        _ = try await op.cancel(waiting)
+
+        // 2. The real ffmpeg, refusing every render (an option it does not know): the
+        // task fails after its two attempts, with ffmpeg's words in the error.
+        let tools = c.cluster.directory.appendingPathComponent("broken-tools")
+        try FileManager.default.createDirectory(at: tools, withIntermediateDirectories: true)
+        let ffmpeg = try #require(Tools.path("ffmpeg"))
+        try """
+            #!/bin/sh
+            for a in "$@"; do [ "$a" = "-progress" ] && exec \(ffmpeg) -nosuchoption 1 "$@"; done
+            exec \(ffmpeg) "$@"
+            """.write(to: tools.appendingPathComponent("ffmpeg"), atomically: true, encoding: .utf8)
+        chmod(tools.appendingPathComponent("ffmpeg").path, 0o755)
+        for tool in ["ffprobe", "espeak-ng"] {
+            try FileManager.default.createSymbolicLink(atPath: tools.appendingPathComponent(tool).path, withDestinationPath: try #require(Tools.path(tool)))
+        }
+        try c.startWorker("broken", slots: 1, environment: ["PATH": tools.path])
+        try await c.waitForWorkers(2, op)
+        let failing = try await submit(attempts: 2)
+        try await c.waitUntil("the failing render to end") { try await op.job(failing).state == .failed }
+        let failed = try #require(try await op.results(failing).first)
+        #expect(failed.attempts == 2, "\(failed)")
+        #expect(failed.error == "ffmpeg exited with status 1: Unrecognized option 'nosuchoption'. | Error splitting the argument list: Option not found",
+                "\(failed.error)")
+        c.kill9(c.workers["broken"])
+
+        // 3. A working worker: the corrupt photo is skipped with a warning naming it.
+        try c.startWorker("w1", slots: 1)
+        let good = try await submit(attempts: 1)
+        try await c.waitUntil("the render to end") { [.succeeded, .failed].contains(try await op.job(good).state) }
+        let job = try await op.job(good)
+        #expect(job.state == .succeeded, "\(job.error)\n\(c.log("w1").suffix(2000))")
+        let output = try WireRenderOutput(serializedBytes: try #require(try await op.results(good).first).output)
+        #expect(output.worker == "w1")
+        #expect(output.warnings.contains { $0.contains("photo-01.jpg") }, "\(output.warnings)")
+        #expect(!output.warnings.contains { $0.contains("title card") }, "\(output.warnings)")
     }
 }
 }
