@@ -180,7 +180,7 @@ let package = Package(
         .executableTarget(
             name: "tower-bench",
             dependencies: [
-                "Wire", "CoordinatorKit", "WorkerKit", "Learning",
+                "Wire", "CoordinatorKit", "WorkerKit", "Learning", "Media",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
