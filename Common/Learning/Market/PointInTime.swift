@@ -68,39 +68,93 @@ public enum PointInTimeJoin {
         public var times: [Double]
     }
 
-    /// Versions of one entity sorted by (event time, written time), for binary search.
+    /// Every version of every id in flat arrays sorted by (id, event time, written time);
+    /// an id's versions are found by a table indexed by id when the ids are dense (ids
+    /// that count up, the usual case), else by a dictionary. A join makes two lookups per
+    /// impression, so this is its hottest path.
     struct Timeline<Value: Sendable & Equatable> {
-        var byID: [Int: [Versioned<Value>]] = [:]
+        let values: [Value]
+        let eventTimes: [Double]
+        let writtenAts: [Double]
+        /// `starts[id]..<starts[id + 1]` when dense.
+        private let starts: [Int32]
+        private let ranges: [Int: Range<Int>]
+
         init(_ versions: [Versioned<Value>]) {
-            for v in versions { byID[v.id, default: []].append(v) }
-            for k in byID.keys {
-                byID[k]!.sort { ($0.eventTime, $0.writtenAt) < ($1.eventTime, $1.writtenAt) }
+            let order = versions.indices.sorted { a, b in
+                let x = versions[a], y = versions[b]
+                return (x.id, x.eventTime, x.writtenAt) < (y.id, y.eventTime, y.writtenAt)
+            }
+            values = order.map { versions[$0].value }
+            eventTimes = order.map { versions[$0].eventTime }
+            writtenAts = order.map { versions[$0].writtenAt }
+            let ids = order.map { versions[$0].id }
+            let maxID = ids.last ?? -1
+            if let minID = ids.first, minID >= 0, maxID < 4 * ids.count + 1_024, ids.count < Int(Int32.max) {
+                var starts = [Int32](repeating: 0, count: maxID + 2)
+                for id in ids { starts[id + 1] += 1 }
+                for i in 1..<starts.count { starts[i] += starts[i - 1] }
+                self.starts = starts
+                ranges = [:]
+            } else {
+                var ranges: [Int: Range<Int>] = [:]
+                var i = 0
+                while i < ids.count {
+                    var j = i + 1
+                    while j < ids.count && ids[j] == ids[i] { j += 1 }
+                    ranges[ids[i]] = i..<j
+                    i = j
+                }
+                self.ranges = ranges
+                starts = []
             }
         }
-        /// The latest version true at `t` and known by `known`.
-        func value(_ id: Int, at t: Double, knownBy known: Double) -> Value? {
-            guard let versions = byID[id] else { return nil }
+
+        func versions(of id: Int) -> Range<Int>? {
+            if !starts.isEmpty {
+                guard id >= 0, id + 1 < starts.count else { return nil }
+                let r = Int(starts[id])..<Int(starts[id + 1])
+                return r.isEmpty ? nil : r
+            }
+            return ranges[id]
+        }
+
+        /// The position of the latest version of `id` true at `t` and known by `known`.
+        func index(_ id: Int, at t: Double, knownBy known: Double) -> Int? {
+            guard let range = versions(of: id) else { return nil }
             // Last index with eventTime <= t, then walk back past versions written too late.
-            var lo = 0, hi = versions.count
+            var lo = range.lowerBound, hi = range.upperBound
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if versions[mid].eventTime <= t { lo = mid + 1 } else { hi = mid }
+                if eventTimes[mid] <= t { lo = mid + 1 } else { hi = mid }
             }
             var i = lo - 1
-            while i >= 0 {
-                if versions[i].writtenAt <= known { return versions[i].value }
+            while i >= range.lowerBound {
+                if writtenAts[i] <= known { return i }
                 i -= 1
             }
             return nil
+        }
+
+        /// The latest version true at `t` and known by `known`.
+        func value(_ id: Int, at t: Double, knownBy known: Double) -> Value? {
+            index(id, at: t, knownBy: known).map { values[$0] }
         }
     }
 
     public static func build(_ definition: TrainingSetDefinition, impressions: [Impression], actions: [Action],
                              users: [Versioned<MarketUser>], listings: [Versioned<MarketListing>]) throws -> Result {
         let userTimeline = Timeline(users), listingTimeline = Timeline(listings)
-        let examples = impressions
-            .filter { $0.time >= definition.from && $0.time < definition.to && $0.writtenAt <= definition.asOf }
-            .sorted { ($0.time, $0.eventID) < ($1.time, $1.eventID) }
+        // Region of each version as an index into DemoMarket.regions (-1: not a known
+        // region), found once per version instead of by name once per example.
+        func regionIndex(_ name: String) -> Int8 { DemoMarket.regions.firstIndex { $0.name == name }.map(Int8.init) ?? -1 }
+        let userRegions = userTimeline.values.map { regionIndex($0.preferredRegion) }
+        let listingRegions = listingTimeline.values.map { regionIndex($0.region) }
+        // Positions, not copies, are sorted: an impression is 48 bytes.
+        let examples = impressions.indices
+            .filter { let x = impressions[$0]; return x.time >= definition.from && x.time < definition.to && x.writtenAt <= definition.asOf }
+            .sorted { a, b in (impressions[a].time, impressions[a].eventID) < (impressions[b].time, impressions[b].eventID) }
+        let n = examples.count
         // Each action is credited to the latest impression of its pair at or before it (the
         // one the user acted on), when that impression is within the label window.
         // Only pairs that have an action are indexed: impressions far outnumber actions, and
@@ -108,50 +162,62 @@ public enum PointInTimeJoin {
         let visibleActions = actions.filter { $0.writtenAt <= definition.asOf }
         let actedOn = Set(visibleActions.map { PairKey($0.userID, $0.listingID) })
         var impressionsOfPair: [PairKey: [Int]] = [:]
-        for (i, x) in examples.enumerated() {
+        for (i, e) in examples.enumerated() {
+            let x = impressions[e]
             let key = PairKey(x.userID, x.listingID)
             if actedOn.contains(key) { impressionsOfPair[key, default: []].append(i) }
         }
-        var credited = [Bool](repeating: false, count: examples.count)
+        var credited = [Bool](repeating: false, count: n)
         for a in visibleActions {
             guard let shown = impressionsOfPair[PairKey(a.userID, a.listingID)] else { continue }
             var lo = 0, hi = shown.count
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if examples[shown[mid]].time <= a.time { lo = mid + 1 } else { hi = mid }
+                if impressions[examples[shown[mid]]].time <= a.time { lo = mid + 1 } else { hi = mid }
             }
-            if lo > 0, a.time - examples[shown[lo - 1]].time <= definition.labelWindowSeconds { credited[shown[lo - 1]] = true }
+            if lo > 0, a.time - impressions[examples[shown[lo - 1]]].time <= definition.labelWindowSeconds { credited[shown[lo - 1]] = true }
         }
 
         let schema = PairFeatures.schema
         let width = schema.count
-        var columns = [[Float]](repeating: [], count: width)
-        for c in 0..<width { columns[c].reserveCapacity(examples.count) }
+        // One column-major block, each example written in place (column c of row r at
+        // c·n + r), cut into columns at the end: no per-value append.
+        var block = [Float](repeating: 0, count: width * n)
         var labels: [Float] = [], groups: [Int] = [], days: [Int] = [], times: [Double] = []
-        labels.reserveCapacity(examples.count)
+        labels.reserveCapacity(n)
+        groups.reserveCapacity(n)
+        days.reserveCapacity(n)
+        times.reserveCapacity(n)
         var dropped = 0, positives = 0
-        let row = UnsafeMutablePointer<Float>.allocate(capacity: width)
-        defer { row.deallocate() }
-        for (i, x) in examples.enumerated() {
-            let known = min(x.time, definition.asOf)
-            guard let user = userTimeline.value(x.userID, at: x.time, knownBy: known),
-                  let listing = listingTimeline.value(x.listingID, at: x.time, knownBy: known) else {
-                dropped += 1
-                continue
+        block.withUnsafeMutableBufferPointer { out in
+            for (i, e) in examples.enumerated() {
+                let x = impressions[e]
+                let known = min(x.time, definition.asOf)
+                guard let u = userTimeline.index(x.userID, at: x.time, knownBy: known),
+                      let l = listingTimeline.index(x.listingID, at: x.time, knownBy: known) else {
+                    dropped += 1
+                    continue
+                }
+                let listing = listingTimeline.values[l]
+                let ur = Int(userRegions[u]), lr = listingRegions[l]
+                let commute = ur >= 0
+                    ? DemoMarket.commuteMinutes(lat: listing.lat, lon: listing.lon, subwayDistanceM: listing.subwayDistanceM, to: DemoMarket.regions[ur])
+                    : .nan
+                PairFeatures.write(user: userTimeline.values[u], listing: listing, regionCode: lr >= 0 ? Double(lr) : .nan,
+                                   commute: commute, to: out.baseAddress! + labels.count, stride: n)
+                let positive = credited[i]
+                if positive { positives += 1 }
+                labels.append(positive ? 1 : 0)
+                groups.append(x.userID)
+                days.append(Int((x.time / 86_400).rounded(.down)))
+                times.append(x.time)
             }
-            // Written to a scratch row, not a fresh array per example.
-            PairFeatures.write(user: user, listing: listing, to: row, stride: 1)
-            for c in 0..<width { columns[c].append(row[c]) }
-            let positive = credited[i]
-            if positive { positives += 1 }
-            labels.append(positive ? 1 : 0)
-            groups.append(x.userID)
-            days.append(Int((x.time / 86_400).rounded(.down)))
-            times.append(x.time)
         }
         if labels.isEmpty {
             throw DataError.emptyDataSet(reason: "no impressions between \(Timestamp.format(definition.from)) and \(Timestamp.format(definition.to)) with a user and listing known at their time (\(dropped) dropped); ingest events, users and listings first")
         }
+        let kept = labels.count
+        let columns = (0..<width).map { c in Array(block[c * n ..< c * n + kept]) }
         let data = Dataset(schema: schema, columns: columns, labels: labels, groups: groups, days: days)
         return Result(dataset: data, positives: positives, dropped: dropped, times: times)
     }
