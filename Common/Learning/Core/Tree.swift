@@ -78,8 +78,11 @@ struct PackedForest: Sendable {
     var leaves: [Double] = []
     /// Root reference per tree (forest-global indices, same encoding as children).
     var roots: [Int32] = []
+    /// The faster batch path, for forests whose trees have at most 64 leaves.
+    var quick: QuickScorer?
 
     init(_ trees: [RegressionTree]) {
+        quick = QuickScorer(trees)
         for t in trees {
             let nodeBase = Int32(nodes.count), leafBase = Int32(leaves.count)
             func remap(_ c: Int32) -> Int32 { c >= 0 ? c + nodeBase : ~(~c + leafBase) }
@@ -99,6 +102,16 @@ struct PackedForest: Sendable {
     /// tree, so each tree's nodes stay in cache while it scores the block.
     func accumulate(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>,
                     scores: UnsafeMutablePointer<Double>) {
+        if let quick, columns.count >= quick.featureCount {
+            quick.accumulate(columns: columns, rows: rows, scores: scores)
+            return
+        }
+        walk(columns: columns, rows: rows, scores: scores)
+    }
+
+    /// Node by node, for forests QuickScorer does not take.
+    func walk(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>,
+              scores: UnsafeMutablePointer<Double>) {
         let featureCount = columns.count
         let block = 64
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: block * max(1, featureCount))
