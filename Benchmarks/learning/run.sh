@@ -52,7 +52,8 @@ rows = [
     ("test log-loss", "logloss", "{:.5f}", "diff"),
     ("P@10", "p10", "{:.5f}", "diff"),
     ("NDCG@10", "ndcg10", "{:.5f}", "diff"),
-    ("predict rows/s (1M rows)", "predict_rows_per_s", "{:,.0f}", "ratio"),
+    ("predict raw rows/s (1M rows)", "predict_raw_rows_per_s", "{:,.0f}", "ratio"),
+    ("predict probability rows/s", "predict_prob_rows_per_s", "{:,.0f}", "ratio"),
     ("peak RSS (MB)", "peak_rss_mb", "{:.0f}", "ratio"),
 ]
 print()
