@@ -110,6 +110,8 @@ import Testing
         users[0].budget = 1e9
         let k = 7
         let recommender = Recommender(model: .gradientBoosted(model), listings: Array(listings.reversed()), k: k, reasonCount: 2)
+        // The path under test: listings and users settled once, pairs by QuickScorer.
+        #expect(!recommender.listingMasks.isEmpty)
         for user in users {
             let got = recommender.recommend(user)
             let candidates = listings.sorted { $0.id < $1.id }.filter { recommender.filter.admits($0, for: user) }

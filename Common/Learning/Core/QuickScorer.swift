@@ -80,44 +80,78 @@ struct QuickScorer: Sendable {
         usedFeatures = (0..<featureCount).filter { featureStart[$0] < featureStart[$0 + 1] }
     }
 
-    /// Adds each tree's output to `scores[r]` for rows `rows` of column-major features.
-    func accumulate(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>, scores: UnsafeMutablePointer<Double>) {
+    /// Clears, in `live`, the leaves that feature `f` at value `x` rules out.
+    @inline(__always)
+    func apply(feature f: Int, value x: Float, to live: UnsafeMutablePointer<UInt64>,
+               tests testBuf: UnsafeBufferPointer<Test>, nanRight nanBuf: UnsafeBufferPointer<Test>) {
+        if x.isNaN {
+            for k in nanRightStart[f]..<nanRightStart[f + 1] {
+                let t = nanBuf[k]
+                live[Int(t.tree)] &= t.mask
+            }
+            return
+        }
+        // The node sends x left when x <= threshold: the failed nodes are those with
+        // threshold < x, a prefix of the sorted list.
+        var k = featureStart[f]
+        let end = featureStart[f + 1]
+        while k < end {
+            let t = testBuf[k]
+            if t.threshold >= x { break }
+            live[Int(t.tree)] &= t.mask
+            k += 1
+        }
+    }
+
+    /// The leaves still possible once `features` take their values (`value(f)`), the
+    /// other features not yet looked at: a partial evaluation. Masks of disjoint feature
+    /// sets combine by AND, whatever order they were made in, because every failed node
+    /// only ever clears bits.
+    func mask(features: [Int], value: (Int) -> Float) -> [UInt64] {
+        var live = full
+        tests.withUnsafeBufferPointer { testBuf in
+            nanRight.withUnsafeBufferPointer { nanBuf in
+                live.withUnsafeMutableBufferPointer { l in
+                    for f in features where f < featureCount { apply(feature: f, value: value(f), to: l.baseAddress!, tests: testBuf, nanRight: nanBuf) }
+                }
+            }
+        }
+        return live
+    }
+
+    /// Adds each tree's output to `scores[r]` for rows `rows`, starting each row from
+    /// the leaves `seed(r, live)` leaves possible and looking only at `features` of
+    /// `columns`: the caller has already applied the others (see ``mask(features:value:)``).
+    func accumulate(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>, scores: UnsafeMutablePointer<Double>,
+                    features: [Int], seed: (Int, UnsafeMutablePointer<UInt64>) -> Void) {
         let treeCount = full.count
         let live = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, treeCount))
         defer { live.deallocate() }
+        let used = features.filter { $0 < featureCount && featureStart[$0] < featureStart[$0 + 1] }
         tests.withUnsafeBufferPointer { testBuf in
         nanRight.withUnsafeBufferPointer { nanBuf in
         leaves.withUnsafeBufferPointer { leafBuf in
+        leafStart.withUnsafeBufferPointer { starts in
             for r in rows {
-                full.withUnsafeBufferPointer { live.update(from: $0.baseAddress!, count: treeCount) }
-                for f in usedFeatures {
-                    let x = columns[f][r]
-                    if x.isNaN {
-                        for k in nanRightStart[f]..<nanRightStart[f + 1] {
-                            let t = nanBuf[k]
-                            live[Int(t.tree)] &= t.mask
-                        }
-                        continue
-                    }
-                    // The node sends x left when x <= threshold: the failed nodes are
-                    // those with threshold < x, a prefix of the sorted list.
-                    var k = featureStart[f]
-                    let end = featureStart[f + 1]
-                    while k < end {
-                        let t = testBuf[k]
-                        if t.threshold >= x { break }
-                        live[Int(t.tree)] &= t.mask
-                        k += 1
-                    }
-                }
+                seed(r, live)
+                for f in used { apply(feature: f, value: columns[f][r], to: live, tests: testBuf, nanRight: nanBuf) }
                 var s = scores[r]
-                for t in 0..<treeCount {
-                    s += leafBuf[leafStart[t] + live[t].trailingZeroBitCount]
-                }
+                for t in 0..<treeCount { s += leafBuf[starts[t] + live[t].trailingZeroBitCount] }
                 scores[r] = s
             }
         }
         }
+        }
+        }
+    }
+
+    /// Adds each tree's output to `scores[r]` for rows `rows` of column-major features.
+    func accumulate(columns: UnsafeBufferPointer<UnsafePointer<Float>>, rows: Range<Int>, scores: UnsafeMutablePointer<Double>) {
+        full.withUnsafeBufferPointer { all in
+            let treeCount = all.count
+            accumulate(columns: columns, rows: rows, scores: scores, features: usedFeatures) { _, live in
+                live.update(from: all.baseAddress!, count: treeCount)
+            }
         }
     }
 }

@@ -26,6 +26,16 @@ public enum PairFeatures {
     /// The features that describe the user alone.
     public static let userFeatures: Set<String> = ["age", "income", "household_size", "has_children", "max_commute_min",
                                                    "risk_appetite", "investment_horizon_years", "prefers_new_build", "budget"]
+    /// The features that describe the listing alone (the same for every user).
+    public static let listingFeatures: Set<String> = ["price", "area_m2", "rooms", "floor", "building_age", "subway_distance_m",
+                                                      "school_score", "expected_yield", "new_build", "region", "price_per_m2"]
+    /// Schema positions of the user-only, listing-only and pair features: a scorer can
+    /// settle the first two once per user and once per listing.
+    static let userColumns = schema.features.indices.filter { userFeatures.contains(schema.features[$0].name) }
+    static let listingColumns = schema.features.indices.filter { listingFeatures.contains(schema.features[$0].name) }
+    static let pairColumns = schema.features.indices.filter {
+        !userFeatures.contains(schema.features[$0].name) && !listingFeatures.contains(schema.features[$0].name)
+    }
 
     /// Short, user-facing phrases for a feature that pushed a recommendation up; used by
     /// `TopReasons`. Features without a phrase are shown by name.

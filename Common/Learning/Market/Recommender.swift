@@ -43,6 +43,12 @@ public struct Recommender: Sendable {
     public var filter: CandidateFilter
     /// Listing-side features, computed once for every user scored.
     let parts: [PairFeatures.ListingPart]
+    /// For a tree model QuickScorer takes: per listing, the leaves of every tree its own
+    /// features leave possible (`trees` words each), computed once; a user's features are
+    /// settled once per user, so each pair looks at the pair features only.
+    let listingMasks: [UInt64]
+    /// Listing masks are kept up to this many bytes (a large catalogue scores without them).
+    static let maxListingMaskBytes = 256 << 20
 
     public init(model: TowerModel, listings: [MarketListing], k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
         self.model = model
@@ -51,7 +57,24 @@ public struct Recommender: Sendable {
         self.reasonCount = reasonCount
         self.filter = filter
         self.parts = self.listings.map(PairFeatures.ListingPart.init)
+        var masks: [UInt64] = []
+        if case let .gradientBoosted(m) = model, m.schema.count == PairFeatures.schema.count, let quick = m.forest.quick,
+           self.listings.count * quick.full.count * 8 <= Self.maxListingMaskBytes {
+            let anyone = Self.placeholderUser
+            masks.reserveCapacity(self.listings.count * quick.full.count)
+            var row = [Float](repeating: 0, count: PairFeatures.schema.count)
+            for part in parts {
+                // Any user gives the listing's own columns: they do not depend on the user.
+                PairFeatures.fill(&row, user: anyone, listing: part)
+                masks.append(contentsOf: quick.mask(features: PairFeatures.listingColumns) { row[$0] })
+            }
+        }
+        self.listingMasks = masks
     }
+
+    static let placeholderUser = MarketUser(id: 0, age: 40, income: 100, householdSize: 2, hasChildren: false, maxCommuteMin: 60,
+                                                         riskAppetite: 0.5, investmentHorizonYears: 10, prefersNewBuild: false,
+                                                         preferredRegion: "", budget: 1000)
 
     /// The listings `user`'s hard filters admit (indices into `listings`) and the model's
     /// raw score of each, in the same order. Candidates are featurized into one
@@ -77,7 +100,26 @@ public struct Recommender: Sendable {
                 }
             }
             raw = [Double](repeating: m.initialScore, count: n)
-            if n > 0 {
+            if n > 0, let quick = m.forest.quick, !listingMasks.isEmpty {
+                // The user's own columns, settled once (any candidate's row holds them).
+                let userMask = quick.mask(features: PairFeatures.userColumns) { block[$0 * n] }
+                let trees = quick.full.count
+                block.withUnsafeBufferPointer { b in
+                    let columns = (0..<width).map { UnsafePointer(b.baseAddress! + $0 * n) }
+                    columns.withUnsafeBufferPointer { cols in
+                        raw.withUnsafeMutableBufferPointer { out in
+                            userMask.withUnsafeBufferPointer { um in
+                                listingMasks.withUnsafeBufferPointer { lm in
+                                    quick.accumulate(columns: cols, rows: 0..<n, scores: out.baseAddress!, features: PairFeatures.pairColumns) { r, live in
+                                        let listing = lm.baseAddress! + Int(candidates[r]) * trees
+                                        for t in 0..<trees { live[t] = um[t] & listing[t] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } else if n > 0 {
                 block.withUnsafeBufferPointer { b in
                     let columns = (0..<width).map { UnsafePointer(b.baseAddress! + $0 * n) }
                     columns.withUnsafeBufferPointer { cols in
