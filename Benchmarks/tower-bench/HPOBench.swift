@@ -49,21 +49,9 @@ struct HPOBench: AsyncParsableCommand {
         try prepared.valid?.writeCSV(to: outDir.appendingPathComponent("valid.csv"))
         try prepared.test?.writeCSV(to: outDir.appendingPathComponent("test.csv"))
 
-        let cluster = try LocalCluster.temporary(prefix: "tower-hpo-bench")
-        defer { try? FileManager.default.removeItem(at: cluster.directory) }
-        let names = (1...workers).map { "bench-\($0)" }
-        try cluster.issueCertificates(workers: names)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let service = try CoordinatorService(settings: cluster.coordinatorSettings(), logger: logger)
-        try await service.start()
-        let processes = try names.map {
-            try LocalCluster.spawn(LocalCluster.binaryDirectory.appendingPathComponent("worker"),
-                                   cluster.workerArguments($0, port: service.port!, slots: 1, extra: ["--log-level", "error"]))
-        }
-        defer { processes.forEach { $0.terminate() } }
-        let op = try await OperatorClient.connect(host: "127.0.0.1", port: service.port!, identity: try cluster.identity("operator"), group: MultiThreadedEventLoopGroup.singleton)
-        while try await op.workers().count < workers { try await Task.sleep(for: .milliseconds(50)) }
+        let bench = try await BenchCluster.start(prefix: "tower-hpo-bench", workers: workers)
+        defer { bench.remove() }
+        let (service, op) = (bench.service, bench.op)
 
         var spec = WireHPOSpec()
         spec.experiment = "bench"

@@ -86,24 +86,10 @@ struct RenderBench: AsyncParsableCommand {
     /// Seconds from submitting a render job of every listing to its end, on `workers`
     /// worker processes with one slot each.
     func cluster(workers: Int, listings: [MarketListing], photos: URL, run: Int) async throws -> Double {
-        let cluster = try LocalCluster.temporary(prefix: "tower-render-bench")
-        defer { try? FileManager.default.removeItem(at: cluster.directory) }
-        let names = (1...workers).map { "render-\($0)" }
-        try cluster.issueCertificates(workers: names)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        var settings = cluster.coordinatorSettings()
-        settings.photosDirectory = photos.path
-        let service = try CoordinatorService(settings: settings, logger: logger)
-        try await service.start()
-        let processes = try names.map {
-            try LocalCluster.spawn(LocalCluster.binaryDirectory.appendingPathComponent("worker"),
-                                   cluster.workerArguments($0, port: service.port!, slots: 1, extra: ["--log-level", "error"]))
-        }
-        defer { processes.forEach { $0.terminate() } }
-        let op = try await OperatorClient.connect(host: "127.0.0.1", port: service.port!, identity: try cluster.identity("operator"), group: MultiThreadedEventLoopGroup.singleton)
-        while try await op.workers().count < workers { try await Task.sleep(for: .milliseconds(50)) }
-        let files = cluster.directory.appendingPathComponent("files")
+        let bench = try await BenchCluster.start(prefix: "tower-render-bench", workers: workers) { $0.photosDirectory = photos.path }
+        defer { bench.remove() }
+        let (service, op) = (bench.service, bench.op)
+        let files = bench.cluster.directory.appendingPathComponent("files")
         try FeatureStoreFiles.write(Market(users: [], listings: listings, interactions: []), start: Date().timeIntervalSince1970 - 60, to: files)
         _ = try await op.ingest(table: "listings", csv: try Data(contentsOf: files.appendingPathComponent("listings.csv")), fileName: "listings.csv")
         var spec = WireRenderSpec()
@@ -127,4 +113,39 @@ func median(_ values: [Double]) -> Double {
 /// "median (min–max)" in seconds.
 func stat(_ values: [Double]) -> String {
     String(format: "%.2f (%.2f–%.2f)", median(values), values.min() ?? .nan, values.max() ?? .nan)
+}
+
+/// A coordinator in this process and `workers` worker processes (one slot each) beside
+/// this executable, with an operator connected once they all are.
+struct BenchCluster {
+    let cluster: LocalCluster
+    let service: CoordinatorService
+    let op: OperatorClient
+    let processes: [Process]
+
+    static func start(prefix: String, workers: Int, settings adjust: (inout CoordinatorSettings) -> Void = { _ in }) async throws -> BenchCluster {
+        let cluster = try LocalCluster.temporary(prefix: prefix)
+        let names = (1...workers).map { "bench-\($0)" }
+        try cluster.issueCertificates(workers: names)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var settings = cluster.coordinatorSettings()
+        adjust(&settings)
+        let service = try CoordinatorService(settings: settings, logger: logger)
+        try await service.start()
+        let processes = try names.map {
+            try LocalCluster.spawn(LocalCluster.binaryDirectory.appendingPathComponent("worker"),
+                                   cluster.workerArguments($0, port: service.port!, slots: 1, extra: ["--log-level", "error"]))
+        }
+        let op = try await OperatorClient.connect(host: "127.0.0.1", port: service.port!, identity: try cluster.identity("operator"),
+                                                  group: MultiThreadedEventLoopGroup.singleton)
+        while try await op.workers().count < workers { try await Task.sleep(for: .milliseconds(50)) }
+        return BenchCluster(cluster: cluster, service: service, op: op, processes: processes)
+    }
+
+    /// Stops the workers and removes the cluster's files (the caller shuts the service down).
+    func remove() {
+        processes.forEach { $0.terminate() }
+        try? FileManager.default.removeItem(at: cluster.directory)
+    }
 }

@@ -18,6 +18,19 @@ extension ProcessClusterSuites {
 
     static var mediaTools: Bool { RenderKind.requiredTools.allSatisfy(onPath) }
 
+    /// A small market's files in the cluster's directory, with an empty `photos/` beside
+    /// them: the listings file names its photos `photos/<id>-N.jpg`, relative to the
+    /// directory given to `serve --photos-dir`. Returns that directory, the photos
+    /// directory and the first listing's id.
+    static func market(in c: ProcessCluster, seed: UInt64) throws -> (URL, URL, Int) {
+        let market = DemoMarket(.init(users: 6, listings: 3, interactions: 20, days: 3, seed: seed)).generate()
+        let dir = c.cluster.directory.appendingPathComponent("market")
+        try FeatureStoreFiles.write(market, start: Date().timeIntervalSince1970 - 3 * 86_400, to: dir)
+        let photos = dir.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        return (dir, photos, try #require(market.listings.first?.id))
+    }
+
     /// Runs a tool to the end; its standard output.
     static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
@@ -36,14 +49,7 @@ extension ProcessClusterSuites {
     func rendersAListingIntoAVerifiedShort() async throws {
         let c = try ProcessCluster(workers: ["w1"])
         defer { c.stopAll() }
-        // The listings file names its photos `photos/<id>-N.jpg`, relative to the photos
-        // directory given to `serve --photos-dir`.
-        let market = DemoMarket(.init(users: 6, listings: 3, interactions: 20, days: 3, seed: 11)).generate()
-        let dir = c.cluster.directory.appendingPathComponent("market")
-        try FeatureStoreFiles.write(market, start: Date().timeIntervalSince1970 - 3 * 86_400, to: dir)
-        let photos = dir.appendingPathComponent("photos")
-        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
-        let id = try #require(market.listings.first?.id)
+        let (dir, photos, id) = try Self.market(in: c, seed: 11)
         for (n, pattern) in [(1, "testsrc2"), (2, "smptebars")] {
             let file = photos.appendingPathComponent("\(id)-\(n).jpg").path
             let made = try Self.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "\(pattern)=size=1280x960", "-frames:v", "1", file])
@@ -117,12 +123,7 @@ extension ProcessClusterSuites {
     func renderFaultsWaitFailWithFfmpegsWordsOrSkipTheBadPhoto() async throws {
         let c = try ProcessCluster(workers: ["bare", "broken", "w1"])
         defer { c.stopAll() }
-        let market = DemoMarket(.init(users: 6, listings: 3, interactions: 20, days: 3, seed: 12)).generate()
-        let dir = c.cluster.directory.appendingPathComponent("market")
-        try FeatureStoreFiles.write(market, start: Date().timeIntervalSince1970 - 3 * 86_400, to: dir)
-        let photos = dir.appendingPathComponent("photos")
-        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
-        let id = try #require(market.listings.first?.id)
+        let (dir, photos, id) = try Self.market(in: c, seed: 12)
         // Its first photo is not a JPEG at all; its second is.
         try Data("not a JPEG: the agent uploaded a web page".utf8).write(to: photos.appendingPathComponent("\(id)-1.jpg"))
         let made = try Self.run("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x960", "-frames:v", "1",
