@@ -84,13 +84,14 @@ final class BinnedMatrix: @unchecked Sendable {
     /// featureCount × rowCount, column-major. Immutable after init (hence Sendable).
     let bins: UnsafeMutablePointer<UInt8>
 
-    init(_ data: Dataset, binnings: [FeatureBinning]) {
+    /// `threads`: the training's own setting, so a one-thread run bins on one thread.
+    init(_ data: Dataset, binnings: [FeatureBinning], threads: Int = availableCores) {
         rowCount = data.rowCount
         featureCount = binnings.count
         bins = .allocate(capacity: max(1, rowCount * featureCount))
         let n = rowCount
         let base = bins
-        parallelFor(featureCount, threads: availableCores) { f in
+        parallelFor(featureCount, threads: threads) { f in
             let b = binnings[f]
             let out = base + f * n
             data.columns[f].withUnsafeBufferPointer { col in
@@ -109,7 +110,7 @@ enum Binner {
     /// for stable quantiles, bounded cost on large data.
     static let sampleLimit = 200_000
 
-    static func fit(_ data: Dataset, maxBin: Int, seed: UInt64) -> [FeatureBinning] {
+    static func fit(_ data: Dataset, maxBin: Int, seed: UInt64, threads: Int = availableCores) -> [FeatureBinning] {
         var chosenRows: [Int]? = nil
         if data.rowCount > sampleLimit {
             var rng = Xoshiro256(seed: seed &+ 0xB1_5EED)
@@ -125,7 +126,7 @@ enum Binner {
         var result = [FeatureBinning](repeating: FeatureBinning(upperBounds: [.infinity]), count: data.featureCount)
         result.withUnsafeMutableBufferPointer { out in
             let outBase = out.baseAddress!
-            parallelFor(data.featureCount, threads: availableCores) { f in
+            parallelFor(data.featureCount, threads: threads) { f in
                 let col = data.columns[f]
                 let values = sample.map { s in s.map { col[$0] } } ?? col
                 (outBase + f).pointee = FeatureBinning.fit(values, maxBin: maxBin)

@@ -270,9 +270,10 @@ public enum GBDTTrainer {
         if let v = validData, !v.hasLabels { throw TrainingError.validationWithoutLabels }
 
         let threads = p.threads > 0 ? p.threads : availableCores
-        let binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed)
-        let matrix = BinnedMatrix(train, binnings: binnings)
-        let validMatrix = validData.map { BinnedMatrix($0, binnings: binnings) }
+        // Binning follows the threads setting too: a one-thread figure is one thread throughout.
+        let binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed, threads: threads)
+        let matrix = BinnedMatrix(train, binnings: binnings, threads: threads)
+        let validMatrix = validData.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
         let nanBins = binnings.map(\.nanBin)
         let n = train.rowCount
         let featureCount = train.featureCount
