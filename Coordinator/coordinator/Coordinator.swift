@@ -15,7 +15,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             `coordinator serve --config tower.yaml`, then `coordinator submit echo --tasks 200 --follow`.
             """,
         subcommands: [
-            Serve.self, Demo.self, Certs.self,
+            Serve.self, Demo.self, Certs.self, Login.self,
             Submit.self, Jobs.self, JobCommand.self, Workers.self, Cancel.self, Results.self,
             Runs.self, Models.self, Promote.self, Rollback.self, Artifact.self,
             Ingest.self, Recommendations.self, TrainingSet.self, Drift.self, Pipelines.self, Shorts.self,
@@ -25,13 +25,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
 /// Sets up swift-log once: human-readable lines with key=value metadata on stderr.
 enum LogSetup {
+    static let help = ArgumentHelp(stringLiteral: LogLevelSetting.help)
+
+    static func level(_ flag: String?) throws -> Logger.Level {
+        do { return try LogLevelSetting.parse(flag) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// Called after `validate()` has refused a bad level.
     static func bootstrap(level: String?) {
-        let resolved = Logger.Level(rawValue: (level ?? ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = resolved
-            return handler
-        }
+        LogLevelSetting.bootstrap((try? LogLevelSetting.parse(level)) ?? .info)
     }
 }
 

@@ -28,18 +28,20 @@ struct Demo: AsyncParsableCommand {
         """
 
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole loop on this machine: certificates, a coordinator, worker processes, a diagnostic job.")
+        abstract: "Run the whole loop on this machine: certificates, a coordinator, worker processes, a diagnostic job.",
+            discussion: "Example:\n  coordinator demo --keep")
 
     @Option(help: "Worker processes to start.") var workers = 2
     @Option(help: "Tasks in the diagnostic job.") var tasks = 200
     @Option(help: "Keep the cluster's files here instead of a temporary directory.") var dir: String?
-    @Option(name: .customLong("log-level")) var logLevel = "warning"
+    @Option(name: .customLong("log-level"), help: "Log level of the in-process coordinator: trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
     @Flag(name: .customLong("keep-running"), help: "Keep the cluster and the gateway running after the demo, until Ctrl-C.") var keepRunning = false
 
     func validate() throws {
         do {
             _ = try FlagValue.uint32(workers, flag: "--workers", allowed: 1...64)
             _ = try FlagValue.uint32(tasks, flag: "--tasks", allowed: 1...EchoPlanner.maxTasks)
+            _ = try LogLevelSetting.parse(logLevel)
         } catch {
             throw ValidationError("\(error)")
         }
