@@ -13,6 +13,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             Start with `coordinator demo`. On real hosts: `coordinator certs init`, \
             `coordinator certs issue NAME --role worker|operator|gateway|coordinator`, \
             `coordinator serve --config tower.yaml`, then `coordinator submit echo --tasks 200 --follow`.
+
+            Example:
+              coordinator demo --keep
             """,
         subcommands: [
             Serve.self, Demo.self, Certs.self, Login.self,

@@ -11,7 +11,12 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run tasks for a Tower coordinator.",
-        discussion: "Connects over mutual TLS, reconnects with backoff, drains on SIGTERM (finishes running tasks, accepts none).")
+        discussion: """
+            Connects over mutual TLS, reconnects with backoff, drains on SIGTERM (finishes running tasks, accepts none).
+
+            Example:
+              worker --coordinator tower-1.internal:7443 --cert w1.pem --key w1-key.pem --ca ca.pem --slots 8 --label zone=a
+            """)
 
     @Option(help: "Coordinator HOST:PORT.") var coordinator: String
     @Option(help: "Worker certificate (PEM), issued with --role worker.") var cert: String
