@@ -38,6 +38,14 @@ enum LogSetup {
     static func bootstrap(level: String?) {
         LogLevelSetting.bootstrap((try? LogLevelSetting.parse(level)) ?? .info)
     }
+
+    /// Operator commands print their answer on stdout; the cluster client's progress
+    /// notes (a blob being fetched) would only clutter it, so they log warnings and up
+    /// unless TOWER_LOG_LEVEL asks for more.
+    static let clientOnce: Void = {
+        let asked = ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"]
+        LogLevelSetting.bootstrap(asked.flatMap { try? LogLevelSetting.parse($0) } ?? .warning)
+    }()
 }
 
 /// Prints an error the way a person can act on it, and exits non-zero.

@@ -18,6 +18,7 @@ struct ClientOptions: ParsableArguments {
     }
 
     func connect() async throws -> OperatorClient {
+        _ = LogSetup.clientOnce
         let credentials = self.credentials
         let (host, port) = try CoordinatorSettings.parseHostPort(credentials.coordinator, key: "--coordinator")
         let identity = try credentials.identity()
