@@ -8,17 +8,10 @@ extension ProcessClusterSuites {
 /// default of every setting (its flags default to the config file's values).
 @Suite(.serialized, .timeLimit(.minutes(1))) struct HelpTextTests {
     /// The command tree ArgumentParser describes with `--experimental-dump-help`.
-    func tree(_ executable: String) throws -> JSONValue {
-        let process = Process()
-        process.executableURL = ProcessCluster.binDirectory.appendingPathComponent(executable)
-        process.arguments = ["--experimental-dump-help"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return try #require(try JSONValue.parse(String(decoding: data, as: UTF8.self))["command"])
+    func tree(_ executable: String) async throws -> JSONValue {
+        let run = try await ProcessCluster.runToEnd(ProcessCluster.binDirectory.appendingPathComponent(executable), ["--experimental-dump-help"],
+                                                    separateStderr: true)
+        return try #require(try JSONValue.parse(run.output)["command"])
     }
 
     /// "command path: problem" for every command under `command`.
@@ -40,13 +33,13 @@ extension ProcessClusterSuites {
         return found
     }
 
-    @Test func everyCommandHasAnExampleAndEveryOptionADescription() throws {
-        #expect(problems(try tree("coordinator")) == [])
-        #expect(problems(try tree("worker")) == [])
+    @Test func everyCommandHasAnExampleAndEveryOptionADescription() async throws {
+        #expect(problems(try await tree("coordinator")) == [])
+        #expect(problems(try await tree("worker")) == [])
     }
 
-    @Test func serveStatesEveryDefault() throws {
-        let serve = try #require(try tree("coordinator")["subcommands"]?.arrayValue?.first { $0["commandName"] == "serve" })
+    @Test func serveStatesEveryDefault() async throws {
+        let serve = try #require(try await tree("coordinator")["subcommands"]?.arrayValue?.first { $0["commandName"] == "serve" })
         let silent = (serve["arguments"]?.arrayValue ?? []).compactMap { argument -> String? in
             guard argument["kind"] == "option", argument["defaultValue"] == nil else { return nil }
             let flag = argument["preferredName"]?["name"]?.stringValue ?? "?"

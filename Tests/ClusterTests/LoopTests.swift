@@ -345,24 +345,10 @@ extension ProcessClusterSuites {
         let commands = printed.filter { $0.hasPrefix("  coordinator ") }.map { $0.dropFirst("  coordinator ".count).split(separator: " ").map(String.init) }
         #expect(commands.map { $0.prefix(2).joined(separator: " ") } == ["jobs", "models show", "runs list", "artifact demo-search"])
         for arguments in commands {
-            let p = Process()
-            p.executableURL = ProcessCluster.binDirectory.appendingPathComponent("coordinator")
-            p.arguments = arguments
-            p.environment = environment
-            p.currentDirectoryURL = dir
-            let out = dir.appendingPathComponent("printed-\(UUID().uuidString.prefix(6)).txt")
-            FileManager.default.createFile(atPath: out.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: out)
-            p.standardOutput = handle
-            p.standardError = handle
-            try p.run()
-            let deadline = ContinuousClock.now + .seconds(60)
-            while p.isRunning {
-                guard ContinuousClock.now < deadline else { p.terminate(); throw WireError.timedOut(what: "coordinator \(arguments.joined(separator: " "))") }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            let text = try String(contentsOf: out, encoding: .utf8)
-            #expect(p.terminationStatus == 0, "coordinator \(arguments.joined(separator: " ")): \(text)")
+            let run = try await ProcessCluster.runToEnd(ProcessCluster.binDirectory.appendingPathComponent("coordinator"), arguments,
+                                                        in: dir, environment: environment)
+            let text = run.output
+            #expect(run.status == 0, "coordinator \(arguments.joined(separator: " ")): \(text)")
             switch arguments[0] {
             case "jobs": #expect(text.contains("demo-echo"), "\(text)")
             case "models": #expect(text.hasPrefix("model match  champion=v"), "\(text)")

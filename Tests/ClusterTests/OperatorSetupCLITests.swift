@@ -8,38 +8,14 @@ extension ProcessClusterSuites {
 /// a name stands for once, an operator who logs in once, a worker told which address the
 /// coordinator's certificate is missing.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct OperatorSetupCLITests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     /// Runs an executable of this build with `HOME` (and so the operator's credentials
-    /// directory) inside `home`, bounded in time.
-    func run(_ arguments: [String], home: URL, environment: [String: String] = [:], executable: String = "coordinator",
-             within limit: Duration = .seconds(60)) async throws -> Run {
-        let process = Process()
-        process.executableURL = ProcessCluster.binDirectory.appendingPathComponent(executable)
-        process.arguments = arguments
+    /// directory) inside `home`.
+    func run(_ arguments: [String], home: URL, environment: [String: String] = [:]) async throws -> ProcessCluster.Finished {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOWER_") && $0.key != "XDG_CONFIG_HOME" }
         env["HOME"] = home.path
         env.merge(environment) { $1 }
-        process.environment = env
-        let out = home.appendingPathComponent("out-\(UUID().uuidString.prefix(6))"), err = home.appendingPathComponent("err-\(UUID().uuidString.prefix(6))")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                process.terminate()
-                throw WireError.timedOut(what: "\(executable) \(arguments.joined(separator: " "))")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return Run(status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8), stderr: try String(contentsOf: err, encoding: .utf8))
+        return try await ProcessCluster.runToEnd(ProcessCluster.binDirectory.appendingPathComponent("coordinator"), arguments,
+                                                 environment: env, separateStderr: true)
     }
 
     func home() throws -> URL {
@@ -59,10 +35,10 @@ extension ProcessClusterSuites {
         #expect(again.status == 1)
         #expect(again.stderr == "error: \(IdentityError.nameTaken(name: "w1", serial: serial))\n")
         let replaced = try await run(["certs", "issue", "w1", "--role", "worker", "--dir", certs, "--replace"], home: home)
-        #expect(replaced.stdout.contains("  replaced: serial \(serial) is revoked\n"), "\(replaced.stdout)")
+        #expect(replaced.output.contains("  replaced: serial \(serial) is revoked\n"), "\(replaced.output)")
         let current = try #require(ClusterCA.readIndex(in: URL(fileURLWithPath: certs)).last?.serial)
         let revoked = try await run(["certs", "revoke", "w1", "--dir", certs], home: home)
-        #expect(revoked.stdout == "revoked w1 (worker), serial \(current)\n")
+        #expect(revoked.output == "revoked w1 (worker), serial \(current)\n")
     }
 
     /// The README's path: issue `alice`, log in once, then operator commands need no
@@ -80,10 +56,10 @@ extension ProcessClusterSuites {
 
         let login = try await run(["login", "--cert", cert.path, "--key", key.path, "--ca", c.cluster.ca, "--coordinator", "127.0.0.1:\(c.port)"], home: home)
         #expect(login.status == 0, "\(login)")
-        #expect(login.stdout.hasPrefix("logged in as alice (operator) to 127.0.0.1:\(c.port), which has 1 worker connected\n"), "\(login.stdout)")
+        #expect(login.output.hasPrefix("logged in as alice (operator) to 127.0.0.1:\(c.port), which has 1 worker connected\n"), "\(login.output)")
         let workers = try await run(["workers"], home: home)
         #expect(workers.status == 0, "\(workers)")
-        #expect(workers.stdout.contains(" slots 4 "), "\(workers.stdout)")
+        #expect(workers.output.contains(" slots 4 "), "\(workers.output)")
         // A worker's certificate is not an operator's, whichever way it is given.
         let asWorker = try await run(["jobs"], home: home, environment: ["TOWER_CERT": c.cluster.certificate("w1"), "TOWER_KEY": c.cluster.key("w1")])
         #expect(asWorker.stderr == "error: \(OperatorCredentialsError.notAnOperator(path: c.cluster.certificate("w1"), role: "worker"))\n")

@@ -195,27 +195,17 @@ final class ReadmeWalk: @unchecked Sendable {
         }
     }
 
-    static func execute(_ words: [String], in directory: URL, home: URL, within limit: Duration = .seconds(180)) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = executable(words[0])
-        process.arguments = Array(words.dropFirst())
-        process.currentDirectoryURL = directory
+    static func execute(_ words: [String], in directory: URL, home: URL) async throws -> (Int32, String) {
+        let run = try await ProcessCluster.runToEnd(executable(words[0]), Array(words.dropFirst()), in: directory,
+                                                    environment: environment(home: home), within: .seconds(180))
+        return (run.status, run.output)
+    }
+
+    /// This process's environment without the operator's own settings, `HOME` in the walk.
+    static func environment(home: URL) -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOWER_") && $0.key != "XDG_CONFIG_HOME" }
         env["HOME"] = home.path
-        process.environment = env
-        let out = directory.appendingPathComponent(".walk-\(UUID().uuidString.prefix(6))")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: out)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else { process.terminate(); throw WireError.timedOut(what: words.joined(separator: " ")) }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        try handle.close()
-        return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8))
+        return env
     }
 
     static func executable(_ name: String) -> URL {
@@ -227,9 +217,7 @@ final class ReadmeWalk: @unchecked Sendable {
         process.executableURL = Self.executable(words[0])
         process.arguments = Array(words.dropFirst())
         process.currentDirectoryURL = directory ?? root
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOWER_") && $0.key != "XDG_CONFIG_HOME" }
-        env["HOME"] = root.appendingPathComponent("home").path
-        process.environment = env
+        process.environment = Self.environment(home: root.appendingPathComponent("home"))
         let log = root.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
