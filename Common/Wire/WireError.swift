@@ -16,6 +16,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
     case unreachable(String)
     case timedOut(what: String)
     case remote(code: WireErrorCode, message: String)
+    /// The coordinator's certificate does not name the address this side dialled.
+    case hostNotInCertificate(host: String)
 
     public var description: String {
         switch self {
@@ -46,6 +48,8 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
             return message
         case let .timedOut(what):
             return "timed out waiting for \(what)"
+        case let .hostNotInCertificate(host):
+            return "the coordinator's certificate is not valid for \(host), the address dialled: on the coordinator host, re-issue it with `coordinator certs issue coordinator --role coordinator --host \(host) --replace` (one --host for every name or IP workers dial) and restart the coordinator, or dial a name its certificate lists"
         case let .remote(code, message):
             // The peer's message usually names its kind already.
             return message.hasPrefix(code.label) ? message : "\(code.label): \(message)"
@@ -60,7 +64,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unknownMessage: return .unknownMessage
         case .versionMismatch: return .versionMismatch
         case .forbidden: return .forbidden
-        case .unauthenticated: return .unauthenticated
+        case .unauthenticated, .hostNotInCertificate: return .unauthenticated
         case .notFound: return .notFound
         case .invalidArgument: return .invalidArgument
         case .blobCorrupt: return .blobCorrupt

@@ -28,18 +28,22 @@ struct Demo: AsyncParsableCommand {
         """
 
     static let configuration = CommandConfiguration(
-        abstract: "Run the whole loop on this machine: certificates, a coordinator, worker processes, a diagnostic job.")
+        abstract: "Run the whole loop on this machine: certificates, a coordinator, worker processes, a diagnostic job.",
+            discussion: "Example:\n  coordinator demo --keep")
 
     @Option(help: "Worker processes to start.") var workers = 2
     @Option(help: "Tasks in the diagnostic job.") var tasks = 200
     @Option(help: "Keep the cluster's files here instead of a temporary directory.") var dir: String?
-    @Option(name: .customLong("log-level")) var logLevel = "warning"
-    @Flag(name: .customLong("keep-running"), help: "Keep the cluster and the gateway running after the demo, until Ctrl-C.") var keepRunning = false
+    @Option(name: .customLong("log-level"), help: "Log level of the in-process coordinator: trace, debug, info, notice, warning, error or critical.") var logLevel = "warning"
+    @Flag(name: [.customLong("keep"), .customLong("keep-running")],
+          help: "Keep the coordinator, workers and gateway running after the demo, print the environment to paste into another shell, stop on Ctrl-C.")
+    var keep = false
 
     func validate() throws {
         do {
             _ = try FlagValue.uint32(workers, flag: "--workers", allowed: 1...64)
             _ = try FlagValue.uint32(tasks, flag: "--tasks", allowed: 1...EchoPlanner.maxTasks)
+            _ = try LogLevelSetting.parse(logLevel)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -150,16 +154,18 @@ struct Demo: AsyncParsableCommand {
             ? try await ShortStory(client: client, files: cluster.directory.appendingPathComponent(LoopStory.filesDirectory),
                                    output: cluster.directory, market: LoopStory.market).run()
             : "no short (the loop did not complete)"
-        if keepRunning {
-            print("▶ running until Ctrl-C: user app http://127.0.0.1:\(gatewayPort)/ · operator: TOWER_COORDINATOR=127.0.0.1:\(port) TOWER_CERT=\(cluster.certificate("operator")) TOWER_KEY=\(cluster.key("operator")) TOWER_CA=\(cluster.ca) coordinator jobs")
-            let signals = AsyncStream<Void> { continuation in
-                let source = DispatchSource.makeSignalSource(signal: SIGINT)
-                signal(SIGINT, SIG_IGN)
-                source.setEventHandler { continuation.yield() }
-                source.resume()
-                continuation.onTermination = { _ in source.cancel() }
+        let suggestions = try await Self.suggestions(client)
+        if keep {
+            print("")
+            print("▶ the cluster stays up until Ctrl-C. In another shell, paste:")
+            print("  export TOWER_COORDINATOR=127.0.0.1:\(port) TOWER_CERTS_DIR=\(cluster.certs.path)")
+            for line in suggestions { print("  \(line)") }
+            if let api = service.apiPort {
+                print("  curl --cacert \(cluster.ca) --cert \(cluster.certificate("operator")) --key \(cluster.key("operator")) https://localhost:\(api)/api/v1/models/match")
             }
-            for await _ in signals { break }
+            if gateway != nil { print("  user app: http://127.0.0.1:\(gatewayPort)/") }
+            fflush(stdout)
+            await Self.waitForInterrupt()
         }
 
         print("10. stopping workers (SIGTERM: each drains, then exits)")
@@ -174,7 +180,33 @@ struct Demo: AsyncParsableCommand {
         print("  files: \(cluster.directory.path) (certs/, data/tower.sqlite, data/blobs/, worker logs)")
         print("  on real hosts: coordinator certs init; coordinator certs issue w1 --role worker; coordinator serve --config Deploy/tower.yaml;")
         print("                 worker --coordinator HOST:7443 --cert w1.pem --key w1-key.pem --ca ca.pem; coordinator submit echo --tasks 200 --follow")
-        print("  registry: coordinator models show match; artifacts: coordinator artifact demo-search RUN model.tower --out m.tower")
+        if !keep {
+            print("  with `coordinator demo --keep` the cluster stays up and these work against it:")
+            for line in suggestions { print("    \(line)") }
+        }
         if summary.state != .succeeded || !story.completed { throw ExitCode(3) }
+    }
+
+    /// Operator commands worth trying on the demo's cluster, with its real names filled in.
+    static func suggestions(_ client: OperatorClient) async throws -> [String] {
+        let best = try await client.runs(experiment: "demo-search", sortBy: MetricName.valid(MetricName.auc)).first?.id ?? "RUN"
+        return ["coordinator jobs", "coordinator models show match", "coordinator runs list demo-search", "coordinator shorts",
+                "coordinator artifact demo-search \(best) model.tower --out model.tower"]
+    }
+
+    /// Returns on the first SIGINT or SIGTERM; either stops the cluster in order.
+    static func waitForInterrupt() async {
+        let interrupts = AsyncStream<Void> { continuation in
+            let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number)
+                source.setEventHandler { continuation.yield() }
+                source.resume()
+                return source
+            }
+            continuation.onTermination = { _ in sources.forEach { $0.cancel() } }
+        }
+        for await _ in interrupts { break }
+        print("\nstopping the cluster")
     }
 }

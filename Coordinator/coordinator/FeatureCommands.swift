@@ -16,6 +16,9 @@ struct Ingest: AsyncParsableCommand {
               events.csv:   \(FeatureStoreFiles.eventColumns.joined(separator: ",")) (type: impression, click, save, contract)
             updated_at (when the value became true) and written_at (when it became known; for \
             imports of history) are optional and default to now. Times are RFC 3339 or dates.
+
+            Example:
+              coordinator ingest users users.csv
             """)
     @OptionGroup var client: ClientOptions
     @Argument(help: "users, listings or events") var table: String
@@ -45,7 +48,8 @@ struct Ingest: AsyncParsableCommand {
 }
 
 struct Recommendations: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A user's stored recommendations from the latest score job (or --job).")
+    static let configuration = CommandConfiguration(abstract: "A user's stored recommendations from the latest score job (or --job).",
+            discussion: "Example:\n  coordinator recommendations 42")
     @OptionGroup var client: ClientOptions
     @Argument(help: "User id.") var user: UInt64
     @Option(help: "A particular score job.") var job = ""
@@ -67,10 +71,12 @@ struct TrainingSet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "training-set",
         abstract: "Build a point-in-time training set from the feature store.",
-        discussion: "Each impression in [--from, --to) becomes an example with the user's and listing's values as they were known at its time; a click, save or contract within --label-window seconds makes it positive. Prints the set's SHA-256 for `submit hpo --training-set`.",
+        discussion: "Each impression in [--from, --to) becomes an example with the user's and listing's values as they were known at its time; a click, save or contract within --label-window seconds makes it positive. Prints the set's SHA-256 for `submit hpo --training-set`.\n\nExample:\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01",
         subcommands: [Build.self], defaultSubcommand: Build.self)
 
     struct Build: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Build the set of the impressions in [--from, --to); prints its SHA-256.",
+                                                        discussion: "Example:\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01")
         @OptionGroup var client: ClientOptions
         @Option(help: "First impression time (RFC 3339 or date).") var from: String
         @Option(help: "End of the window (exclusive; default: now).") var to: String?
@@ -97,15 +103,16 @@ struct TrainingSet: AsyncParsableCommand {
 
 extension Submit {
     struct Score: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Score every user against the active listings with the champion (or --version); top K per user are stored.")
+        static let configuration = CommandConfiguration(abstract: "Score every user against the active listings with the champion (or --version); top K per user are stored.",
+            discussion: "Example:\n  coordinator submit score --k 10 --follow")
         @OptionGroup var client: ClientOptions
         @Option(name: .customLong("model"), help: "Registered model.") var modelName = "match"
         @Option(help: "Model version (default: the champion).") var version = 0
         @Option(help: "Recommendations per user.") var k = 10
         @Option(name: .customLong("budget-ceiling"), help: "Candidates cost at most budget × this (negative: no ceiling).") var budgetCeiling = 1.2
         @Flag(name: .customLong("region-only"), help: "Only listings in the user's preferred region.") var regionOnly = false
-        @Option(name: .customLong("users-per-task")) var usersPerTask = 500
-        @Option var name = "score"
+        @Option(name: .customLong("users-per-task"), help: "Users one task scores (the shard size).") var usersPerTask = 500
+        @Option(help: "The job's name in `coordinator jobs`.") var name = "score"
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
         func run() async throws {
@@ -127,7 +134,8 @@ extension Submit {
 
 extension Submit {
     struct Drift: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Measure drift of the current window against the champion's training set, sharded across workers.")
+        static let configuration = CommandConfiguration(abstract: "Measure drift of the current window against the champion's training set, sharded across workers.",
+            discussion: "Example:\n  coordinator submit drift --window-hours 24 --follow")
         @OptionGroup var client: ClientOptions
         @Option(name: .customLong("model"), help: "Registered model whose champion's training set is the reference.") var modelName = "match"
         @Option(help: "A training set (SHA-256) as reference instead of the champion's.") var reference = ""
@@ -136,8 +144,8 @@ extension Submit {
         @Option(help: "End of the current window (default now).") var to: String?
         @Option(help: "Threshold overrides (YAML file, keys as under drift.thresholds in tower.yaml).") var thresholds: String?
         @Flag(name: .customLong("retrain"), inversion: .prefixedNo, help: "Start the retraining pipeline when the data set drifts.") var retrain = true
-        @Option(name: .customLong("rows-per-task")) var rowsPerTask = 250_000
-        @Option var name = "drift"
+        @Option(name: .customLong("rows-per-task"), help: "Rows one task counts into histograms (the shard size).") var rowsPerTask = 250_000
+        @Option(help: "The job's name in `coordinator jobs`.") var name = "drift"
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
         func run() async throws {
@@ -169,13 +177,15 @@ extension Submit {
 }
 
 struct Drift: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Drift reports.", subcommands: [Report.self], defaultSubcommand: Report.self)
+    static let configuration = CommandConfiguration(abstract: "Drift reports.",
+            discussion: "Example:\n  coordinator drift report --svg-dir drift/", subcommands: [Report.self], defaultSubcommand: Report.self)
 
     struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a drift report (default: the latest); --svg-dir saves the drifted features' plots.")
+        static let configuration = CommandConfiguration(abstract: "Show a drift report (default: the latest); --svg-dir saves the drifted features' plots.",
+            discussion: "Example:\n  coordinator drift report --svg-dir drift/")
         @OptionGroup var client: ClientOptions
-        @Argument var id = ""
-        @Option(name: .customLong("svg-dir")) var svgDirectory: String?
+        @Argument(help: "The report's id (from the drift job's summary); empty for the latest.") var id = ""
+        @Option(name: .customLong("svg-dir"), help: "Write one SVG per drifted feature (reference vs current) into this directory.") var svgDirectory: String?
         @Flag(help: "Print the whole report as JSON.") var json = false
 
         func run() async throws {

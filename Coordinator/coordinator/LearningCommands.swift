@@ -49,7 +49,8 @@ struct LearningDataOptions: ParsableArguments {
 struct DemoData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo-data",
-        abstract: "Write a deterministic synthetic real-estate market (users, listings, interactions) as CSV.")
+        abstract: "Write a deterministic synthetic real-estate market (users, listings, interactions) as CSV.",
+            discussion: "Example:\n  coordinator demo-data --out market --users 2000 --listings 5000 --interactions 100000 --seed 1")
 
     @Option(help: "Output directory (created if missing).")
     var out: String
@@ -98,6 +99,9 @@ struct Train: ParsableCommand {
         Market data (--data) is split by time: 70 % train, 10 % validation, 20 % test.
         A CSV (--csv) trains on its rows (last 10 % validate); --test-csv adds a test set.
         Parameters use LightGBM names, e.g. --params num_iterations=200,num_leaves=31,learning_rate=0.1
+
+        Example:
+          coordinator train --data market --out model.tower --plots plots/
         """)
 
     @OptionGroup var data: LearningDataOptions
@@ -144,7 +148,8 @@ struct Train: ParsableCommand {
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Score labelled data with a model file and print AUC, log-loss, P@10 and NDCG@10.")
+        abstract: "Score labelled data with a model file and print AUC, log-loss, P@10 and NDCG@10.",
+            discussion: "Example:\n  coordinator evaluate --model model.tower --data market --reasons 3")
 
     @Option(help: "Model file written by `coordinator train`.")
     var model: String
@@ -157,7 +162,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Cut-off K of the ranking metrics.")
     var k: Int = 10
 
-    @Option(help: "Print the top reasons for this many test rows (tree models only).")
+    @Option(help: "Print what raised and what lowered the score of this many rows, with their SHAP contributions in log-odds (tree models only).")
     var reasons: Int = 0
 
     func run() throws {
@@ -170,6 +175,7 @@ struct Evaluate: ParsableCommand {
         let report = try classifier.evaluate(dataset, k: k)
         func f(_ v: Double?) -> String { v.map { $0.isNaN ? "n/a" : String(format: "%.4f", $0) } ?? "n/a (no --group)" }
         print("model     \(model) (\(loaded.kindName))")
+        print("data      \(Self.scoredRows(data.source, all: all))")
         print("rows      \(report.rows) (\(String(format: "%.2f", report.positiveRate * 100))% positive)")
         print("AUC       \(f(report.auc))")
         print("log-loss  \(f(report.logLoss))")
@@ -180,9 +186,23 @@ struct Evaluate: ParsableCommand {
             let aligned = try dataset.aligned(to: m.schema)
             for r in 0..<min(reasons, aligned.rowCount) {
                 let row = aligned.row(r)
-                let why = TopReasons.reasons(m, row: row).map(\.phrase).joined(separator: "; ")
-                print(String(format: "row %d  p=%.3f  %@", r, m.predictProbability(row: row), why.isEmpty ? "(no positive reasons)" : why))
+                let (raising, lowering) = TopReasons.both(m, row: row)
+                func words(_ list: [RecommendationReason]) -> String {
+                    list.isEmpty ? "nothing" : list.map { String(format: "%@ (%+.2f)", $0.phrase, $0.contribution) }.joined(separator: ", ")
+                }
+                print(String(format: "row %d  p=%.3f  raised by: %@; lowered by: %@", r, m.predictProbability(row: row), words(raising), words(lowering)))
             }
+        }
+    }
+
+    /// Which rows `evaluate` scored, in the words of the split it used.
+    static func scoredRows(_ source: TrainingSource, all: Bool) -> String {
+        switch source {
+        case let .market(directory):
+            return all ? "every interaction of the market in \(directory.path)"
+                : "the market's test window: its last 20% of interactions by time (after the 70% training and 10% validation windows `train` used); --all scores every interaction"
+        case let .csv(file, _, _):
+            return "every row of \(file.path)"
         }
     }
 }

@@ -5,22 +5,24 @@ import Learning
 import NIOPosix
 import Wire
 
-/// Where the coordinator is and which operator certificate to present. Each option also
-/// reads an environment variable so a shell can set them once.
+/// Where the coordinator is and which operator certificate to present: flags, then
+/// environment variables, then what `coordinator login` saved (see ``OperatorCredentials``).
 struct ClientOptions: ParsableArguments {
-    @Option(help: "Coordinator HOST:PORT (env TOWER_COORDINATOR).") var coordinator: String?
-    @Option(help: "Operator certificate (env TOWER_CERT).") var cert: String?
-    @Option(help: "Operator private key (env TOWER_KEY).") var key: String?
-    @Option(help: "Cluster CA certificate (env TOWER_CA).") var ca: String?
+    @Option(help: "Coordinator HOST:PORT (env TOWER_COORDINATOR; default: the address `coordinator login` saved, else 127.0.0.1:7443).") var coordinator: String?
+    @Option(help: "Operator certificate (env TOWER_CERT; default: operator.pem in $TOWER_CERTS_DIR or ~/.config/tower).") var cert: String?
+    @Option(help: "Operator private key (env TOWER_KEY; default: operator-key.pem in $TOWER_CERTS_DIR or ~/.config/tower).") var key: String?
+    @Option(help: "Cluster CA certificate (env TOWER_CA; default: ca.pem in $TOWER_CERTS_DIR or ~/.config/tower).") var ca: String?
+
+    var credentials: OperatorCredentials {
+        OperatorCredentials.resolve(.init(coordinator: coordinator, certificate: cert, key: key, ca: ca))
+    }
 
     func connect() async throws -> OperatorClient {
-        let env = ProcessInfo.processInfo.environment
-        let address = coordinator ?? env["TOWER_COORDINATOR"] ?? "127.0.0.1:7443"
-        let (host, port) = try CoordinatorSettings.parseHostPort(address, key: "--coordinator")
-        let identity = try TLSIdentity(
-            certificate: cert ?? env["TOWER_CERT"] ?? "./tower-certs/operator.pem",
-            key: key ?? env["TOWER_KEY"] ?? "./tower-certs/operator-key.pem",
-            ca: ca ?? env["TOWER_CA"] ?? "./tower-certs/ca.pem")
+        _ = LogSetup.clientOnce
+        let credentials = self.credentials
+        let (host, port) = try CoordinatorSettings.parseHostPort(credentials.coordinator, key: "--coordinator")
+        let identity = try credentials.identity()
+        if let warning = identity.keyFileWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         return try await OperatorClient.connect(host: host == "0.0.0.0" ? "127.0.0.1" : host, port: port, identity: identity, group: MultiThreadedEventLoopGroup.singleton)
     }
 }
@@ -79,18 +81,19 @@ func printJob(_ j: WireJobSummary) {
 struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit a job.",
-        discussion: "Any job kind: `coordinator submit KIND --spec FILE` (YAML or JSON, the fields of the kind's spec message in tower.proto). `echo` and `hpo` also take convenience flags.",
+        discussion: "Example:\n  coordinator submit echo --tasks 200 --follow\n\nAny job kind: `coordinator submit KIND --spec FILE` (YAML or JSON, the fields of the kind's spec message in tower.proto). `echo` and `hpo` also take convenience flags.",
         subcommands: [Echo.self, HPO.self, Score.self, Drift.self, Render.self, Generic.self], defaultSubcommand: Generic.self)
 
     /// Any kind the coordinator runs, from a spec file: the coordinator's planner for the
     /// kind reads it, so this command needs no change when a kind is added.
     struct Generic: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "kind", abstract: "Submit a job of any kind from a spec file: `coordinator submit KIND --spec FILE`.")
+        static let configuration = CommandConfiguration(commandName: "kind", abstract: "Submit a job of any kind from a spec file: `coordinator submit KIND --spec FILE`.",
+            discussion: "Example:\n  coordinator submit render --spec render.yaml --follow")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The job kind (see `coordinator jobs`, or the coordinator's log at start).") var kind: String
         @Option(help: "The kind's spec, YAML or JSON.") var spec: String
-        @Option var name: String?
-        @Option(name: .customLong("max-attempts")) var maxAttempts = 0
+        @Option(help: "The job's name in `coordinator jobs` (default: the kind).") var name: String?
+        @Option(name: .customLong("max-attempts"), help: "Attempts per task before it fails for good (0 = the coordinator's max_attempts).") var maxAttempts = 0
         @Flag(help: "Show progress until the job ends.") var follow = false
 
         func run() async throws {
@@ -112,7 +115,8 @@ struct Submit: AsyncParsableCommand {
     struct HPO: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "hpo",
-            abstract: "A hyperparameter search sharded across the workers; the winner is registered and put through the promotion policy.")
+            abstract: "A hyperparameter search sharded across the workers; the winner is registered and put through the promotion policy.",
+            discussion: "Example:\n  coordinator submit hpo --data market --space Deploy/search-space.yaml --follow")
         @OptionGroup var client: ClientOptions
         @Option(help: "Market data directory (users.csv, listings.csv, interactions.csv; see `coordinator demo-data`).") var data: String?
         @Option(name: .customLong("training-set"), help: "A training set already on the coordinator (its SHA-256, from `coordinator training-set build`), instead of --data.") var trainingSet: String?
@@ -121,7 +125,7 @@ struct Submit: AsyncParsableCommand {
         @Option(help: "Experiment the runs are recorded under.") var experiment = "search"
         @Option(name: .customLong("model"), help: "Registered model the winner becomes a version of.") var modelName = "match"
         @Option(help: "Promotion policy overrides (YAML).") var promotion: String?
-        @Option var name = "hpo"
+        @Option(help: "The job's name in `coordinator jobs`.") var name = "hpo"
         @Flag(help: "Show a progress bar until the search ends.") var follow = false
 
         func validate() throws {
@@ -158,15 +162,16 @@ struct Submit: AsyncParsableCommand {
     }
 
     struct Echo: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The diagnostic job: every task echoes a payload.")
+        static let configuration = CommandConfiguration(abstract: "The diagnostic job: every task echoes a payload.",
+            discussion: "Example:\n  coordinator submit echo --tasks 200 --payload-bytes 1024 --follow")
         @OptionGroup var client: ClientOptions
-        @Option var tasks = 200
-        @Option(name: .customLong("payload-bytes")) var payloadBytes = 1024
+        @Option(help: "Tasks in the job.") var tasks = 200
+        @Option(name: .customLong("payload-bytes"), help: "Bytes each task sends to its worker and gets back, verified.") var payloadBytes = 1024
         @Option(name: .customLong("sleep-ms"), help: "Sleep per task.") var sleepMs = 0
         @Option(name: .customLong("blob-bytes"), help: "Size of one blob all tasks read (0 = none).") var blobBytes = 0
         @Option(name: .customLong("fail-index"), help: "Diagnostic: this task index always fails.") var failIndex: Int?
-        @Option(name: .customLong("max-attempts")) var maxAttempts = 0
-        @Option var name = "echo"
+        @Option(name: .customLong("max-attempts"), help: "Attempts per task before it fails for good (0 = the coordinator's max_attempts).") var maxAttempts = 0
+        @Option(help: "The job's name in `coordinator jobs`.") var name = "echo"
         @Option(help: "The whole EchoSpec as YAML or JSON instead of the flags above.") var spec: String?
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
@@ -196,9 +201,10 @@ struct Submit: AsyncParsableCommand {
 }
 
 struct Jobs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List recent jobs.")
+    static let configuration = CommandConfiguration(abstract: "List recent jobs.",
+            discussion: "Example:\n  coordinator jobs --limit 5")
     @OptionGroup var client: ClientOptions
-    @Option var limit = 20
+    @Option(help: "Jobs to list, newest first (1 to 1000).") var limit = 20
 
     func validate() throws {
         do { _ = try FlagValue.uint32(limit, flag: "--limit", allowed: 1...HTTPSAPI.maxLimit) }
@@ -221,10 +227,11 @@ struct Jobs: AsyncParsableCommand {
 }
 
 struct JobCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job; --follow shows a progress bar until it ends.")
+    static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job; --follow shows a progress bar until it ends.",
+            discussion: "Example:\n  coordinator job JOB_ID --follow")
     @OptionGroup var client: ClientOptions
-    @Argument var id: String
-    @Flag var follow = false
+    @Argument(help: "The job's id (from `coordinator jobs`).") var id: String
+    @Flag(help: "Show a progress bar until the job ends; exits non-zero unless it succeeded.") var follow = false
 
     func run() async throws {
         try await withOperator(client) { c in
@@ -234,7 +241,8 @@ struct JobCommand: AsyncParsableCommand {
 }
 
 struct Workers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List connected workers.")
+    static let configuration = CommandConfiguration(abstract: "List connected workers.",
+            discussion: "Example:\n  coordinator workers")
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -251,9 +259,10 @@ struct Workers: AsyncParsableCommand {
 }
 
 struct Cancel: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a job: queued tasks are dropped, running ones stopped.")
+    static let configuration = CommandConfiguration(abstract: "Cancel a job: queued tasks are dropped, running ones stopped.",
+            discussion: "Example:\n  coordinator cancel JOB_ID")
     @OptionGroup var client: ClientOptions
-    @Argument var id: String
+    @Argument(help: "The job's id (from `coordinator jobs`).") var id: String
 
     func run() async throws {
         try await withOperator(client) { c in printJob(try await c.cancel(id)) }
@@ -261,14 +270,16 @@ struct Cancel: AsyncParsableCommand {
 }
 
 struct Results: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a job's task results, one line per task.")
+    static let configuration = CommandConfiguration(abstract: "Print a job's task results, one line per task.",
+            discussion: "Example:\n  coordinator results JOB_ID")
     @OptionGroup var client: ClientOptions
-    @Argument var id: String
+    @Argument(help: "The job's id (from `coordinator jobs`).") var id: String
 
     func run() async throws {
         try await withOperator(client) { c in
+            print("TASK\tSTATE\tWORKER\tATTEMPTS\tOUTPUT\tERROR")
             for r in try await c.results(id) {
-                print("\(r.index)\t\(r.worker.isEmpty ? "-" : r.worker)\tattempts=\(r.attempts)\t\(r.output.count) bytes\(r.error.isEmpty ? "" : "\terror: \(r.error)")")
+                print("\(r.index)\t\(r.state)\t\(r.worker.isEmpty ? "-" : r.worker)\t\(r.attempts)\t\(r.output.count) bytes\t\(r.error.isEmpty ? "-" : r.error)")
             }
         }
     }
@@ -276,14 +287,43 @@ struct Results: AsyncParsableCommand {
 
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "An experiment's runs (trials): list, compare, re-run.",
-        subcommands: [ListRuns.self, Rerun.self], defaultSubcommand: ListRuns.self)
+        abstract: "Experiments and their runs (trials): list, compare, re-run.",
+        discussion: """
+            `coordinator runs EXPERIMENT` lists an experiment's runs; `submit hpo` records under the experiment \
+            named by its --experiment (default "search"), a drift-started retraining under its pipeline's.
+
+            Examples:
+              coordinator runs experiments
+              coordinator runs list search --sort valid_logloss
+              coordinator runs rerun RUN --follow
+            """,
+        subcommands: [ListRuns.self, Experiments.self, Rerun.self], defaultSubcommand: ListRuns.self)
+
+    struct Experiments: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the experiments, with their runs and when the latest started.",
+                                                        discussion: "Example:\n  coordinator runs experiments")
+        @OptionGroup var client: ClientOptions
+        func run() async throws {
+            try await withOperator(client) { c in
+                let experiments = try await c.experiments()
+                if experiments.isEmpty { print("no experiments yet; `coordinator submit hpo …` records one") ; return }
+                let width = max(12, experiments.map(\.name.count).max() ?? 0) + 2
+                print("EXPERIMENT".padding(toLength: width, withPad: " ", startingAt: 0) + "RUNS  LATEST RUN")
+                for e in experiments {
+                    let latest = e.lastRunAtMs == 0 ? "-" : JSONTime.rfc3339(e.lastRunAtMs)
+                    print(e.name.padding(toLength: width, withPad: " ", startingAt: 0) + "\(e.runs)".padding(toLength: 6, withPad: " ", startingAt: 0) + latest)
+                }
+                print("next: coordinator runs list EXPERIMENT --sort valid_auc")
+            }
+        }
+    }
 
     struct Rerun: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run a recorded trial again, exactly (same data set blob, parameters and seed), as a new run tagged rerun_of.")
+        static let configuration = CommandConfiguration(abstract: "Run a recorded trial again, exactly (same data set blob, parameters and seed), as a new run tagged rerun_of.",
+                                                        discussion: "Example:\n  coordinator runs rerun search-JOB-3 --follow")
         @OptionGroup var client: ClientOptions
-        @Argument var run: String
-        @Flag var follow = false
+        @Argument(help: "The run to repeat (an id from `coordinator runs list EXPERIMENT`).") var run: String
+        @Flag(help: "Show a progress bar until the re-run ends.") var follow = false
         func run() async throws {
             try await withOperator(client) { c in
                 let accepted = try await c.rerun(run)
@@ -294,57 +334,93 @@ struct Runs: AsyncParsableCommand {
     }
 }
 
+/// Which way runs are sorted: best first unless the operator says otherwise.
+enum SortOrder: String, ExpressibleByArgument, CaseIterable {
+    case asc, desc
+}
+
 struct ListRuns: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.")
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List an experiment's runs (trials), best first; --compare shows two side by side.",
+        discussion: """
+            Examples:
+              coordinator runs list search --sort valid_auc
+              coordinator runs list search --compare RUN_A RUN_B
+            """)
     @OptionGroup var client: ClientOptions
-    @Argument var experiment: String
-    @Option(help: "Metric to sort by (e.g. valid_auc).") var sort = MetricName.valid(MetricName.auc)
-    @Flag(help: "Sort ascending (for losses).") var ascending = false
+    @Argument(help: "The experiment (`coordinator runs experiments` lists them).") var experiment: String
+    @Option(help: "Metric to sort by; an unknown one is refused naming those the runs logged.") var sort = MetricName.valid(MetricName.auc)
+    @Option(help: "asc or desc (default: best first — losses ascending, everything else descending).") var order: SortOrder?
     @Option(parsing: .upToNextOption, help: "Two run ids to compare.") var compare: [String] = []
 
+    func validate() throws {
+        if !compare.isEmpty && compare.count != 2 { throw ValidationError("--compare takes two run ids, got \(compare.count)") }
+    }
+
     func run() async throws {
+        let ascending = order.map { $0 == .asc } ?? MetricName.lowerIsBetter(sort)
         try await withOperator(client) { c in
             let runs = try await c.runs(experiment: experiment, sortBy: sort, ascending: ascending)
             if !compare.isEmpty {
-                guard compare.count == 2 else { throw ValidationError("--compare takes two run ids") }
-                let pair = compare.map { id in runs.first { $0.id == id } }
-                guard let a = pair[0], let b = pair[1] else { throw ValidationError("no run \(compare.filter { id in !runs.contains { $0.id == id } }.joined(separator: ", ")) in \(experiment)") }
-                print("".padding(toLength: 24, withPad: " ", startingAt: 0) + a.id.padding(toLength: 28, withPad: " ", startingAt: 0) + b.id)
-                for key in Set(a.params.keys).union(b.params.keys).sorted() {
-                    print(("param " + key).padding(toLength: 24, withPad: " ", startingAt: 0) + (a.params[key] ?? "-").padding(toLength: 28, withPad: " ", startingAt: 0) + (b.params[key] ?? "-"))
-                }
-                for key in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
-                    let f = { (v: Double?) in v.map { String(format: "%.5f", $0) } ?? "-" }
-                    print(key.padding(toLength: 24, withPad: " ", startingAt: 0) + f(a.metrics[key]).padding(toLength: 28, withPad: " ", startingAt: 0) + f(b.metrics[key]))
-                }
-                for key in ["status", "worker", "iterations", "stopped_early", "asha"] {
-                    let va = key == "status" ? a.status : (a.tags[key] ?? "-"), vb = key == "status" ? b.status : (b.tags[key] ?? "-")
-                    print(key.padding(toLength: 24, withPad: " ", startingAt: 0) + va.padding(toLength: 28, withPad: " ", startingAt: 0) + vb)
-                }
+                try printComparison(runs)
                 return
             }
-            print("RUN".padding(toLength: 30, withPad: " ", startingAt: 0) + "STATUS    " + sort.padding(toLength: 12, withPad: " ", startingAt: 0) + "STEPS  PARAMS")
+            let sortWidth = max(12, sort.count + 2)
+            print("RUN".padding(toLength: 30, withPad: " ", startingAt: 0) + "STATUS    " + sort.padding(toLength: sortWidth, withPad: " ", startingAt: 0) + "STEPS  PARAMS")
             for r in runs {
-                let value = r.metrics[sort].map { String(format: "%.5f", $0) } ?? "-"
-                let params = r.params.sorted { $0.key < $1.key }.filter { $0.key != "seed" }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                let value = r.metrics[sort].map { ReadableNumber.metric($0) } ?? "-"
+                let params = r.params.sorted { $0.key < $1.key }.filter { $0.key != "seed" }.map { "\($0.key)=\(ReadableNumber.parameter($0.value))" }.joined(separator: " ")
                 print(r.id.padding(toLength: 30, withPad: " ", startingAt: 0) + r.status.padding(toLength: 10, withPad: " ", startingAt: 0)
-                      + value.padding(toLength: 12, withPad: " ", startingAt: 0) + "\(r.curveSteps.last ?? 0)".padding(toLength: 7, withPad: " ", startingAt: 0) + params)
+                      + value.padding(toLength: sortWidth, withPad: " ", startingAt: 0) + "\(r.curveSteps.last ?? 0)".padding(toLength: 7, withPad: " ", startingAt: 0) + params)
             }
+        }
+    }
+
+    func printComparison(_ runs: [WireRunInfo]) throws {
+        let pair = compare.map { id in runs.first { $0.id == id } }
+        guard let a = pair[0], let b = pair[1] else {
+            throw ValidationError("no run \(compare.filter { id in !runs.contains { $0.id == id } }.joined(separator: ", ")) in \(experiment); `coordinator runs list \(experiment)` lists its runs")
+        }
+        func row(_ label: String, _ x: String, _ y: String) {
+            print(label.padding(toLength: 24, withPad: " ", startingAt: 0) + x.padding(toLength: 28, withPad: " ", startingAt: 0) + y)
+        }
+        row("", a.id, b.id)
+        for key in Set(a.params.keys).union(b.params.keys).sorted() {
+            row("param " + key, a.params[key].map(ReadableNumber.parameter) ?? "-", b.params[key].map(ReadableNumber.parameter) ?? "-")
+        }
+        for key in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
+            row(key, a.metrics[key].map { ReadableNumber.metric($0) } ?? "-", b.metrics[key].map { ReadableNumber.metric($0) } ?? "-")
+        }
+        for key in ["status", "worker", "iterations", "stopped_early", "asha"] {
+            row(key, key == "status" ? a.status : (a.tags[key] ?? "-"), key == "status" ? b.status : (b.tags[key] ?? "-"))
         }
     }
 }
 
 struct Models: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Registered models and their aliases.", subcommands: [List.self, Show.self, Watch.self], defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(abstract: "Registered models and their aliases.",
+            discussion: "Example:\n  coordinator models show match", subcommands: [List.self, Show.self, Watch.self], defaultSubcommand: List.self)
 
     struct Watch: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print every alias move (promotion, rollback) as it happens.")
+        static let configuration = CommandConfiguration(abstract: "Print where each alias points now, then every alias move (promotion, rollback) as it happens.",
+                                                        discussion: "Example:\n  coordinator models watch match")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Models to watch (default: all).") var names: [String] = []
         func run() async throws {
             try await withOperator(client) { c in
+                // Subscribe before reading the aliases, so a move between the two is not lost.
+                let moves = try await c.promotions(models: names)
                 print("watching \(names.isEmpty ? "all models" : names.joined(separator: ", ")); Ctrl-C to stop")
-                for await e in try await c.promotions(models: names) {
+                for model in try await c.models() where names.isEmpty || names.contains(model.name) {
+                    let aliases = model.aliases.sorted { $0.key < $1.key }
+                    if aliases.isEmpty { print("\(model.name): no alias yet (\(model.versions) versions)") }
+                    for (alias, version) in aliases { print("\(model.name)@\(alias): v\(version) (now)") }
+                }
+                // Piped to a file or another program, stdout is block-buffered: flush so
+                // each line is there when it happens.
+                fflush(stdout)
+                for await e in moves {
                     let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(e.atMs) / 1000))
                     print("\(when)  \(e.model)@\(e.alias): v\(e.previousVersion) → v\(e.version) (\(e.action)) sha256 \(e.sha256.prefix(12))")
                     fflush(stdout)
@@ -354,7 +430,8 @@ struct Models: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "All registered models.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "All registered models.",
+            discussion: "Example:\n  coordinator models list")
         @OptionGroup var client: ClientOptions
         func run() async throws {
             try await withOperator(client) { c in
@@ -369,9 +446,10 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Versions, aliases and every promotion decision of a model.")
+        static let configuration = CommandConfiguration(abstract: "Versions, aliases and every promotion decision of a model.",
+            discussion: "Example:\n  coordinator models show match")
         @OptionGroup var client: ClientOptions
-        @Argument var name: String
+        @Argument(help: "The registered model (from `coordinator models`).") var name: String
         func run() async throws {
             try await withOperator(client) { c in
                 let m = try await c.model(name)
@@ -394,17 +472,18 @@ struct Models: AsyncParsableCommand {
 }
 
 struct Promote: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Make a version the champion by hand (recorded with the reason).")
+    static let configuration = CommandConfiguration(abstract: "Make a version the champion by hand (recorded with the reason).",
+            discussion: "Example:\n  coordinator promote match 2 --reason \"approved by the pricing team\"")
     @OptionGroup var client: ClientOptions
-    @Argument var name: String
-    @Argument var version: Int
+    @Argument(help: "The registered model.") var name: String
+    @Argument(help: "The version to point the alias at (from `coordinator models show NAME`).") var version: Int
 
     func validate() throws {
         do { _ = try FlagValue.uint32(version, flag: "VERSION", allowed: 1...Int(UInt32.max)) }
         catch { throw ValidationError("\(error)") }
     }
-    @Option var reason: String
-    @Option(help: "Alias to move (default champion; any name, e.g. canary).") var alias = "champion"
+    @Option(help: "Why, recorded with the decision (`models show` prints it).") var reason: String
+    @Option(help: "Alias to move; any name, e.g. canary.") var alias = "champion"
 
     func run() async throws {
         try await withOperator(client) { c in
@@ -415,11 +494,12 @@ struct Promote: AsyncParsableCommand {
 }
 
 struct Rollback: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Move the champion back to the version before the current one (recorded).")
+    static let configuration = CommandConfiguration(abstract: "Move the champion back to the version before the current one (recorded).",
+            discussion: "Example:\n  coordinator rollback match --reason \"click-through fell\"")
     @OptionGroup var client: ClientOptions
-    @Argument var name: String
-    @Option var reason = "operator rollback"
-    @Option(help: "Alias to move back (default champion).") var alias = "champion"
+    @Argument(help: "The registered model.") var name: String
+    @Option(help: "Why, recorded with the decision.") var reason = "operator rollback"
+    @Option(help: "Alias to move back.") var alias = "champion"
 
     func run() async throws {
         try await withOperator(client) { c in
@@ -430,12 +510,13 @@ struct Rollback: AsyncParsableCommand {
 }
 
 struct Artifact: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Download a run's artifact (model.tower, learning-curve.svg, shap-summary.svg); its SHA-256 is verified.")
+    static let configuration = CommandConfiguration(abstract: "Download a run's artifact (model.tower, learning-curve.svg, shap-summary.svg); its SHA-256 is verified.",
+            discussion: "Example:\n  coordinator artifact search RUN model.tower --out model.tower")
     @OptionGroup var client: ClientOptions
-    @Argument var experiment: String
-    @Argument var run: String
-    @Argument var name: String
-    @Option var out: String
+    @Argument(help: "The run's experiment (`coordinator runs experiments`).") var experiment: String
+    @Argument(help: "The run (`coordinator runs list EXPERIMENT`).") var run: String
+    @Argument(help: "The artifact: model.tower, learning-curve.svg or shap-summary.svg.") var name: String
+    @Option(help: "File to write it to.") var out: String
 
     func run() async throws {
         try await withOperator(client) { c in

@@ -7,10 +7,12 @@ import Wire
 struct Pipelines: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pipelines configured on the coordinator (`pipelines:` in its config): list, runs, trigger.",
+            discussion: "Example:\n  coordinator pipelines runs retrain",
         subcommands: [List.self, RunsCommand.self, Trigger.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every pipeline with its schedule, next run and last run.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every pipeline with its schedule, next run and last run.",
+            discussion: "Example:\n  coordinator pipelines list")
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
@@ -33,10 +35,11 @@ struct Pipelines: AsyncParsableCommand {
     }
 
     struct RunsCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "runs", abstract: "A pipeline's runs, newest first, with their steps.")
+        static let configuration = CommandConfiguration(commandName: "runs", abstract: "A pipeline's runs, newest first, with their steps.",
+            discussion: "Example:\n  coordinator pipelines runs retrain --limit 3")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Pipeline name.") var name: String
-        @Option var limit = 10
+        @Option(help: "Runs to show, newest first.") var limit = 10
 
         func validate() throws {
             do { _ = try FlagValue.uint32(limit, flag: "--limit", allowed: 1...1000) } catch { throw ValidationError("\(error)") }
@@ -62,7 +65,8 @@ struct Pipelines: AsyncParsableCommand {
     }
 
     struct Trigger: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start a run now; --follow prints each step's changes until it ends.")
+        static let configuration = CommandConfiguration(abstract: "Start a run now; --follow prints each step's changes until it ends.",
+            discussion: "Example:\n  coordinator pipelines trigger retrain --follow")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Pipeline name.") var name: String
         @Option(help: "Why (recorded with the run).") var reason = ""

@@ -7,11 +7,12 @@ import Wire
 extension Submit {
     struct Render: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Render a marketing short of each listing (1080×1920 H.264/AAC, on workers with ffmpeg); they wait for review in `coordinator shorts`.")
+            abstract: "Render a marketing short of each listing (1080×1920 H.264/AAC, on workers with ffmpeg); they wait for review in `coordinator shorts`.",
+            discussion: "Example:\n  coordinator submit render --listing 17 --listing 42 --language en --follow")
         @OptionGroup var client: ClientOptions
         @Option(name: .customLong("listing"), help: "Listing id (repeat for several; one task each).") var listings: [UInt64] = []
         @Option(help: "Script and speech language: ko or en.") var language = "ko"
-        @Option var name = "render"
+        @Option(help: "The job's name in `coordinator jobs`.") var name = "render"
         @Flag(help: "Show a progress bar until the job ends.") var follow = false
 
         func validate() throws {
@@ -34,10 +35,12 @@ extension Submit {
 
 struct Shorts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Marketing shorts rendered by `submit render`.",
+            discussion: "Example:\n  coordinator shorts get short-JOB-0 --out short.mp4",
                                                     subcommands: [List.self, Get.self, Approve.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the shorts, newest first.")
+        static let configuration = CommandConfiguration(abstract: "List the shorts, newest first.",
+            discussion: "Example:\n  coordinator shorts list")
         @OptionGroup var client: ClientOptions
 
         func run() async throws {
@@ -53,7 +56,8 @@ struct Shorts: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a short and, with --out, save its video.")
+        static let configuration = CommandConfiguration(abstract: "Show a short and, with --out, save its video.",
+            discussion: "Example:\n  coordinator shorts get short-JOB-0 --out short.mp4")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Short id (see `coordinator shorts`).") var id: String
         @Option(help: "Write the MP4 here.") var out: String?
@@ -77,7 +81,7 @@ struct Shorts: AsyncParsableCommand {
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Publish a reviewed short to the platforms in the coordinator's `shorts:` config (YouTube, Instagram Reels).",
-            discussion: "A refusal or a spent quota keeps the short pending_upload with the reason; approving it again sends it only where it is not yet. Example: coordinator shorts approve short-job-abc-0 --dry-run")
+            discussion: "A refusal or a spent quota keeps the short pending_upload with the reason; approving it again sends it only where it is not yet.\n\nExample:\n  coordinator shorts approve short-JOB-0 --dry-run")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Short id (see `coordinator shorts`).") var id: String
         @Flag(help: "Say what would be published, and where, without publishing.") var dryRun = false

@@ -8,7 +8,7 @@ import Wire
 /// The product's loop with real processes: events into the feature store through the CLI,
 /// a point-in-time training set, a search on it, scoring across workers, drift.
 extension ProcessClusterSuites {
-@Suite(.serialized, .timeLimit(.minutes(8))) struct LoopTests {
+@Suite(.serialized, .timeLimit(.minutes(9))) struct LoopTests {
     static let day = 86_400.0
     /// Midnight UTC 60 days ago: the market's day 0.
     static var start: Double { ((Date().timeIntervalSince1970 / day).rounded(.down) - 60) * day }
@@ -271,22 +271,38 @@ extension ProcessClusterSuites {
     /// The loop must actually recover: `coordinator demo` runs it on a market whose buyers
     /// change on day 60. The first champion's precision@10 falls on the shifted period; drift
     /// starts retraining exactly once; the promoted model's precision@10 there is within 5 %
-    /// of a model trained directly on the shifted data.
-    @Test(.timeLimit(.minutes(8))) func theDemoLoopRecoversFromDriftThroughTheRetrainingPipeline() async throws {
+    /// of a model trained directly on the shifted data. Run with `--keep`, the cluster stays
+    /// up and every command the demo prints works with the environment it prints, until
+    /// SIGINT stops it cleanly.
+    @Test(.timeLimit(.minutes(9))) func theDemoLoopRecoversFromDriftThroughTheRetrainingPipeline() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-demo-loop-\(UUID().uuidString.prefix(8))")
         let process = Process()
         process.executableURL = ProcessCluster.binDirectory.appendingPathComponent("coordinator")
-        process.arguments = ["demo", "--dir", dir.path, "--tasks", "20"]
+        process.arguments = ["demo", "--dir", dir.path, "--tasks", "20", "--keep"]
         let log = dir.appendingPathExtension("log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        let deadline = ContinuousClock.now + .seconds(450)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(480)
+        var printed: [Substring] = []
         while process.isRunning {
-            if ContinuousClock.now > deadline { process.terminate(); Issue.record("the demo did not finish in time"); return }
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let kept = text.range(of: "▶ the cluster stays up until Ctrl-C. In another shell, paste:\n") {
+                printed = text[kept.upperBound...].split(separator: "\n")
+                if printed.contains(where: { $0.hasPrefix("  user app: ") }) { break }
+            }
+            if ContinuousClock.now > deadline { Issue.record("the demo did not reach --keep in time: \(text.suffix(2000))"); return }
             try await Task.sleep(for: .milliseconds(200))
+        }
+        try await Self.runPrintedCommands(printed, in: dir)
+        kill(process.processIdentifier, SIGINT)
+        let stopBy = ContinuousClock.now + .seconds(30)
+        while process.isRunning {
+            if ContinuousClock.now > stopBy { Issue.record("the demo did not stop on SIGINT"); return }
+            try await Task.sleep(for: .milliseconds(100))
         }
         try handle.close()
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
@@ -329,6 +345,33 @@ extension ProcessClusterSuites {
         if let id: String = shorts.first?["id"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("\(id).mp4").path))
         }
+    }
+
+    /// Runs the `coordinator …` lines `demo --keep` printed, with the environment of its
+    /// `export` line, each bounded in time; each must exit 0 and say what it is for.
+    static func runPrintedCommands(_ printed: [Substring], in dir: URL) async throws {
+        let export = try #require(printed.first { $0.hasPrefix("  export ") })
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOWER_") }
+        for pair in export.dropFirst("  export ".count).split(separator: " ") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            environment[String(kv[0])] = String(kv[1])
+        }
+        let commands = printed.filter { $0.hasPrefix("  coordinator ") }.map { $0.dropFirst("  coordinator ".count).split(separator: " ").map(String.init) }
+        #expect(commands.map { $0.prefix(2).joined(separator: " ") } == ["jobs", "models show", "runs list", "shorts", "artifact demo-search"])
+        for arguments in commands {
+            let run = try await ProcessCluster.runToEnd(ProcessCluster.binDirectory.appendingPathComponent("coordinator"), arguments,
+                                                        in: dir, environment: environment)
+            let text = run.output
+            #expect(run.status == 0, "coordinator \(arguments.joined(separator: " ")): \(text)")
+            switch arguments[0] {
+            case "jobs": #expect(text.contains("demo-echo"), "\(text)")
+            case "models": #expect(text.hasPrefix("model match  champion=v"), "\(text)")
+            case "runs": #expect(text.hasPrefix("RUN "), "\(text)")
+            case "shorts": #expect(text.hasPrefix("ID "), "\(text)")
+            default: #expect(text.hasPrefix("wrote model.tower ("), "\(text)")
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.tower").path))
     }
 }
 }

@@ -137,7 +137,7 @@ struct MultiHostTests {
         defer { c.stopAll() }
         // The coordinator's certificate names the address the workers dial.
         let ca = try ClusterCA.load(from: c.cluster.certs)
-        try ca.issueAndWrite(name: "coordinator", role: .coordinator, hosts: [net.address("c"), "127.0.0.1"])
+        try ca.issueAndWrite(name: "coordinator", role: .coordinator, hosts: [net.address("c"), "127.0.0.1"], replace: true)
         let bin = ProcessCluster.binDirectory
         let coordinator = try LocalCluster.spawn(URL(fileURLWithPath: "/usr/sbin/ip"), [
             "netns", "exec", net.namespace("c"), bin.appendingPathComponent("coordinator").path,

@@ -131,19 +131,51 @@ final class ProcessCluster: @unchecked Sendable {
 
     /// Runs an operator command of the `coordinator` executable against this cluster.
     func runOperatorCommand(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let run = try await Self.runToEnd(Self.binDirectory.appendingPathComponent("coordinator"), arguments + [
+            "--coordinator", "127.0.0.1:\(port)", "--cert", cluster.certificate("operator"), "--key", cluster.key("operator"), "--ca", cluster.ca,
+        ])
+        return (run.status, run.output)
+    }
+
+    /// What a finished process printed: stdout and stderr as a terminal shows them
+    /// (`output`), or apart when asked for.
+    struct Finished {
+        var status: Int32
+        var output: String
+        var stderr: String
+    }
+
+    /// Runs `executable` to its end, bounded in time (a hang fails the test instead of
+    /// blocking it), its output captured in files rather than pipes so that a chatty
+    /// process cannot stall on a full pipe. With `separateStderr`, `output` is stdout only.
+    static func runToEnd(_ executable: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil,
+                         separateStderr: Bool = false, within limit: Duration = .seconds(60)) async throws -> Finished {
         let process = Process()
-        process.executableURL = Self.binDirectory.appendingPathComponent("coordinator")
-        process.arguments = arguments + ["--coordinator", "127.0.0.1:\(port)", "--cert", cluster.certificate("operator"),
-                                         "--key", cluster.key("operator"), "--ca", cluster.ca]
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tower-cli-\(UUID()).txt")
+        process.executableURL = executable
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = environment }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("tower-run-\(UUID().uuidString.prefix(8))")
+        let out = base.appendingPathExtension("out"), err = base.appendingPathExtension("err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: out)
-        process.standardOutput = handle
-        process.standardError = handle
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: out)
+        let errHandle = separateStderr ? try FileHandle(forWritingTo: err) : outHandle
+        process.standardOutput = outHandle
+        process.standardError = errHandle
         try process.run()
-        try await waitForExit(process, within: .seconds(60))
-        try handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                process.terminate()
+                throw WireError.timedOut(what: "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) to exit")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try outHandle.close()
+        if separateStderr { try errHandle.close() }
+        return Finished(status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+                        stderr: try String(contentsOf: err, encoding: .utf8))
     }
 
     func stopAll() {

@@ -30,5 +30,20 @@ extension SecurityTests {
         #expect(text.contains("# TYPE tower_jobs_submitted_total counter"), "\(text)")
         // No worker is connected, so all seven tasks wait in the queue.
         #expect(text.contains("tower_tasks_queued 7"), "\(text)")
+        // Every metric says what it counts, in the words of the catalog.
+        let types = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE tower_") }.map { $0.split(separator: " ")[2] }
+        #expect(!types.isEmpty)
+        for name in types {
+            let help = try #require(TowerMetrics.catalog.first { $0.key == name }?.value, "\(name) is exported but not in the catalog")
+            #expect(text.contains("# HELP \(name) \(help)\n# TYPE \(name) "), "\(name)")
+        }
+    }
+
+    /// The README lists every metric the coordinator exports.
+    @Test func theReadmeListsEveryMetric() throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let missing = TowerMetrics.catalog.map(\.key).filter { !readme.contains("`\($0)`") }
+        #expect(missing == [])
     }
 }

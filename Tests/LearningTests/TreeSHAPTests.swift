@@ -100,4 +100,21 @@ import Testing
         #expect(reasons.map(\.phrase) == ["price within budget", "same region as preferred", "age"])
         #expect(TopReasons.reasons(contributions: phi, schema: schema, count: 10).count == 3)
     }
+
+    /// A row's explanation names what raised its score and what lowered it, each with the
+    /// sign of its contribution, all in words.
+    @Test func reasonsSayWhatRaisedAndWhatLoweredAScore() throws {
+        let (model, data) = try Self.model()
+        let row = data.row(0)
+        let phi = TreeSHAP.contributions(model, row: row)
+        let (raising, lowering) = TopReasons.both(model, row: row, count: 2, phrases: [:])
+        #expect(raising.allSatisfy { $0.contribution > 0 } && lowering.allSatisfy { $0.contribution < 0 })
+        let names = model.schema.features.map(\.name)
+        let expectedUp = phi.indices.filter { phi[$0] > 0 }.sorted { phi[$0] > phi[$1] }.prefix(2).map { names[$0] }
+        let expectedDown = phi.indices.filter { phi[$0] < 0 }.sorted { phi[$0] < phi[$1] }.prefix(2).map { names[$0] }
+        #expect(raising.map(\.feature) == Array(expectedUp))
+        #expect(lowering.map(\.feature) == Array(expectedDown))
+        #expect(TopReasons.phrase("listing_age_days", [:]) == "listing age days")
+        #expect(TopReasons.phrase("price_to_budget", PairFeatures.reasonPhrases) == "price within budget")
+    }
 }

@@ -95,4 +95,52 @@ import X509
             #expect(error.description.contains("/nonexistent.pem"))
         }
     }
+
+    /// A name stands for one live certificate: a second issue is refused unless it
+    /// replaces (and revokes) the first, so revoking the name later cannot deny the new one.
+    @Test func aNameIsIssuedOnceUnlessReplaced() throws {
+        let dir = tempDir()
+        let ca = try ClusterCA.initialize(in: dir)
+        let (first, _, _) = try ca.issueAndWrite(name: "w1", role: .worker)
+        #expect(throws: IdentityError.nameTaken(name: "w1", serial: first.serial)) { try ca.issueAndWrite(name: "w1", role: .worker) }
+        #expect(IdentityError.nameTaken(name: "w1", serial: "0a").description
+                == "a valid certificate named w1 exists already (serial 0a); add --replace to issue a new one and revoke that serial, or choose another name")
+        let (second, _, _) = try ca.issueAndWrite(name: "w1", role: .worker, replace: true)
+        #expect(try ClusterCA.readIndex(in: dir).map { [$0.serial: $0.revoked] } == [[first.serial: true], [second.serial: false]])
+        // Revoking the name now denies the one live certificate it stands for.
+        let revoked = try ClusterCA.revoke("w1", in: dir)
+        #expect(revoked.map(\.serial) == [second.serial])
+        #expect(try ClusterCA.readIndex(in: dir).allSatisfy(\.revoked))
+        // Once revoked, the name may be issued again without --replace.
+        let (third, _, _) = try ca.issueAndWrite(name: "w1", role: .worker)
+        #expect(try ClusterCA.readIndex(in: dir).filter(\.isLive).map(\.serial) == [third.serial])
+    }
+
+    /// An index written before names were unique may hold two live certificates with one
+    /// name: revoking by that name is refused rather than denying both.
+    @Test func revokingAnAmbiguousNameAsksForTheSerial() throws {
+        let dir = tempDir()
+        let ca = try ClusterCA.initialize(in: dir)
+        let (a, _, _) = try ca.issueAndWrite(name: "w1", role: .worker)
+        let b = try ca.issue(name: "w1", role: .worker)
+        var index = try ClusterCA.readIndex(in: dir)
+        index.append(CertificateRecord(serial: b.serial, name: "w1", role: .worker, notValidAfter: b.notValidAfter, revoked: false, revokedAt: nil))
+        try ClusterCA.writeIndex(index, in: dir)
+        #expect(throws: IdentityError.ambiguousName(name: "w1", serials: [a.serial, b.serial])) { try ClusterCA.revoke("w1", in: dir) }
+        #expect(IdentityError.ambiguousName(name: "w1", serials: ["0a", "0b"]).description
+                == "2 valid certificates are named w1 (serials 0a, 0b); revoke one by its serial: `coordinator certs revoke SERIAL`")
+        #expect(try ClusterCA.revoke(b.serial, in: dir).map(\.serial) == [b.serial])
+        #expect(try ClusterCA.readIndex(in: dir).filter(\.isLive).map(\.serial) == [a.serial])
+    }
+
+    @Test func aKeyOthersCanReadIsWarnedAbout() throws {
+        let dir = tempDir()
+        let ca = try ClusterCA.initialize(in: dir)
+        let (_, cert, key) = try ca.issueAndWrite(name: "w1", role: .worker)
+        let caPath = dir.appendingPathComponent(ClusterCA.caFile).path
+        #expect(try TLSIdentity(certificate: cert.path, key: key.path, ca: caPath).keyFileWarning == nil)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key.path)
+        #expect(try TLSIdentity(certificate: cert.path, key: key.path, ca: caPath).keyFileWarning
+                == "the private key \(key.path) is readable by other users (mode 644); run `chmod 600 \(key.path)`")
+    }
 }

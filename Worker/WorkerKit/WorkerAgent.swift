@@ -26,6 +26,19 @@ public struct WorkerConfig: Sendable {
         self.slots = slots
         self.cacheDirectory = cacheDirectory
     }
+
+    /// A per-user cache, one per certificate name: never the working directory (which
+    /// litters checkouts), and two workers on one host do not share a cache directory.
+    public static func defaultCacheDirectory(name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        let base: URL
+        if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty {
+            base = URL(fileURLWithPath: cache)
+        } else {
+            let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+            base = URL(fileURLWithPath: home).appendingPathComponent(".cache")
+        }
+        return base.appendingPathComponent("tower/worker-\(name)")
+    }
 }
 
 /// A worker process's agent: keeps a connection to the coordinator (reconnecting with

@@ -11,7 +11,12 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run tasks for a Tower coordinator.",
-        discussion: "Connects over mutual TLS, reconnects with backoff, drains on SIGTERM (finishes running tasks, accepts none).")
+        discussion: """
+            Connects over mutual TLS, reconnects with backoff, drains on SIGTERM (finishes running tasks, accepts none).
+
+            Example:
+              worker --coordinator tower-1.internal:7443 --cert w1.pem --key w1-key.pem --ca ca.pem --slots 8 --label zone=a
+            """)
 
     @Option(help: "Coordinator HOST:PORT.") var coordinator: String
     @Option(help: "Worker certificate (PEM), issued with --role worker.") var cert: String
@@ -20,9 +25,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Name shown to operators (default: the certificate's name).") var name: String?
     @Option(help: "Tasks run at once (default: cores).") var slots: Int?
     @Option(name: .customLong("label"), help: "KEY=VALUE advertised to the scheduler (repeatable).") var labels: [String] = []
-    @Option(name: .customLong("cache-dir"), help: "Blob cache (content-addressed).") var cacheDir = "./tower-worker-cache"
-    @Option(name: .customLong("max-frame-bytes")) var maxFrameBytes = WireFraming.defaultMaxFrameBytes
-    @Option(name: .customLong("log-level")) var logLevel: String?
+    @Option(name: .customLong("cache-dir"), help: "Blob cache, content-addressed (default: $XDG_CACHE_HOME/tower/worker-NAME, else ~/.cache/tower/worker-NAME, NAME being the certificate's name).") var cacheDir: String?
+    @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted from the coordinator; match the coordinator's max_frame_bytes.") var maxFrameBytes = WireFraming.defaultMaxFrameBytes
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(stringLiteral: LogLevelSetting.help)) var logLevel: String?
 
     /// Refuses numbers that would trap or mean nothing once converted, naming the flag.
     func validate() throws {
@@ -32,15 +37,11 @@ struct WorkerCommand: AsyncParsableCommand {
         guard (4096...Int(Int32.max)).contains(maxFrameBytes) else {
             throw ValidationError("--max-frame-bytes must be from 4096 to \(Int32.max), got \(maxFrameBytes)")
         }
+        do { _ = try LogLevelSetting.parse(logLevel) } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: (logLevel ?? ProcessInfo.processInfo.environment["TOWER_LOG_LEVEL"] ?? "info").lowercased()) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogLevelSetting.bootstrap((try? LogLevelSetting.parse(logLevel)) ?? .info)
         let logger = Logger(label: "tower.worker")
         do {
             guard let colon = coordinator.lastIndex(of: ":"), let port = Int(coordinator[coordinator.index(after: colon)...]) else {
@@ -51,6 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
             guard identity.role == .worker else {
                 throw IdentityError.unreadable(path: cert, reason: "issued for role \(identity.role?.rawValue ?? "none"); a worker needs `coordinator certs issue NAME --role worker`")
             }
+            if let warning = identity.keyFileWarning { logger.warning("\(warning)") }
             var labelMap: [String: String] = [:]
             for label in labels {
                 let parts = label.split(separator: "=", maxSplits: 1)
@@ -59,7 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             var config = WorkerConfig(host: host, port: port, identity: identity, name: name ?? identity.name,
                                       slots: slots ?? ProcessInfo.processInfo.activeProcessorCount,
-                                      cacheDirectory: URL(fileURLWithPath: cacheDir))
+                                      cacheDirectory: cacheDir.map { URL(fileURLWithPath: $0) } ?? WorkerConfig.defaultCacheDirectory(name: identity.name))
             config.labels = labelMap
             config.maxFrameBytes = maxFrameBytes
             let agent = try WorkerAgent(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)

@@ -57,6 +57,15 @@ public enum MetricName {
         return out
     }
 
+    /// Whether a smaller value of the stored metric `name` (bare or behind a data set's
+    /// prefix) is better: the losses. Every other metric Tower records is better larger,
+    /// so "best first" sorts by this.
+    public static func lowerIsBetter(_ name: String) -> Bool {
+        let prefix = [trainPrefix, validPrefix, testPrefix, holdoutPrefix].first { name.hasPrefix($0) }
+        let bare = prefix.map { String(name.dropFirst($0.count)) } ?? name
+        return bare == logLoss || bare == brier
+    }
+
     /// `value` as people read the bare metric `metric`: counts as integers, everything
     /// else (rates, AUC, losses, ranking metrics) with four decimals; NaN as "n/a".
     public static func formatted(_ value: Double, of metric: String) -> String {

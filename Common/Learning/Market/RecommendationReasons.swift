@@ -21,8 +21,26 @@ public enum TopReasons {
             .sorted { contributions[$0] > contributions[$1] || (contributions[$0] == contributions[$1] && $0 < $1) }
         return order.prefix(count).map { j in
             let name = schema.features[j].name
-            return RecommendationReason(feature: name, phrase: phrases[name] ?? name, contribution: contributions[j])
+            return RecommendationReason(feature: name, phrase: phrase(name, phrases), contribution: contributions[j])
         }
+    }
+
+    /// A feature in words: its phrase, else its name read as words (`listing_age_days` →
+    /// "listing age days"), so a reason line never mixes identifiers with phrases.
+    static func phrase(_ feature: String, _ phrases: [String: String]) -> String {
+        phrases[feature] ?? feature.replacingOccurrences(of: "_", with: " ")
+    }
+
+    /// What raised and what lowered one row's score, `count` of each at most, largest
+    /// first: a low score is explained by what pulled it down, not only by what helped.
+    public static func both(_ model: GradientBoostedModel, row: [Float], count: Int = 3,
+                            phrases: [String: String] = PairFeatures.reasonPhrases) -> (raising: [RecommendationReason], lowering: [RecommendationReason]) {
+        var phi = TreeSHAP.contributions(model, row: row)
+        for (j, f) in model.schema.features.enumerated() where PairFeatures.userFeatures.contains(f.name) { phi[j] = 0 }
+        let raising = reasons(contributions: phi, schema: model.schema, count: count, phrases: phrases)
+        let lowering = reasons(contributions: phi.map { -$0 }, schema: model.schema, count: count, phrases: phrases)
+            .map { RecommendationReason(feature: $0.feature, phrase: $0.phrase, contribution: -$0.contribution) }
+        return (raising, lowering)
     }
 
     /// Reasons for one recommended pair. Features of the user alone (age, budget, …) raise

@@ -142,6 +142,11 @@ public final class ClusterClient: @unchecked Sendable {
         }
     }
 
+    public func experiments() async throws -> [WireExperimentInfo] {
+        guard case let .experimentList(list) = try await self.request(.listExperiments(WireListExperiments())) else { throw unexpected("ListExperiments") }
+        return list.experiments
+    }
+
     public func runs(experiment: String, sortBy: String = "", ascending: Bool = false) async throws -> [WireRunInfo] {
         let request = WireListRuns.with { $0.experiment = experiment; $0.sortBy = sortBy; $0.ascending = ascending }
         guard case let .runList(list) = try await self.request(.listRuns(request)) else { throw unexpected("ListRuns") }

@@ -32,7 +32,7 @@ public final class WireClient: @unchecked Sendable {
         onMessage: @escaping (WireEnvelope) -> Void = { _ in }
     ) async throws -> WireClient {
         let sslContext = try identity.makeClientContext()
-        let handler = ClientSessionHandler(onMessage: onMessage)
+        let handler = ClientSessionHandler(onMessage: onMessage, dialled: host)
         let isIP = IPAddressBytes(host) != nil
         let channel: Channel
         do {
@@ -133,8 +133,11 @@ final class ClientSessionHandler: ChannelInboundHandler {
     /// When the last frame arrived; read on the channel's event loop.
     private(set) var lastRead = NIODeadline.now()
     private let onMessage: (WireEnvelope) -> Void
+    /// The host as dialled, for errors that must name it (BoringSSL's do not).
+    private let dialled: String
 
-    init(onMessage: @escaping (WireEnvelope) -> Void) {
+    init(onMessage: @escaping (WireEnvelope) -> Void, dialled: String) {
+        self.dialled = dialled
         self.onMessage = onMessage
     }
 
@@ -192,7 +195,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        failAll(Self.explain(error))
+        failAll(Self.explain(error, dialled: dialled))
         context.close(promise: nil)
     }
 
@@ -212,8 +215,12 @@ final class ClientSessionHandler: ChannelInboundHandler {
     }
 
     /// TLS failures arrive as BoringSSL error stacks; say what they mean for an operator.
-    static func explain(_ error: Error) -> Error {
+    static func explain(_ error: Error, dialled host: String) -> Error {
         if let wire = error as? WireError { return wire }
+        // BoringSSL's own words name no address ("Couldn't find <none>" when dialling an IP).
+        if let ssl = error as? NIOSSLExtraError, ssl == .failedToValidateHostname {
+            return WireError.hostNotInCertificate(host: host)
+        }
         if let frame = error as? WireFrameError { return frame.error }
         if let ssl = error as? NIOSSLError, case .handshakeFailed = ssl {
             return WireError.unauthenticated(reason: "TLS handshake failed (\(ssl)): check that this certificate was issued by the cluster's CA, is not expired or revoked, and that the coordinator's certificate names the host you dialed")

@@ -507,6 +507,22 @@ public nonisolated struct WireEnvelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .rerunRun(newValue)}
   }
 
+  public var listExperiments: WireListExperiments {
+    get {
+      if case .listExperiments(let v)? = _storage._body {return v}
+      return WireListExperiments()
+    }
+    set {_uniqueStorage()._body = .listExperiments(newValue)}
+  }
+
+  public var experimentList: WireExperimentList {
+    get {
+      if case .experimentList(let v)? = _storage._body {return v}
+      return WireExperimentList()
+    }
+    set {_uniqueStorage()._body = .experimentList(newValue)}
+  }
+
   /// Feature store (operators ingest; the gateway sends events and reads recommendations)
   public var ingest: WireIngest {
     get {
@@ -738,6 +754,8 @@ public nonisolated struct WireEnvelope: @unchecked Sendable {
     case subscribe(WireSubscribe)
     case promotionEvent(WirePromotionEvent)
     case rerunRun(WireRerunRun)
+    case listExperiments(WireListExperiments)
+    case experimentList(WireExperimentList)
     /// Feature store (operators ingest; the gateway sends events and reads recommendations)
     case ingest(WireIngest)
     case ingestResult(WireIngestResult)
@@ -1373,6 +1391,9 @@ public nonisolated struct WireTaskResult: Sendable {
 
   public var error: String = String()
 
+  /// queued, running, succeeded, failed or cancelled.
+  public var state: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1629,6 +1650,45 @@ public nonisolated struct WireRunList: Sendable {
   // methods supported on all messages.
 
   public var runs: [WireRunInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireListExperiments: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireExperimentInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var runs: UInt32 = 0
+
+  /// When its latest run started; 0 without runs.
+  public var lastRunAtMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireExperimentList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experiments: [WireExperimentInfo] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2705,7 +2765,7 @@ nonisolated extension WireJobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{2}\u{8}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0\u{3}list_shorts\0\u{3}short_list\0\u{3}get_short\0\u{1}short\0\u{3}approve_short\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{2}\u{9}hello\0\u{1}welcome\0\u{1}error\0\u{1}heartbeat\0\u{1}ack\0\u{2}\u{6}tasks\0\u{1}results\0\u{3}cancel_tasks\0\u{1}drain\0\u{1}progress\0\u{4}\u{6}blob_request\0\u{3}blob_chunk\0\u{4}\u{9}submit_job\0\u{3}job_accepted\0\u{3}list_jobs\0\u{3}job_list\0\u{3}get_job\0\u{1}job\0\u{3}list_workers\0\u{3}worker_list\0\u{3}cancel_job\0\u{3}get_task_results\0\u{3}task_results\0\u{4}\u{a}list_runs\0\u{3}run_list\0\u{3}list_models\0\u{3}model_list\0\u{3}get_model\0\u{3}model_detail\0\u{1}promote\0\u{1}rollback\0\u{3}promotion_result\0\u{2}\u{2}subscribe\0\u{3}promotion_event\0\u{3}rerun_run\0\u{3}list_experiments\0\u{3}experiment_list\0\u{2}\u{6}ingest\0\u{3}ingest_result\0\u{3}get_recommendations\0\u{3}recommendation_list\0\u{3}build_training_set\0\u{3}training_set\0\u{1}events\0\u{3}events_accepted\0\u{4}\u{3}list_pipelines\0\u{3}pipeline_list\0\u{3}list_pipeline_runs\0\u{3}pipeline_run_list\0\u{3}trigger_pipeline\0\u{3}pipeline_run\0\u{3}get_drift_report\0\u{3}drift_report\0\u{3}get_serving_snapshot\0\u{3}serving_snapshot\0\u{3}list_shorts\0\u{3}short_list\0\u{3}get_short\0\u{1}short\0\u{3}approve_short\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
@@ -3196,6 +3256,32 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
             _storage._body = .rerunRun(v)
           }
         }()
+        case 73: try {
+          var v: WireListExperiments?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listExperiments(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listExperiments(v)
+          }
+        }()
+        case 74: try {
+          var v: WireExperimentList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .experimentList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .experimentList(v)
+          }
+        }()
         case 80: try {
           var v: WireIngest?
           var hadOneofValue = false
@@ -3650,6 +3736,14 @@ nonisolated extension WireEnvelope: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case .rerunRun?: try {
         guard case .rerunRun(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 72)
+      }()
+      case .listExperiments?: try {
+        guard case .listExperiments(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 73)
+      }()
+      case .experimentList?: try {
+        guard case .experimentList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 74)
       }()
       case .ingest?: try {
         guard case .ingest(let v)? = _storage._body else { preconditionFailure() }
@@ -5021,7 +5115,7 @@ nonisolated extension WireGetTaskResults: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension WireTaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}worker\0\u{1}attempts\0\u{1}output\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}worker\0\u{1}attempts\0\u{1}output\0\u{1}error\0\u{1}state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5034,6 +5128,7 @@ nonisolated extension WireTaskResult: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.output) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.state) }()
       default: break
       }
     }
@@ -5055,6 +5150,9 @@ nonisolated extension WireTaskResult: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 5)
     }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5064,6 +5162,7 @@ nonisolated extension WireTaskResult: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.attempts != rhs.attempts {return false}
     if lhs.output != rhs.output {return false}
     if lhs.error != rhs.error {return false}
+    if lhs.state != rhs.state {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5674,6 +5773,95 @@ nonisolated extension WireRunList: SwiftProtobuf.Message, SwiftProtobuf._Message
 
   public static func ==(lhs: WireRunList, rhs: WireRunList) -> Bool {
     if lhs.runs != rhs.runs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireListExperiments: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListExperiments"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireListExperiments, rhs: WireListExperiments) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireExperimentInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExperimentInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}runs\0\u{3}last_run_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.runs) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.lastRunAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.runs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.runs, fieldNumber: 2)
+    }
+    if self.lastRunAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastRunAtMs, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireExperimentInfo, rhs: WireExperimentInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.runs != rhs.runs {return false}
+    if lhs.lastRunAtMs != rhs.lastRunAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireExperimentList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExperimentList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiments\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.experiments) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experiments.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.experiments, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireExperimentList, rhs: WireExperimentList) -> Bool {
+    if lhs.experiments != rhs.experiments {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -22,6 +22,9 @@ public struct CertificateRecord: Codable, Sendable, Equatable {
     public var notValidAfter: Date
     public var revoked: Bool
     public var revokedAt: Date?
+
+    /// Neither revoked nor expired: the certificate a name stands for.
+    public var isLive: Bool { !revoked && notValidAfter > Date() }
 }
 
 public enum IdentityError: Error, CustomStringConvertible, Equatable {
@@ -33,6 +36,12 @@ public enum IdentityError: Error, CustomStringConvertible, Equatable {
     case invalidName(String)
     /// The private key is not the one the certificate was issued for.
     case keyMismatch(certificate: String, key: String)
+    /// A valid certificate already carries this name: a second one would make `revoke NAME`
+    /// ambiguous and the two holders indistinguishable in logs.
+    case nameTaken(name: String, serial: String)
+    /// Several unrevoked certificates share the name (an index written before names were
+    /// unique): revoking by name would deny them all.
+    case ambiguousName(name: String, serials: [String])
 
     public var description: String {
         switch self {
@@ -50,6 +59,10 @@ public enum IdentityError: Error, CustomStringConvertible, Equatable {
             return "invalid certificate name \(name): use letters, digits, '-', '_' and '.'"
         case let .keyMismatch(certificate, key):
             return "the private key \(key) does not belong to the certificate \(certificate); pass the key file issued with that certificate (NAME-key.pem beside NAME.pem)"
+        case let .nameTaken(name, serial):
+            return "a valid certificate named \(name) exists already (serial \(serial)); add --replace to issue a new one and revoke that serial, or choose another name"
+        case let .ambiguousName(name, serials):
+            return "\(serials.count) valid certificates are named \(name) (serials \(serials.joined(separator: ", "))); revoke one by its serial: `coordinator certs revoke SERIAL`"
         }
     }
 }
@@ -164,9 +177,15 @@ public struct ClusterCA {
     }
 
     /// Issues and writes `NAME.pem` / `NAME-key.pem` into `outputDirectory` (default: the
-    /// CA directory), and records the serial in the index.
+    /// CA directory), and records the serial in the index. A name held by a valid
+    /// certificate is refused unless `replace`, which revokes the old serial in the same
+    /// index write, so the name never stands for two live certificates.
     @discardableResult
-    public func issueAndWrite(name: String, role: ClusterRole, hosts: [String] = [], validityDays: Int = 825, outputDirectory: URL? = nil) throws -> (IssuedIdentity, certificate: URL, key: URL) {
+    public func issueAndWrite(name: String, role: ClusterRole, hosts: [String] = [], validityDays: Int = 825, outputDirectory: URL? = nil,
+                              replace: Bool = false) throws -> (IssuedIdentity, certificate: URL, key: URL) {
+        var index = try Self.readIndex(in: directory)
+        let holders = index.indices.filter { index[$0].name == name && index[$0].isLive }
+        if let current = holders.first, !replace { throw IdentityError.nameTaken(name: name, serial: index[current].serial) }
         let identity = try issue(name: name, role: role, hosts: hosts, validityDays: validityDays)
         let out = outputDirectory ?? directory
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
@@ -174,29 +193,39 @@ public struct ClusterCA {
         let keyURL = out.appendingPathComponent("\(name)-key.pem")
         try Self.writeFile(certURL, identity.certificatePEM, private: false)
         try Self.writeFile(keyURL, identity.privateKeyPEM, private: true)
-        var index = try Self.readIndex(in: directory)
+        for i in holders {
+            index[i].revoked = true
+            index[i].revokedAt = Date()
+        }
         index.append(CertificateRecord(serial: identity.serial, name: name, role: role, notValidAfter: identity.notValidAfter, revoked: false, revokedAt: nil))
         try Self.writeIndex(index, in: directory)
         return (identity, certURL, keyURL)
     }
 
-    /// Marks every certificate whose serial or name is `serialOrName` revoked. Returns the
-    /// records it changed. A running coordinator re-reads the index on the next connection.
+    /// Revokes the certificate with serial `serialOrName`, or the one valid certificate
+    /// with that name (a replaced one is already revoked, so a name still picks exactly
+    /// one). Returns the records it changed. A running coordinator re-reads the index on
+    /// the next connection.
     @discardableResult
     public static func revoke(_ serialOrName: String, in directory: URL) throws -> [CertificateRecord] {
         var index = try readIndex(in: directory)
-        var changed: [CertificateRecord] = []
         let needle = serialOrName.lowercased()
-        for i in index.indices where index[i].serial.lowercased() == needle || index[i].name == serialOrName {
-            if !index[i].revoked {
-                index[i].revoked = true
-                index[i].revokedAt = Date()
-            }
-            changed.append(index[i])
+        var targets = index.indices.filter { index[$0].serial.lowercased() == needle }
+        if targets.isEmpty {
+            let named = index.indices.filter { index[$0].name == serialOrName }
+            let live = named.filter { index[$0].isLive }
+            guard live.count <= 1 else { throw IdentityError.ambiguousName(name: serialOrName, serials: live.map { index[$0].serial }) }
+            // Revoking a name whose certificates are all revoked already changes nothing
+            // and says so by listing them.
+            targets = live.isEmpty ? named : live
         }
-        guard !changed.isEmpty else { throw IdentityError.unknownCertificate(serialOrName) }
+        guard !targets.isEmpty else { throw IdentityError.unknownCertificate(serialOrName) }
+        for i in targets where !index[i].revoked {
+            index[i].revoked = true
+            index[i].revokedAt = Date()
+        }
         try writeIndex(index, in: directory)
-        return changed
+        return targets.map { index[$0] }
     }
 
     public static func readIndex(in directory: URL) throws -> [CertificateRecord] {
@@ -226,7 +255,7 @@ public struct ClusterCA {
 
     /// Writes atomically (temp file + rename) with mode 0600 for private keys, so a key is
     /// never readable by others, not even for an instant.
-    static func writeFile(_ url: URL, _ text: String, private isPrivate: Bool) throws {
+    public static func writeFile(_ url: URL, _ text: String, private isPrivate: Bool) throws {
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
         let created = FileManager.default.createFile(
             atPath: tmp.path, contents: Data(text.utf8),

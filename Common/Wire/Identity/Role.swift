@@ -47,13 +47,13 @@ public enum Permissions {
             // The gateway feeds events back and serves stored recommendations.
             return role == .operator || role == .gateway
         case .submitJob, .cancelJob, .promote, .rollback, .rerunRun,
-             .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns:
+             .listJobs, .getJob, .listWorkers, .getTaskResults, .listRuns, .listExperiments:
             return role == .operator
         case .listModels, .getModel, .subscribe:
             // The gateway reads models to serve the champion.
             return role == .operator || role == .gateway
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
+             .runList, .experimentList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
              .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             // Only the coordinator sends these.
@@ -89,6 +89,8 @@ public enum Permissions {
         case .progress: return "ProgressBatch"
         case .listRuns: return "ListRuns"
         case .runList: return "RunList"
+        case .listExperiments: return "ListExperiments"
+        case .experimentList: return "ExperimentList"
         case .listModels: return "ListModels"
         case .modelList: return "ModelList"
         case .getModel: return "GetModel"

@@ -12,6 +12,9 @@ public struct TLSIdentity: Sendable {
     public let trustRoots: [NIOSSLCertificate]
     /// The parsed leaf certificate (its role and name).
     public let certificate: Certificate
+    /// Set when the private key file can be read by other users: the process still starts
+    /// (a shared test host is not an attack), but it should say so loudly.
+    public private(set) var keyFileWarning: String?
 
     public init(certificatePEM: String, privateKeyPEM: String, caPEM: String) throws {
         try self.init(certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM, caPEM: caPEM,
@@ -51,6 +54,14 @@ public struct TLSIdentity: Sendable {
         }
         let cert = try read(certPath, "certificate"), key = try read(keyPath, "private key"), ca = try read(caPath, "CA")
         try self.init(certificatePEM: cert, privateKeyPEM: key, caPEM: ca, sources: (certPath, keyPath, caPath))
+        keyFileWarning = Self.keyFileWarning(keyPath)
+    }
+
+    /// Why the key file at `path` is exposed, or nil when only its owner can read it.
+    public static func keyFileWarning(_ path: String) -> String? {
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? NSNumber,
+              mode.intValue & 0o077 != 0 else { return nil }
+        return "the private key \(path) is readable by other users (mode \(String(mode.intValue & 0o777, radix: 8))); run `chmod 600 \(path)`"
     }
 
     public var role: ClusterRole? { certificate.towerRole }

@@ -32,11 +32,15 @@ public protocol JobKindDescriptor: Sendable {
     static var failureRule: JobFailureRule { get }
     /// The finished job's summary as lines for people (CLI, dashboard).
     static func describe(_ summary: Summary) -> [String]
+    /// The finished job's summary as the JSON API serves it, and its schema in the API's
+    /// OpenAPI document; a kind without one serves `summary: null`.
+    static var summaryShape: JSONShape<Summary>? { get }
 }
 
 extension JobKindDescriptor {
     public static var requiredTools: [String] { [] }
     public static var failureRule: JobFailureRule { .allMustSucceed }
+    public static var summaryShape: JSONShape<Summary>? { nil }
 
     /// A spec as sent by any client: the binary message, or its protobuf JSON mapping
     /// (what `coordinator submit KIND --spec FILE` sends). A proto3 message never starts
@@ -58,7 +62,13 @@ extension JobKindDescriptor {
                        guard !data.isEmpty else { return [] }
                        guard let summary = try? Summary(serializedBytes: data) else { return ["(summary unreadable: \(data.count) bytes)"] }
                        return describe(summary)
-                   })
+                   },
+                   summaryJSON: { data in
+                       // No summary yet (a job still running) is null, not a summary of zeros.
+                       guard !data.isEmpty, let shape = summaryShape, let summary = try? Summary(serializedBytes: data) else { return .null }
+                       return shape.render(summary)
+                   },
+                   summarySchema: summaryShape?.schema)
     }
 }
 
@@ -70,6 +80,9 @@ public struct AnyJobKind: Sendable {
     /// The spec in its binary form, from either form a client may send.
     public let normalizeSpec: @Sendable (Data) throws -> Data
     public let describe: @Sendable (Data) -> [String]
+    public let summaryJSON: @Sendable (Data) -> JSONValue
+    /// The schema of `summaryJSON`'s objects; nil when the kind serves none.
+    public let summarySchema: JSONValue?
 }
 
 private extension UInt8 {

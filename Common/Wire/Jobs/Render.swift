@@ -9,6 +9,13 @@ public enum RenderKind: JobKindDescriptor {
     public static let name = "render"
     public static let requiredTools = ["ffmpeg", "ffprobe", "espeak-ng"]
 
+    public static var summaryShape: JSONShape<WireRenderSummary>? {
+        JSONShape([
+            .strings("short_ids", \.shortIds, "The rendered shorts, waiting for review."),
+            .integer("rendered", \.rendered, "Shorts rendered."),
+        ])
+    }
+
     public static func describe(_ s: WireRenderSummary) -> [String] {
         var lines = ["render: \(s.rendered) short\(s.rendered == 1 ? "" : "s") rendered, waiting for review (`coordinator shorts`)"]
         lines += s.shortIds.map { "  \($0)  (`coordinator shorts get \($0) --out FILE`)" }

@@ -11,10 +11,15 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// The directory the listings' `photos` paths are relative to (`photos_dir:`); nil =
     /// `<data_dir>/photos`. Render jobs read photos from here only.
     public var photosDirectory: String?
-    public var certificate = "./tower-certs/coordinator.pem"
-    public var privateKey = "./tower-certs/coordinator-key.pem"
-    public var ca = "./tower-certs/ca.pem"
-    /// The certificate directory whose index.json lists revoked serials; nil = the CA's.
+    /// Explicit paths of this coordinator's certificate, key and the cluster CA
+    /// (`certificate:`/`--cert`, `private_key:`/`--key`, `ca:`/`--ca`); nil = the file
+    /// `certs issue` wrote into the certificate directory, so `certs_dir` alone suffices.
+    public var certificate: String?
+    public var privateKey: String?
+    public var ca: String?
+    /// The certificate directory (`certs_dir:`/`--certs-dir`): where the files above are
+    /// looked for and whose index.json lists revoked serials; nil = the CA's directory
+    /// when `ca` is given, else ./tower-certs.
     public var certsDirectory: String?
     public var leaseTimeoutMs: UInt64 = 30_000
     public var heartbeatIntervalMs: UInt32 = 5_000
@@ -58,7 +63,62 @@ public struct CoordinatorSettings: Sendable, Equatable {
     }
 
     public var revocationDirectory: String {
-        certsDirectory ?? URL(fileURLWithPath: ca).deletingLastPathComponent().path
+        certsDirectory ?? ca.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? Self.defaultCertsDirectory
+    }
+
+    public static let defaultCertsDirectory = "./tower-certs"
+
+    /// What stops `directory` from being created, in the system's words: the first
+    /// ancestor that exists and is not a writable directory.
+    static func reason(creating directory: URL) -> String {
+        var ancestor = directory
+        while !FileManager.default.fileExists(atPath: ancestor.path) && ancestor.path != "/" {
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory)
+        if !isDirectory.boolValue { return "\(ancestor.path) is a file, not a directory" }
+        return access(ancestor.path, W_OK) == 0 ? "cannot create it" : "\(ancestor.path): \(String(cString: strerror(errno)))"
+    }
+
+    private var certificatesDirectory: URL { URL(fileURLWithPath: certsDirectory ?? Self.defaultCertsDirectory) }
+    public var certificatePath: String { certificate ?? certificatesDirectory.appendingPathComponent("coordinator.pem").path }
+    public var privateKeyPath: String { privateKey ?? certificatesDirectory.appendingPathComponent("coordinator-key.pem").path }
+    public var caPath: String { ca ?? certificatesDirectory.appendingPathComponent(ClusterCA.caFile).path }
+
+    /// Loads the coordinator's certificate; a missing file names the key and flag that
+    /// chose it, since the usual cause is a config whose paths are not where the
+    /// certificates were made.
+    public func identity() throws -> TLSIdentity {
+        let files: [(path: String, explicit: Bool, key: String, flag: String, name: String)] = [
+            (certificatePath, certificate != nil, "certificate", "--cert", "coordinator.pem"),
+            (privateKeyPath, privateKey != nil, "private_key", "--key", "coordinator-key.pem"),
+            (caPath, ca != nil, "ca", "--ca", ClusterCA.caFile),
+        ]
+        for file in files where !FileManager.default.isReadableFile(atPath: file.path) {
+            let chosenBy = file.explicit ? "\(file.key): in the config or \(file.flag)"
+                : certsDirectory == nil ? "the default certificate directory \(Self.defaultCertsDirectory) (its \(file.name)); set certs_dir: / --certs-dir"
+                : "certs_dir: / --certs-dir (its \(file.name))"
+            throw ConfigError.missingFile(path: file.path, chosenBy: chosenBy)
+        }
+        return try TLSIdentity(certificate: certificatePath, key: privateKeyPath, ca: caPath)
+    }
+
+    /// Creates the data directory if needed and proves it writable before anything opens
+    /// in it, so a read-only or foreign-owned directory is one clear error at start.
+    public func writableDataDirectory() throws -> URL {
+        let data = URL(fileURLWithPath: dataDirectory)
+        do {
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigError.dataDirectoryNotWritable(path: data.path, reason: Self.reason(creating: data))
+        }
+        let probe = data.appendingPathComponent(".write-check-\(getpid())").path
+        let fd = open(probe, O_CREAT | O_WRONLY, 0o600)
+        guard fd >= 0 else { throw ConfigError.dataDirectoryNotWritable(path: data.path, reason: String(cString: strerror(errno))) }
+        close(fd)
+        unlink(probe)
+        return data
     }
 
     /// The YAML keys, all optional.
@@ -84,11 +144,16 @@ public struct CoordinatorSettings: Sendable, Equatable {
         var retrain_on_drift: RetrainOnDrift?
     }
 
+    /// Every top-level key the YAML may hold.
+    public static let yamlKeys: Set<String> = [
+        "listen", "data_dir", "photos_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
+        "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
+        "connection_limits", "drift", "pipelines", "retrain_on_drift", "shorts",
+    ]
+
     /// Reads a YAML config; unknown keys and bad values are errors naming the key.
     public static func load(yaml text: String, path: String = "config") throws -> CoordinatorSettings {
-        let known: Set<String> = ["listen", "data_dir", "photos_dir", "certificate", "private_key", "ca", "certs_dir", "lease_timeout_seconds",
-                                  "heartbeat_interval_seconds", "max_attempts", "max_frame_bytes", "prefetch_per_slot", "metrics_listen", "promotion", "api_listen", "durability",
-                                  "connection_limits", "drift", "pipelines", "retrain_on_drift", "shorts"]
+        let known = yamlKeys
         let root: Node?
         do { root = try Yams.compose(yaml: text) }
         catch { throw ConfigError.malformedYAML(path: path, line: Self.line(of: error), reason: Self.problem(of: error)) }
@@ -112,9 +177,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let listen = file.listen { (s.listenHost, s.listenPort) = try parseHostPort(listen, key: "listen") }
         if let v = file.data_dir { s.dataDirectory = v }
         s.photosDirectory = file.photos_dir
-        if let v = file.certificate { s.certificate = v }
-        if let v = file.private_key { s.privateKey = v }
-        if let v = file.ca { s.ca = v }
+        s.certificate = file.certificate
+        s.privateKey = file.private_key
+        s.ca = file.ca
         s.certsDirectory = file.certs_dir
         if let v = file.lease_timeout_seconds {
             s.leaseTimeoutMs = try milliseconds(v, key: "\(path): lease_timeout_seconds", from: 0.2, to: maxLeaseTimeoutSeconds)
@@ -247,6 +312,10 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case malformedYAML(path: String, line: Int?, reason: String)
     /// A listener could not bind `address`, usually because another process holds it.
     case cannotListen(service: String, address: String, reason: String, flag: String)
+    /// A certificate file the settings point at cannot be read; `chosenBy` says which
+    /// key or flag chose the path.
+    case missingFile(path: String, chosenBy: String)
+    case dataDirectoryNotWritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -260,6 +329,10 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         case let .cannotListen(service, address, reason, flag):
             let disable = flag == "--listen" ? "" : ", or \"\" to disable it"
             return "configuration error: cannot serve \(service) on \(address): \(reason) — is another coordinator or program using that address? choose another with \(flag)\(disable)"
+        case let .missingFile(path, chosenBy):
+            return "configuration error: cannot read \(path) (chosen by \(chosenBy)); point it at the directory `coordinator certs init/issue --dir DIR` wrote, e.g. --certs-dir DIR"
+        case let .dataDirectoryNotWritable(path, reason):
+            return "configuration error: the data directory \(path) is not writable (\(reason)); create it for the user running the coordinator (e.g. `sudo install -d -o $USER \(path)`) or choose another with data_dir: / --data-dir"
         }
     }
 }

@@ -127,7 +127,7 @@ public enum APIFuzzer {
             prefix = rng.pick(["*", "api/v1", "/api/v1/%ZZ", "/api/v1/%", "/api/v1/\u{7F}", "/api/v1/a b", "/api/v1/日本"])
         default: break
         }
-        let route = rng.pick(["jobs", "jobs/*", "workers", "experiments/*/runs", "models", "models/*", "*", "*/*", "jobs/*/*", "models/*/*/*"])
+        let route = rng.pick(["jobs", "jobs/*", "workers", "experiments", "experiments/*/runs", "openapi.json", "models", "models/*", "*", "*/*", "jobs/*/*", "models/*/*/*"])
         for part in route.split(separator: "/") {
             if part == "*" {
                 let raw = segment(&rng)
@@ -264,8 +264,9 @@ public enum APIFuzzer {
     /// The status HTTPSAPI's routes promise a well-formed request: 405 for anything but
     /// GET, 404 outside the routes, 400 for a `limit` that is not a whole number ≥ 1, 403
     /// for a role the wire protocol does not let send the request the route mirrors, then
-    /// 200 for lists and 404 for single things (this fuzzer's coordinator has no job or
-    /// model by the random names it asks for).
+    /// 200 for lists and 404 for single things (this fuzzer's coordinator has no job,
+    /// model or experiment by the random names it asks for); the API's own document is
+    /// open to every cluster certificate.
     static func promisedStatus(method: String, prefix: String, segments: [String], limit: String?, role: ClusterRole) -> Int {
         guard method == "GET" else { return 405 }
         let parts = (prefix.split(separator: "/").map(String.init) + segments).filter { !$0.isEmpty }
@@ -281,7 +282,9 @@ public enum APIFuzzer {
         case 1 where route[0] == "models": return readsModels ? 200 : 403
         case 2 where route[0] == "jobs": return isOperator ? 404 : 403
         case 2 where route[0] == "models": return readsModels ? 404 : 403
-        case 3 where route[0] == "experiments" && route[2] == "runs": return isOperator ? 200 : 403
+        case 1 where route[0] == "experiments": return isOperator ? 200 : 403
+        case 1 where route[0] == "openapi.json": return 200
+        case 3 where route[0] == "experiments" && route[2] == "runs": return isOperator ? 404 : 403
         default: return 404
         }
     }

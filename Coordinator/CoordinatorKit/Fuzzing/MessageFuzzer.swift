@@ -170,7 +170,7 @@ public enum MessageFuzzer {
     public static let bodyNames = ["Hello", "Welcome", "Error", "Heartbeat", "Ack", "TaskBatch", "ResultBatch", "CancelTasks", "Drain",
                                    "ProgressBatch", "BlobRequest", "BlobChunk", "SubmitJob", "JobAccepted", "ListJobs", "JobList",
                                    "GetJob", "JobSummary", "ListWorkers", "WorkerList", "CancelJob", "GetTaskResults", "TaskResultList",
-                                   "ListRuns", "RunList", "ListModels", "ModelList", "GetModel", "ModelDetail", "Promote", "Rollback",
+                                   "ListRuns", "RunList", "ListExperiments", "ExperimentList", "ListModels", "ModelList", "GetModel", "ModelDetail", "Promote", "Rollback",
                                    "PromotionResult", "Subscribe", "PromotionEvent", "RerunRun", "Ingest", "IngestResult",
                                    "GetRecommendations", "RecommendationList", "BuildTrainingSet", "TrainingSetInfo", "EventBatch",
                                    "EventsAccepted", "ListPipelines", "PipelineList", "ListPipelineRuns", "PipelineRunList",
@@ -185,7 +185,7 @@ public enum MessageFuzzer {
         return [
             .worker: everyone.union(["ResultBatch", "Drain", "BlobChunk", "ProgressBatch"]),
             .operator: everyone.union(["SubmitJob", "CancelJob", "Promote", "Rollback", "RerunRun", "ListJobs", "GetJob", "ListWorkers",
-                                       "GetTaskResults", "ListRuns", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
+                                       "GetTaskResults", "ListRuns", "ListExperiments", "ListModels", "GetModel", "Subscribe", "BlobChunk", "Ingest",
                                        "BuildTrainingSet", "EventBatch", "GetRecommendations", "ListPipelines", "ListPipelineRuns",
                                        "TriggerPipeline", "GetDriftReport", "GetServingSnapshot", "ListShorts", "GetShort",
                                        "ApproveShort"]),
@@ -264,10 +264,11 @@ public enum MessageFuzzer {
         case .listJobs: return (.reply("JobList"), true)
         case .listWorkers: return (.reply("WorkerList"), true)
         case .listModels: return (.reply("ModelList"), true)
+        case .listExperiments: return (.reply("ExperimentList"), true)
         case let .listRuns(request): return (request.experiment.isEmpty ? .error(.invalidArgument) : .answer, true)
         case .submitJob, .getJob, .cancelJob, .getTaskResults, .getModel, .promote, .rollback, .rerunRun:
             return (.answer, true)
-        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults, .runList, .modelList,
+        case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults, .runList, .experimentList, .modelList,
              .modelDetail, .promotionResult, .promotionEvent, .ingestResult, .recommendationList, .trainingSet, .eventsAccepted,
              .pipelineList, .pipelineRunList, .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             // Unreachable: no role may send these (refused above).
@@ -359,6 +360,8 @@ public enum MessageFuzzer {
         case "ListRuns":
             return .listRuns(.with { $0.experiment = rng.pick(["fuzz", "", rng.string()]); $0.sortBy = rng.pick(["", "valid_auc", rng.string()]); $0.ascending = rng.bool() })
         case "RunList": return .runList(.with { $0.runs = [.with { r in r.id = rng.string(); r.metrics = ["m": rng.double()] }] })
+        case "ListExperiments": return .listExperiments(WireListExperiments())
+        case "ExperimentList": return .experimentList(.with { $0.experiments = [.with { e in e.name = rng.string(); e.runs = rng.uint32() }] })
         case "ListModels": return .listModels(WireListModels())
         case "ModelList": return .modelList(.with { $0.models = [.with { m in m.name = rng.string(); m.versions = rng.uint32() }] })
         case "GetModel": return .getModel(.with { $0.name = rng.pick(["match", rng.string()]) })

@@ -117,6 +117,9 @@ public struct JobPlanners: Sendable {
 
     public var kinds: [String] { byKind.keys.sorted() }
 
+    /// The descriptors of every kind planned here.
+    public var descriptors: [AnyJobKind] { kinds.compactMap { byKind[$0]?.descriptor } }
+
     public func planner(for kind: String) throws -> any JobPlanner {
         guard let planner = byKind[kind] else {
             throw WireError.invalidArgument("unknown job kind \"\(kind)\"; this coordinator runs: \(kinds.joined(separator: ", "))")

@@ -277,7 +277,8 @@ public final class ClusterCore: @unchecked Sendable {
         }
         let tools = (try? planners.planner(for: job.kind).descriptor.requiredTools) ?? []
         scheduler.addJob(job.id, maxAttempts: job.maxAttempts, pending: pending.map { ($0.id, $0.attempts) }, done: done, failed: failed,
-                         retries: retries, grants: grants, needs: Scheduler.Needs(kind: job.kind, tools: Set(tools)))
+                         retries: retries, grants: grants, needs: Scheduler.Needs(kind: job.kind, tools: Set(tools)),
+                         indices: Dictionary(pending.map { ($0.id, $0.index) }) { first, _ in first })
         if pending.isEmpty { finishIfEnded(job.id) }
         scheduleAssign()
     }
@@ -342,6 +343,7 @@ public final class ClusterCore: @unchecked Sendable {
                 r.attempts = UInt32(row.attempts)
                 r.output = row.output ?? Data()
                 r.error = row.error ?? ""
+                r.state = row.state.label
                 return r
             }
             return list
@@ -497,7 +499,7 @@ public final class ClusterCore: @unchecked Sendable {
                 if self.growing[job] == 0 { self.growing[job] = nil }
                 switch stored {
                 case let .success(ids):
-                    guard self.activeJobs[job] != nil, self.scheduler.addTasks(job, ids.map(\.id)) else {
+                    guard self.activeJobs[job] != nil, self.scheduler.addTasks(job, ids.map(\.id), indices: Dictionary(ids.map { ($0.id, $0.index) }) { first, _ in first }) else {
                         // Cancelled meanwhile: the new tasks end with it.
                         self.writer.enqueue(.cancelled(job: job))
                         self.finishIfEnded(job)

@@ -45,6 +45,17 @@ public struct Scheduler {
     public enum TaskState: String, Sendable {
         case queued, leased, done, failed, cancelled
         public var isTerminal: Bool { self == .done || self == .failed || self == .cancelled }
+
+        /// The words operators read for jobs too (`succeeded`, not `done`).
+        public var label: String {
+            switch self {
+            case .queued: return "queued"
+            case .leased: return "running"
+            case .done: return "succeeded"
+            case .failed: return "failed"
+            case .cancelled: return "cancelled"
+            }
+        }
     }
 
     public struct Lease: Equatable, Sendable {
@@ -66,6 +77,9 @@ public struct Scheduler {
 
     struct Task {
         var job: String
+        /// The task's index in its job, as `coordinator results` numbers it; nil when the
+        /// caller did not say (errors then name the task id).
+        var index: Int?
         var state: TaskState
         var attempts: Int
         var lease: Lease?
@@ -166,9 +180,10 @@ public struct Scheduler {
     /// (non-zero when a restarted coordinator resumes a job). `alreadyFinished` counts the
     /// tasks of the job that ended before (done, failed) so progress stays whole.
     /// `retries` carries the retries already spent, and `grants` the attempts already
-    /// handed out, so a resumed job keeps its bookkeeping exactly.
+    /// handed out, so a resumed job keeps its bookkeeping exactly. `indices` are the
+    /// tasks' indices in the job, for errors operators match against `results`.
     public mutating func addJob(_ job: String, maxAttempts: Int, pending: [(TaskID, attempts: Int)], done: Int = 0, failed: Int = 0,
-                                retries: Int = 0, grants: [TaskID: Grant] = [:], needs jobNeeds: Needs? = nil) {
+                                retries: Int = 0, grants: [TaskID: Grant] = [:], needs jobNeeds: Needs? = nil, indices: [TaskID: Int] = [:]) {
         needs[job] = jobNeeds
         if queues[job] == nil { jobOrder.append(job) }
         queues[job, default: TaskQueue()].reserve(pending.count)
@@ -178,7 +193,7 @@ public struct Scheduler {
         progress.retries = retries
         jobs[job] = progress
         for (id, attempts) in pending {
-            var task = Task(job: job, state: .queued, attempts: attempts)
+            var task = Task(job: job, index: indices[id], state: .queued, attempts: attempts)
             if let grant = grants[id] { task.grants = [grant] }
             tasks[id] = task
             queues[job, default: TaskQueue()].append(id)
@@ -189,12 +204,12 @@ public struct Scheduler {
     /// results arrive, possibly after every earlier task finished). Returns false if the
     /// job is unknown (ended and forgotten) or was cancelled.
     @discardableResult
-    public mutating func addTasks(_ job: String, _ pending: [TaskID]) -> Bool {
+    public mutating func addTasks(_ job: String, _ pending: [TaskID], indices: [TaskID: Int] = [:]) -> Bool {
         guard var progress = jobs[job], progress.cancelled == 0 else { return false }
         progress.total += pending.count
         jobs[job] = progress
         for id in pending {
-            tasks[id] = Task(job: job, state: .queued, attempts: 0)
+            tasks[id] = Task(job: job, index: indices[id], state: .queued, attempts: 0)
             queues[job, default: TaskQueue()].append(id)
         }
         return true
@@ -417,7 +432,7 @@ public struct Scheduler {
         if task.attempts >= progress.maxAttempts {
             task.state = .failed
             progress.failed += 1
-            if progress.firstError == nil { progress.firstError = "task \(id) failed after \(task.attempts) attempt(s): \(task.lastError ?? reason)" }
+            if progress.firstError == nil { progress.firstError = "task \(task.index.map(String.init) ?? "#\(id)") failed after \(task.attempts) attempt(s): \(task.lastError ?? reason)" }
             tasks[id] = task
             jobs[task.job] = progress
             return .failedForGood(attempts: task.attempts, jobEnd: finishIfDone(task.job))

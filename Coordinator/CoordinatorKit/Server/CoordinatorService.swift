@@ -31,10 +31,11 @@ public final class CoordinatorService: @unchecked Sendable {
         try settings.validate()
         self.settings = settings
         self.logger = logger
-        let identity = try TLSIdentity(certificate: settings.certificate, key: settings.privateKey, ca: settings.ca)
+        let identity = try settings.identity()
         guard identity.role == .coordinator else {
-            throw IdentityError.unreadable(path: settings.certificate, reason: "this certificate was issued for role \(identity.role?.rawValue ?? "none"), the coordinator needs one issued with --role coordinator")
+            throw IdentityError.unreadable(path: settings.certificatePath, reason: "this certificate was issued for role \(identity.role?.rawValue ?? "none"), the coordinator needs one issued with --role coordinator")
         }
+        if let warning = identity.keyFileWarning { logger.warning("\(warning)") }
         sslContext = try identity.makeServerContext()
         revocations = RevocationList(directory: settings.revocationDirectory, logger: logger)
         // Said at startup too, not only when the first peer is refused.
@@ -44,8 +45,7 @@ public final class CoordinatorService: @unchecked Sendable {
         clusterConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "cluster", logger: logger)
         apiConnections = ConnectionLimiter(limits: settings.connectionLimits, listener: "api", logger: logger)
         Self.raiseFileLimit(logger: logger)
-        let data = URL(fileURLWithPath: settings.dataDirectory)
-        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let data = try settings.writableDataDirectory()
         let store = try ClusterStore(path: data.appendingPathComponent("tower.sqlite").path, durability: settings.durability)
         let blobs = try BlobStore(root: data.appendingPathComponent("blobs"))
         ownsGroup = group == nil
@@ -112,9 +112,17 @@ public final class CoordinatorService: @unchecked Sendable {
         logger.info("coordinator listening", metadata: [
             "address": "\(settings.listenHost):\(self.port ?? settings.listenPort)",
             "data": "\(settings.dataDirectory)",
-            "metrics": "\(settings.metricsListen.isEmpty ? "off" : "\(metricsChannel?.localAddress?.description ?? "")")",
-            "api": "\(apiChannel?.localAddress?.description ?? "off")",
+            "metrics": "\(Self.hostPort(metricsChannel?.localAddress))",
+            "api": "\(Self.hostPort(apiChannel?.localAddress))",
         ])
+    }
+
+    /// `127.0.0.1:9464` or `[::1]:7444`, as the flags take it; NIO's own description
+    /// (`[IPv4]127.0.0.1/127.0.0.1:9464`) is not something an operator can paste.
+    static func hostPort(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "off" }
+        if case .v6 = address { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
     }
 
     /// Shuts down in order: listeners (nothing new arrives), then every connection (workers

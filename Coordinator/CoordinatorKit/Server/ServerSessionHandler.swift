@@ -121,6 +121,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
             core.loop.execute { core.recordProgress(batch, from: session) }
         case let .listRuns(request):
             reply(context: context, requestID: rid, core.registry.runs(request).map { .runList($0) })
+        case .listExperiments:
+            reply(context: context, requestID: rid, core.registry.experiments().map { .experimentList($0) })
         case .listModels:
             reply(context: context, requestID: rid, core.registry.models().map { .modelList($0) })
         case let .getModel(request):
@@ -159,7 +161,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
         case .ack, .error:
             break
         case .welcome, .tasks, .cancelTasks, .jobAccepted, .jobList, .job, .workerList, .taskResults,
-             .runList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
+             .runList, .experimentList, .modelList, .modelDetail, .promotionResult, .promotionEvent,
              .ingestResult, .recommendationList, .trainingSet, .eventsAccepted, .pipelineList, .pipelineRunList,
              .pipelineRun, .driftReport, .servingSnapshot, .shortList, .short:
             send(context: context, requestID: rid, error: .invalidArgument("\(Permissions.name(of: body)) is not a request the coordinator answers"))

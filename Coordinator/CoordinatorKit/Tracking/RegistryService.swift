@@ -25,8 +25,16 @@ public final class RegistryService: @unchecked Sendable {
     func runs(_ request: WireListRuns) -> EventLoopFuture<WireRunList> {
         offLoop {
             guard !request.experiment.isEmpty else { throw WireError.invalidArgument("name an experiment: `coordinator runs EXPERIMENT`") }
+            let runs = try self.tracking.runs(experiment: request.experiment, sortBy: request.sortBy.isEmpty ? nil : request.sortBy, ascending: request.ascending)
+            if runs.isEmpty, !(try self.tracking.experiments().contains { $0.name == request.experiment }) {
+                throw RegistryError.unknownExperiment(request.experiment, known: try self.tracking.experiments().map(\.name))
+            }
+            if !request.sortBy.isEmpty, !runs.contains(where: { $0.metrics[request.sortBy] != nil }) {
+                let known = Set(runs.flatMap(\.metrics.keys)).sorted()
+                throw RegistryError.unknownMetric(request.sortBy, experiment: request.experiment, known: known)
+            }
             var list = WireRunList()
-            for run in try self.tracking.runs(experiment: request.experiment, sortBy: request.sortBy.isEmpty ? nil : request.sortBy, ascending: request.ascending) {
+            for run in runs {
                 var info = WireRunInfo()
                 info.id = run.id
                 info.experiment = run.experiment
@@ -44,6 +52,20 @@ public final class RegistryService: @unchecked Sendable {
                     info.curveValues = curve.map(\.value)
                 }
                 list.runs.append(info)
+            }
+            return list
+        }
+    }
+
+    func experiments() -> EventLoopFuture<WireExperimentList> {
+        offLoop {
+            var list = WireExperimentList()
+            list.experiments = try self.tracking.experiments().map { e in
+                .with {
+                    $0.name = e.name
+                    $0.runs = UInt32(clamping: e.runs)
+                    $0.lastRunAtMs = e.lastRunAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+                }
             }
             return list
         }
@@ -125,8 +147,8 @@ extension RegistryError {
     /// Registry errors cross the wire as not-found or invalid-argument frames.
     var wire: WireError {
         switch self {
-        case .unknownModel, .unknownVersion, .unknownRun: return .notFound(what: description)
-        case .aliasMoved, .nothingToRollBack: return .invalidArgument(description)
+        case .unknownModel, .unknownVersion, .unknownRun, .unknownExperiment: return .notFound(what: description)
+        case .aliasMoved, .nothingToRollBack, .unknownMetric: return .invalidArgument(description)
         }
     }
 }

@@ -8,6 +8,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible, Sendable {
     case unknownRun(String)
     case aliasMoved(model: String, alias: String, expected: Int?, actual: Int?)
     case nothingToRollBack(model: String, alias: String)
+    case unknownExperiment(String, known: [String])
+    /// A sort metric no run of the experiment logged: sorting by it would order nothing.
+    case unknownMetric(String, experiment: String, known: [String])
 
     public var description: String {
         switch self {
@@ -21,6 +24,12 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(model)@\(alias) moved while deciding (expected version \(expected.map(String.init) ?? "none"), found \(actual.map(String.init) ?? "none")); the other decision stands — decide again against the new version"
         case let .nothingToRollBack(model, alias):
             return "\(model)@\(alias) has no earlier version to roll back to"
+        case let .unknownExperiment(name, known):
+            if known.isEmpty { return "no experiment named \(name), and none is recorded yet; `coordinator submit hpo …` records one" }
+            return "no experiment named \(name); experiments: \(known.joined(separator: ", ")) (`coordinator runs experiments` lists them with their runs)"
+        case let .unknownMetric(metric, experiment, known):
+            if known.isEmpty { return "no run of \(experiment) has logged a metric yet, so none (\(metric)) can sort them; leave out the sort" }
+            return "no run of \(experiment) logged \(metric); sort by one of: \(known.joined(separator: ", "))"
         }
     }
 }
@@ -39,6 +48,12 @@ public struct RunSummary: Sendable, Equatable {
     public var startedAt: Date?
     public var finishedAt: Date?
     public var error: String?
+}
+
+public struct ExperimentSummary: Sendable, Equatable {
+    public var name: String
+    public var runs: Int
+    public var lastRunAt: Date?
 }
 
 public struct ModelVersionRow: Sendable, Equatable {
@@ -213,6 +228,19 @@ public final class TrackingStore: @unchecked Sendable {
     public func run(_ id: String) throws -> RunSummary {
         guard let run = try runs(where: "run.id = ?", [id]).first else { throw RegistryError.unknownRun(id) }
         return run
+    }
+
+    /// Every experiment with its number of runs and when its latest run started, by name.
+    public func experiments() throws -> [ExperimentSummary] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT experiment.name AS name, COUNT(run.id) AS runs, MAX(run.started_at) AS last
+                FROM experiment LEFT JOIN run ON run.experiment_id = experiment.id
+                GROUP BY experiment.id ORDER BY experiment.name
+                """).map { row in
+                ExperimentSummary(name: row["name"], runs: row["runs"], lastRunAt: (row["last"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
     }
 
     /// Runs of an experiment, best first by `sortBy` (descending unless `ascending`).
