@@ -106,15 +106,6 @@ final class GatewayTestCluster: @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(gateway!.port_!)" }
 
-    func waitUntil(_ what: String, within seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw WireError.timedOut(what: what)
-    }
-
     func waitReady(version: Int? = nil) async throws {
         try await waitUntil("the gateway to serve \(version.map { "v\($0)" } ?? "a model")") {
             let (status, body) = try await get("/readyz")
@@ -150,6 +141,16 @@ final class GatewayTestCluster: @unchecked Sendable {
         _ = try? await gatewayTask?.value
         await service.shutdown()
     }
+}
+
+/// Polls `condition` until it holds; throws `timedOut(what)` after `seconds`.
+func waitUntil(_ what: String, within seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw WireError.timedOut(what: what)
 }
 
 func json(_ text: String) -> [String: Any] {

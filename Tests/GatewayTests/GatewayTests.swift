@@ -147,7 +147,7 @@ import Wire
 
         // Back: the queue drains in order, every event stored exactly once.
         try await t.restartCoordinator()
-        try await t.waitUntil("the queue to drain", within: 60) { t.gateway!.link.queue.isEmpty }
+        try await waitUntil("the queue to drain", within: 60) { t.gateway!.link.queue.isEmpty }
         let stored = try await t.service.core.store.pool.read { db in
             try String.fetchAll(db, sql: "SELECT event_id FROM fs_event WHERE event_id LIKE 'g%' ORDER BY event_id")
         }
@@ -169,7 +169,7 @@ import Wire
         let loaded = try #require(link.state.snapshot?.market)
 
         let stored = try t.storeScoreRun(job: "score-a", version: 1)
-        try await t.waitUntil("the gateway to take up score-a") { link.state.snapshot?.scoreJob == "score-a" }
+        try await waitUntil("the gateway to take up score-a") { link.state.snapshot?.scoreJob == "score-a" }
         #expect(link.state.snapshot?.market === loaded)
         let (status, body) = try await t.get("/v1/recommendations?user_id=3&k=4")
         #expect(status == 200, "\(body)")
@@ -205,7 +205,7 @@ import Wire
         let features = FeatureStore(t.service.core.store)
         let counts = try features.ingest(.listings, csv: [UInt8](try Data(contentsOf: files.appendingPathComponent("listings.csv"))), fileName: "listings.csv")
         #expect(counts.updated == 1)
-        try await t.waitUntil("the gateway to load the changed listings") { link.state.snapshot?.snapshotSha256 != loaded.sha256 }
+        try await waitUntil("the gateway to load the changed listings") { link.state.snapshot?.snapshotSha256 != loaded.sha256 }
         let reloaded = try #require(link.state.snapshot?.market)
         #expect(reloaded !== loaded)
         let id = changed.listings[0].id

@@ -33,7 +33,7 @@ struct UserAppBrowserTests {
         #expect(try await browser.text(try await browser.element("#status")) == "model match v1, \(snapshot.listings.count) active listings")
         try await browser.click(try await browser.element("#user option[value=\"\(user)\"]"))
         try await browser.click(try await browser.element("#show"))
-        try await browser.waitUntil("the cards to appear") { !(try await browser.elements(".card")).isEmpty }
+        try await waitUntil("the cards to appear") { !(try await browser.elements(".card")).isEmpty }
 
         let cards = try await browser.elements(".card")
         var shown: [Int] = []
@@ -49,7 +49,7 @@ struct UserAppBrowserTests {
         let before = try FeatureStore(t.service.core.store).counts().events
         try await browser.click(try await browser.element(card + " button.act[data-type=\"click\"]"))
         let done = try await browser.element(card + " .done")
-        try await browser.waitUntil("the click to be acknowledged") { try await browser.text(done) != "" }
+        try await waitUntil("the click to be acknowledged") { try await browser.text(done) != "" }
         #expect(try await browser.text(done) == "click recorded")
 
         // The click is in the coordinator's feature store, once, for this user and listing.
@@ -65,7 +65,7 @@ struct UserAppBrowserTests {
         try png.write(to: Self.artifacts.appendingPathComponent("gateway-user-app.png"))
 
         await browser.quit()
-        try await browser.waitUntil("Chromium and chromedriver to exit", within: 10) {
+        try await waitUntil("Chromium and chromedriver to exit", within: 10) {
             Browser.processes(mentioning: browser.profile.path).isEmpty && !browser.driver.isRunning
         }
         await t.stop()

@@ -56,7 +56,7 @@ final class Browser: @unchecked Sendable {
         do {
             var last = "no answer"
             do {
-                try await browser.waitUntil("chromedriver to accept sessions", within: 30) {
+                try await waitUntil("chromedriver to accept sessions", within: 30) {
                     do {
                         let status = try await browser.command(.GET, "/status") as? [String: Any]
                         last = "\(status ?? [:])"
@@ -145,15 +145,6 @@ final class Browser: @unchecked Sendable {
             throw WebDriverError(command: "screenshot", status: 200, code: "not base64", message: String(encoded.prefix(80)))
         }
         return png
-    }
-
-    func waitUntil(_ what: String, within seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw WireError.timedOut(what: what)
     }
 
     /// Ends the session (chromedriver closes Chromium), then kills what is left.
