@@ -132,7 +132,7 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
             }
             let next = ServingSnapshot(modelName: settings.model, modelVersion: Int(version), modelSha256: row.sha256, model: model,
                                        market: market, scoreJob: info.scoreJobID.isEmpty ? nil : info.scoreJobID,
-                                       scoreVersion: Int(info.scoreVersion))
+                                       scoreVersion: Int(info.scoreVersion), previous: current)
             state.swap(next)
             metrics.modelVersion(settings.model, version: Int(version))
             if current?.modelVersion != next.modelVersion || current?.snapshotSha256 != next.snapshotSha256 {

@@ -42,14 +42,20 @@ public final class ServingSnapshot: Sendable {
     public var listingsByID: [Int: StoredListingView] { market.listingsByID }
     public var snapshotSha256: String { market.sha256 }
 
+    /// `previous`: the snapshot being replaced; when it served the same model file on the
+    /// same market (only the score job moved), its recommender is kept as it is.
     public init(modelName: String, modelVersion: Int, modelSha256: String, model: TowerModel, market: ServingMarket,
-                scoreJob: String?, scoreVersion: Int) {
+                scoreJob: String?, scoreVersion: Int, previous: ServingSnapshot? = nil) {
         self.modelName = modelName
         self.modelVersion = modelVersion
         self.modelSha256 = modelSha256
         self.model = model
         self.market = market
-        recommender = Recommender(model: model, prepared: market.prepared, k: 100, reasonCount: 3)
+        if let previous, previous.modelSha256 == modelSha256, previous.market === market {
+            recommender = previous.recommender
+        } else {
+            recommender = Recommender(model: model, prepared: market.prepared, k: 100, reasonCount: 3)
+        }
         self.scoreJob = scoreVersion == modelVersion ? scoreJob : nil
         modelNameJSON = String(decoding: (try? JSONEncoder().encode(modelName)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
