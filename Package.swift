@@ -260,7 +260,8 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: ["GatewayKit", "CoordinatorKit", "Wire", "Learning", "gateway",
-                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/GatewayTests",
             swiftSettings: nioTargetSettings
         ),

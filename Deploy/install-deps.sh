@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tower needs. Idempotent: skips what is present, and runs
-# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media] [--test]
-# --test adds what the multi-host tests use (network namespaces, nftables for half-open links).
+# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media] [--test] [--bench]
+# --test adds what the multi-host tests use (network namespaces, nftables for half-open links)
+# and the browser the user app's test drives (Chromium over chromedriver's WebDriver).
+# --bench adds the load generator and the virtualenv support the peer benchmarks use.
 set -euo pipefail
 packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates curl)
 for arg in "$@"; do
   case "$arg" in
     --proto) packages+=(protobuf-compiler) ;;
     --media) packages+=(ffmpeg espeak-ng fonts-noto-cjk) ;;
-    --test) packages+=(iproute2 nftables) ;;
-    *) echo "install-deps.sh: unknown option $arg (use --proto, --media or --test)" >&2; exit 2 ;;
+    --test) packages+=(iproute2 nftables chromium chromium-driver) ;;
+    --bench) packages+=(wrk python3-venv) ;;
+    *) echo "install-deps.sh: unknown option $arg (use --proto, --media, --test or --bench)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -209,15 +209,7 @@ struct ScoreData: ParsableCommand {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let market = DemoMarket(DemoMarket.Configuration(users: users, listings: listings, interactions: interactions, seed: 42)).generate()
         try market.write(to: out.appendingPathComponent("market"))
-        var p = BoostingParameters()
-        p.numIterations = trees
-        p.numLeaves = leaves
-        p.threads = threads
-        let data = try PairFeatures.build(market)
-        let split = try TimeSplit(data, trainFraction: 0.7, validFraction: 0.1)
-        let outcome = try LearningWorkflow.train(PreparedData(train: split.train, valid: split.valid, test: split.test),
-                                                 parameters: p, gitCommit: "bench", progressEvery: 0)
-        guard case let .gradientBoosted(model) = outcome.model else { fatalError("gbdt expected") }
+        let (outcome, model) = try trainBenchModel(market, trees: trees, leaves: leaves, threads: threads)
         try ModelFile.save(outcome.model, to: out.appendingPathComponent("model.twrm"))
         try LightGBMExport.text(model).write(to: out.appendingPathComponent("model.lgb.txt"), atomically: true, encoding: .utf8)
 
@@ -244,6 +236,21 @@ struct ScoreData: ParsableCommand {
         print(String(format: "trained %d trees in %.1f s (test AUC %.4f); %d users × %d listings → %d candidate pairs",
                      model.trees.count, outcome.seconds, outcome.testReport?.auc ?? .nan, sortedUsers.count, market.listings.count, listingIDs.count))
     }
+}
+
+/// Tower's GBDT on a market's interactions (time split 70/10/20), the model the scoring
+/// benchmarks serve on both sides.
+func trainBenchModel(_ market: Market, trees: Int, leaves: Int, threads: Int) throws -> (TrainingOutcome, GradientBoostedModel) {
+    var p = BoostingParameters()
+    p.numIterations = trees
+    p.numLeaves = leaves
+    p.threads = threads
+    let data = try PairFeatures.build(market)
+    let split = try TimeSplit(data, trainFraction: 0.7, validFraction: 0.1)
+    let outcome = try LearningWorkflow.train(PreparedData(train: split.train, valid: split.valid, test: split.test),
+                                             parameters: p, gitCommit: "bench", progressEvery: 0)
+    guard case let .gradientBoosted(model) = outcome.model else { throw ValidationError("the benchmark trains a GBDT") }
+    return (outcome, model)
 }
 
 /// `Recommender.recommend` for every user (features, prediction, top 10, no reasons —

@@ -124,15 +124,20 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
                 return
             }
             let model = current?.modelSha256 == row.sha256 ? current!.model : try ModelFile.decode(try await c.blob(row.sha256))
-            let market = try MarketSnapshot.decode(try await c.blob(info.sha256))
+            let market: ServingMarket
+            if let current, current.snapshotSha256 == info.sha256 {
+                market = current.market
+            } else {
+                market = ServingMarket(try MarketSnapshot.decode(try await c.blob(info.sha256)), sha256: info.sha256)
+            }
             let next = ServingSnapshot(modelName: settings.model, modelVersion: Int(version), modelSha256: row.sha256, model: model,
-                                       market: market, snapshotSha256: info.sha256, scoreJob: info.scoreJobID.isEmpty ? nil : info.scoreJobID,
-                                       scoreVersion: Int(info.scoreVersion))
+                                       market: market, scoreJob: info.scoreJobID.isEmpty ? nil : info.scoreJobID,
+                                       scoreVersion: Int(info.scoreVersion), previous: current)
             state.swap(next)
             metrics.modelVersion(settings.model, version: Int(version))
             if current?.modelVersion != next.modelVersion || current?.snapshotSha256 != next.snapshotSha256 {
-                logger.notice("serving", metadata: ["model": "\(settings.model)", "version": "\(version)", "users": "\(market.users.count)",
-                                                    "listings": "\(market.listings.count)"])
+                logger.notice("serving", metadata: ["model": "\(settings.model)", "version": "\(version)", "users": "\(market.usersByID.count)",
+                                                    "listings": "\(market.listingsByID.count)"])
             }
         } catch {
             // Once per distinct problem, not every refresh: "no model yet" can last hours.
@@ -146,17 +151,18 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
     }
 
     /// Stored recommendations of `user` from the serving snapshot's score job, fetched once.
-    func precomputed(user: Int, snapshot: ServingSnapshot) async -> [RecommendationItem]? {
+    func precomputed(user: Int, snapshot: ServingSnapshot) async -> ServingState.CachedRecommendations? {
         guard let job = snapshot.scoreJob else { return nil }
-        if let hit = state.cached(job: job, user: user) { return hit.items }
+        if let hit = state.cached(job: job, user: user) { return hit }
         guard let c = connected else { return nil }
         guard let list = try? await c.recommendations(user: UInt64(user), job: job), !list.items.isEmpty else { return nil }
         let items = list.items.map {
             RecommendationItem(listing_id: Int($0.listingID), score: $0.score, rank: Int($0.rank), reasons: $0.reasons,
                                listing: snapshot.listingsByID[Int($0.listingID)])
         }
-        state.cache(job: job, user: user, .init(items: items, version: Int(list.modelVersion)))
-        return items
+        let cached = ServingState.CachedRecommendations(items: items, version: Int(list.modelVersion))
+        state.cache(job: job, user: user, cached)
+        return cached
     }
 
     // MARK: Events

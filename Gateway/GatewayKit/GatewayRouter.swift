@@ -57,12 +57,25 @@ public enum GatewayRouter {
         guard let profile = snapshot.usersByID[user] else {
             return error("unknown user \(user)", field: "user_id", status: .notFound)
         }
-        if let stored = await link.precomputed(user: user, snapshot: snapshot), k <= stored.count {
-            return json(RecommendationsResponse(user_id: user, model: snapshot.modelName, model_version: snapshot.modelVersion,
-                                                source: "precomputed", items: Array(stored.prefix(k))))
+        if let stored = await link.precomputed(user: user, snapshot: snapshot), k <= stored.items.count {
+            return precomputedResponse(user: user, k: k, stored: stored, snapshot: snapshot)
         }
         return json(RecommendationsResponse(user_id: user, model: snapshot.modelName, model_version: snapshot.modelVersion,
                                             source: "live", items: live(profile, k: k, filter: CandidateFilter(), snapshot: snapshot)))
+    }
+
+    /// The bytes `json(RecommendationsResponse(...))` gives for stored recommendations (keys
+    /// sorted), assembled from items encoded when they were cached: the precomputed path is
+    /// the one that must be cheap, so per request only the envelope is written.
+    static func precomputedResponse(user: Int, k: Int, stored: ServingState.CachedRecommendations, snapshot: ServingSnapshot) -> Response {
+        var body = ByteBuffer()
+        body.writeString(#"{"items":["#)
+        for (i, item) in stored.encoded.prefix(k).enumerated() {
+            if i > 0 { body.writeString(",") }
+            body.writeImmutableBuffer(item)
+        }
+        body.writeString(#"],"model":\#(snapshot.modelNameJSON),"model_version":\#(snapshot.modelVersion),"source":"precomputed","user_id":\#(user)}"#)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     /// An ad-hoc profile: what someone tells the product about themselves.

@@ -1,6 +1,26 @@
 import Foundation
 import Learning
 import NIOConcurrencyHelpers
+import NIOCore
+
+/// The users and active listings of one serving snapshot blob, with what is computed from
+/// them alone (listing-side features, lookups by id). Immutable, and shared by every
+/// `ServingSnapshot` built on the same blob: a promotion or a new score job over unchanged
+/// listings neither fetches the blob again nor recomputes the listings' features.
+public final class ServingMarket: Sendable {
+    /// The SHA-256 of the snapshot blob this was decoded from.
+    public let sha256: String
+    public let usersByID: [Int: MarketUser]
+    public let listingsByID: [Int: StoredListingView]
+    public let prepared: PreparedListings
+
+    public init(_ market: MarketSnapshot, sha256: String) {
+        self.sha256 = sha256
+        usersByID = Dictionary(market.users.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        listingsByID = Dictionary(market.listings.map { ($0.id, StoredListingView($0)) }, uniquingKeysWith: { a, _ in a })
+        prepared = PreparedListings(market.listings)
+    }
+}
 
 /// Everything one request is served from: the champion, the users and the active
 /// listings (with their listing-side features precomputed), and the latest score job's
@@ -10,25 +30,34 @@ public final class ServingSnapshot: Sendable {
     public let modelVersion: Int
     public let modelSha256: String
     public let model: TowerModel
-    public let usersByID: [Int: MarketUser]
+    public let market: ServingMarket
     public let recommender: Recommender
-    public let listingsByID: [Int: StoredListingView]
-    public let snapshotSha256: String
     /// The score job whose stored recommendations are served as precomputed, when it was
     /// scored by this very model version.
     public let scoreJob: String?
+    /// The model's name as a JSON string, for answers assembled from pre-encoded parts.
+    let modelNameJSON: String
 
-    public init(modelName: String, modelVersion: Int, modelSha256: String, model: TowerModel, market: MarketSnapshot,
-                snapshotSha256: String, scoreJob: String?, scoreVersion: Int) {
+    public var usersByID: [Int: MarketUser] { market.usersByID }
+    public var listingsByID: [Int: StoredListingView] { market.listingsByID }
+    public var snapshotSha256: String { market.sha256 }
+
+    /// `previous`: the snapshot being replaced; when it served the same model file on the
+    /// same market (only the score job moved), its recommender is kept as it is.
+    public init(modelName: String, modelVersion: Int, modelSha256: String, model: TowerModel, market: ServingMarket,
+                scoreJob: String?, scoreVersion: Int, previous: ServingSnapshot? = nil) {
         self.modelName = modelName
         self.modelVersion = modelVersion
         self.modelSha256 = modelSha256
         self.model = model
-        usersByID = Dictionary(market.users.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        recommender = Recommender(model: model, listings: market.listings, k: 100, reasonCount: 3)
-        listingsByID = Dictionary(market.listings.map { ($0.id, StoredListingView($0)) }, uniquingKeysWith: { a, _ in a })
-        self.snapshotSha256 = snapshotSha256
+        self.market = market
+        if let previous, previous.modelSha256 == modelSha256, previous.market === market {
+            recommender = previous.recommender
+        } else {
+            recommender = Recommender(model: model, prepared: market.prepared, k: 100, reasonCount: 3)
+        }
         self.scoreJob = scoreVersion == modelVersion ? scoreJob : nil
+        modelNameJSON = String(decoding: (try? JSONEncoder().encode(modelName)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 }
 
@@ -70,6 +99,17 @@ public final class ServingState: Sendable {
     struct CachedRecommendations: Sendable {
         var items: [RecommendationItem]
         var version: Int
+        /// Each item as JSON (keys sorted), encoded once here: the precomputed path answers
+        /// by joining these instead of encoding ten items on every request.
+        var encoded: [ByteBuffer]
+
+        init(items: [RecommendationItem], version: Int) {
+            self.items = items
+            self.version = version
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoded = items.map { ByteBuffer(bytes: (try? encoder.encode($0)) ?? Data("{}".utf8)) }
+        }
     }
 
     func cached(job: String, user: Int) -> CachedRecommendations? {

@@ -64,6 +64,32 @@ final class GatewayTestCluster: @unchecked Sendable {
         return version
     }
 
+    /// The test model's top `k` of every user over the store's current listings, stored as
+    /// a finished score job's recommendations (what a score job's workers would store), so
+    /// the gateway serves them as precomputed.
+    @discardableResult
+    func storeScoreRun(job: String, version: Int, k: Int = 10) throws -> [Int: [ScoredListing]] {
+        let snapshot = try FeatureStore(service.core.store).snapshot()
+        let recommender = Recommender(model: try ModelFile.decode(Self.modelFile), listings: snapshot.listings, k: k)
+        var byUser: [Int: [ScoredListing]] = [:]
+        var output = WireScoreOutput()
+        for user in snapshot.users {
+            let items = recommender.recommend(user).items
+            byUser[user.id] = items
+            output.users.append(.with { u in
+                u.userID = UInt64(user.id)
+                u.items = items.map { item in
+                    .with { $0.listingID = UInt64(item.listingID); $0.score = item.score; $0.rank = UInt32(item.rank); $0.reasons = item.reasons.map(\.phrase) }
+                }
+            })
+        }
+        try service.core.store.pool.write { db in
+            try FeatureStore.save(output, job: job, db)
+            try FeatureStore.recordScoreRun(job: job, model: "match", version: version, finishedAt: Date().timeIntervalSince1970, db)
+        }
+        return byUser
+    }
+
     func startGateway(certificate: String = "gateway", refresh: Duration = .milliseconds(200)) async throws {
         var settings = CoordinatorLink.Settings(host: "127.0.0.1", port: coordinatorPort, identity: try cluster.identity(certificate),
                                                 queueDirectory: queueDirectory)
@@ -79,15 +105,6 @@ final class GatewayTestCluster: @unchecked Sendable {
     }
 
     var base: String { "http://127.0.0.1:\(gateway!.port_!)" }
-
-    func waitUntil(_ what: String, within seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw WireError.timedOut(what: what)
-    }
 
     func waitReady(version: Int? = nil) async throws {
         try await waitUntil("the gateway to serve \(version.map { "v\($0)" } ?? "a model")") {
@@ -124,6 +141,16 @@ final class GatewayTestCluster: @unchecked Sendable {
         _ = try? await gatewayTask?.value
         await service.shutdown()
     }
+}
+
+/// Polls `condition` until it holds; throws `timedOut(what)` after `seconds`.
+func waitUntil(_ what: String, within seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw WireError.timedOut(what: what)
 }
 
 func json(_ text: String) -> [String: Any] {

@@ -2,7 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import GatewayKit
+@testable import GatewayKit
 import Learning
 import NIOPosix
 import Testing
@@ -147,12 +147,72 @@ import Wire
 
         // Back: the queue drains in order, every event stored exactly once.
         try await t.restartCoordinator()
-        try await t.waitUntil("the queue to drain", within: 60) { t.gateway!.link.queue.isEmpty }
+        try await waitUntil("the queue to drain", within: 60) { t.gateway!.link.queue.isEmpty }
         let stored = try await t.service.core.store.pool.read { db in
             try String.fetchAll(db, sql: "SELECT event_id FROM fs_event WHERE event_id LIKE 'g%' ORDER BY event_id")
         }
         #expect(stored.count == 70)
         #expect(Set(stored) == Set((0..<20).map { "g\($0)" } + (100..<150).map { "g\($0)" }))
+        await t.stop()
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(4))) struct GatewaySwapTests {
+    /// A new score job or a promotion over unchanged listings swaps in on the listings
+    /// already loaded (no blob fetched, no listing features recomputed); changed listings
+    /// are loaded afresh.
+    @Test func aScoreJobOrPromotionKeepsTheLoadedListingsAndChangedListingsReplaceThem() async throws {
+        let t = try await GatewayTestCluster()
+        try await t.startGateway()
+        try await t.waitReady(version: 1)
+        let link = t.gateway!.link
+        let loaded = try #require(link.state.snapshot?.market)
+
+        let stored = try t.storeScoreRun(job: "score-a", version: 1)
+        try await waitUntil("the gateway to take up score-a") { link.state.snapshot?.scoreJob == "score-a" }
+        #expect(link.state.snapshot?.market === loaded)
+        let (status, body) = try await t.get("/v1/recommendations?user_id=3&k=4")
+        #expect(status == 200, "\(body)")
+        #expect(json(body)["source"] as? String == "precomputed")
+        // Assembled from pre-encoded items, byte for byte what encoding the whole answer gives.
+        let views = link.state.snapshot!.listingsByID
+        let whole = GatewayRouter.RecommendationsResponse(user_id: 3, model: "match", model_version: 1, source: "precomputed", items: try #require(stored[3]).prefix(4).map {
+            RecommendationItem(listing_id: $0.listingID, score: $0.score, rank: $0.rank, reasons: $0.reasons.map(\.phrase), listing: views[$0.listingID])
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        #expect(body == String(decoding: try encoder.encode(whole), as: UTF8.self))
+        let items = json(body)["items"] as? [[String: Any]] ?? []
+        let expected = try #require(stored[3]).prefix(4)
+        #expect(items.map { $0["listing_id"] as? Int } == expected.map(\.listingID))
+        #expect(items.map { $0["rank"] as? Int } == [1, 2, 3, 4])
+        #expect(items.map { $0["reasons"] as? [String] } == expected.map { $0.reasons.map(\.phrase) })
+        // More than the 10 stored per user: scored live.
+        #expect(json(try await t.get("/v1/recommendations?user_id=3&k=11").1)["source"] as? String == "live")
+
+        // A promotion: score-a was scored by v1, so v2 serves live, still on the same listings.
+        let v2 = try t.promoteNewVersion()
+        try await t.waitReady(version: v2)
+        #expect(link.state.snapshot?.market === loaded)
+        #expect(link.state.snapshot?.scoreJob == nil)
+        #expect(json(try await t.get("/v1/recommendations?user_id=3&k=4").1)["source"] as? String == "live")
+
+        // One listing's price changes: a new snapshot blob, loaded and prepared afresh.
+        var changed = t.market
+        changed.listings[0].price += 100
+        let files = t.cluster.directory.appendingPathComponent("files-changed")
+        try FeatureStoreFiles.write(changed, start: 1_780_272_000 + 86_400, to: files)
+        let features = FeatureStore(t.service.core.store)
+        let counts = try features.ingest(.listings, csv: [UInt8](try Data(contentsOf: files.appendingPathComponent("listings.csv"))), fileName: "listings.csv")
+        #expect(counts.updated == 1)
+        try await waitUntil("the gateway to load the changed listings") { link.state.snapshot?.snapshotSha256 != loaded.sha256 }
+        let reloaded = try #require(link.state.snapshot?.market)
+        #expect(reloaded !== loaded)
+        let id = changed.listings[0].id
+        let price = try #require(try features.snapshot().listings.first { $0.id == id }?.price)
+        #expect(reloaded.listingsByID[id]?.price == price)
+        #expect(loaded.listingsByID[id]?.price != price)
+        #expect(link.state.snapshot?.modelVersion == v2)
         await t.stop()
     }
 }

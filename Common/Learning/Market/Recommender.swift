@@ -51,12 +51,19 @@ public struct Recommender: Sendable {
     static let maxListingMaskBytes = 256 << 20
 
     public init(model: TowerModel, listings: [MarketListing], k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
+        self.init(model: model, prepared: PreparedListings(listings), k: k, reasonCount: reasonCount, filter: filter)
+    }
+
+    /// A recommender over listings whose listing-side features are already computed: a
+    /// new model over unchanged listings reuses them.
+    public init(model: TowerModel, prepared: PreparedListings, k: Int = 10, reasonCount: Int = 3, filter: CandidateFilter = CandidateFilter()) {
         self.model = model
-        self.listings = listings.sorted { $0.id < $1.id }
+        self.listings = prepared.listings
         self.k = k
         self.reasonCount = reasonCount
         self.filter = filter
-        self.parts = self.listings.map(PairFeatures.ListingPart.init)
+        self.parts = prepared.parts
+        // Masks depend on the model too: made per recommender (milliseconds per thousand listings).
         var masks: [UInt64] = []
         if case let .gradientBoosted(m) = model, m.schema.count == PairFeatures.schema.count, let quick = m.forest.quick,
            self.listings.count * quick.full.count * 8 <= Self.maxListingMaskBytes {
@@ -168,6 +175,18 @@ public struct Recommender: Sendable {
             return ScoredListing(listingID: listings[s.index].id, score: s.score, rank: rank + 1, reasons: reasons)
         }
         return (items, n)
+    }
+}
+
+/// Listings sorted by id with their listing-side features, which depend on no user and no
+/// model: computed once per set of listings, however many models score them.
+public struct PreparedListings: Sendable {
+    public let listings: [MarketListing]
+    let parts: [PairFeatures.ListingPart]
+
+    public init(_ listings: [MarketListing]) {
+        self.listings = listings.sorted { $0.id < $1.id }
+        parts = self.listings.map(PairFeatures.ListingPart.init)
     }
 }
 
