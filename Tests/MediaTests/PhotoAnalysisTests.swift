@@ -99,11 +99,10 @@ struct VisionClientTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let sharp = try await Fixtures.photo("sharp.png", in: dir)
         let vision = VisionClient(url: try refusedURL(), timeout: 5)
-        // Timed apart from the analysis: ffmpeg's share depends on the machine's load.
+        // A refusal is a transport error at once, not the 5 s timeout (the error says
+        // which; no clock is read: the machine's load would make that flaky).
         let failures = Recorder<EndpointError>()
-        let start = Date()
         #expect(await vision.score(imageAt: sharp) { failures.append($0) } == nil)
-        #expect(Date().timeIntervalSince(start) < 2, "a refusal should not wait for the 5 s timeout")
         #expect(failures.values.count == 1)
         if case .transport = failures.values.first {} else { Issue.record("expected a transport error, got \(failures.values)") }
         let report = try await PhotoAnalyzer(vision: vision).analyze(sharp)
@@ -120,12 +119,10 @@ struct VisionClientTests {
         let image = dir.appendingPathComponent("x.png")
         try Data([1, 2, 3]).write(to: image)
         let failures = Recorder<EndpointError>()
-        let start = Date()
         let score = await VisionClient(url: server.baseURL.appendingPathComponent("score"), timeout: 1).score(imageAt: image) { failures.append($0) }
-        let elapsed = Date().timeIntervalSince(start)
         #expect(score == nil)
+        // The client's own timeout ended it (the test's time limit catches a hang).
         #expect(failures.values == [.timedOut(seconds: 1)])
-        #expect(elapsed >= 0.9 && elapsed < 3)
         #expect(server.requests.count == 1)
     }
 

@@ -77,11 +77,11 @@ struct ScriptTests {
 
         let cases: [(URL, String)] = [(failing.baseURL, "HTTP status 500"), (hung.baseURL, "no answer within 1.0 s"),
                                       (try refusedURL(), "connection failed"), (short.baseURL, "outside 15–30 s")]
+        // The reason says which ended each attempt (the timeout for the hung one); the
+        // test's time limit catches a hang. No clock is read: load would make it flaky.
         for (url, reason) in cases {
-            let start = Date()
             let script = await ScriptWriter(chat: ChatCompletionsClient(baseURL: url, model: "m", timeout: 1))
                 .write(Fixtures.richFacts, language: .korean)
-            #expect(Date().timeIntervalSince(start) < 3, "\(reason)")
             #expect(script.source == .template)
             #expect(script.lines == template.lines)
             #expect(script.fallbackReason?.contains(reason) == true, "\(script.fallbackReason ?? "nil") should say \(reason)")
