@@ -42,6 +42,10 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
     private let wake = AsyncStream<Void>.makeStream()
     private let metrics: GatewayMetrics
     private let lastRefreshProblem = NIOLockedValueBox<String?>(nil)
+    /// One refresh at a time: the promotion watcher and the timer both ask, and two
+    /// overlapping loads of the same snapshot would each build a market and the later
+    /// would replace the one being served. A request while one runs makes it run again.
+    private let refreshing = NIOLockedValueBox<(running: Bool, again: Bool, force: Bool)>((false, false, false))
 
     public init(settings: Settings, state: ServingState, group: EventLoopGroup, metrics: GatewayMetrics, logger: Logger) throws {
         self.settings = settings
@@ -108,8 +112,29 @@ public final class CoordinatorLink: Service, @unchecked Sendable {
         }
     }
 
-    /// Loads the champion and the snapshot when either changed, and swaps them in.
+    /// Loads the champion and the snapshot when either changed, and swaps them in; while
+    /// a refresh runs, another request only makes it run once more when it ends.
     func refresh(force: Bool) async {
+        let start = refreshing.withLockedValue { r -> Bool in
+            if r.running { r.again = true; r.force = r.force || force; return false }
+            r.running = true
+            return true
+        }
+        guard start else { return }
+        var force = force
+        while true {
+            await refreshOnce(force: force)
+            let next = refreshing.withLockedValue { r -> Bool? in
+                guard r.again else { r.running = false; return nil }
+                defer { r.again = false; r.force = false }
+                return r.force
+            }
+            guard let again = next else { return }
+            force = again
+        }
+    }
+
+    private func refreshOnce(force: Bool) async {
         guard let c = connected else { return }
         do {
             let current = state.snapshot
