@@ -181,6 +181,7 @@ let package = Package(
             name: "tower-bench",
             dependencies: [
                 "Wire", "CoordinatorKit", "WorkerKit", "Learning", "Media",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,7 +6,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tower-bench",
         abstract: "Tower's benchmarks. Each prints a table; peers run on the same machine in the same run.",
-        subcommands: [Fuzz.self, MessageFuzz.self, APIFuzz.self, TaskThroughput.self, TLSThroughput.self, HPOBench.self, LoopBench.self, RenderBench.self, GatewayCluster.self, All.self])
+        subcommands: [Fuzz.self, MessageFuzz.self, APIFuzz.self, TaskThroughput.self, TLSThroughput.self, HPOBench.self, LoopBench.self, RenderBench.self, GatewayCluster.self, RunsBench.self, All.self])
 
     struct All: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every benchmark of the cluster foundation.")

@@ -9,12 +9,20 @@ import Wire
 
 /// Tower framing over TLS 1.3 on loopback, client and server in this process on separate
 /// event loops, next to `openssl speed` on the same machine in the same run.
+///
+/// The one-way streams run twice per repetition: with the product's framing (the
+/// ``FrameAssembler`` and ``BulkTransfer/receiveAllocator``) and with what it replaced
+/// (a `ByteToMessageHandler` cumulation buffer and NIO's default 64 KiB reads), so the
+/// change is measured side by side. The allocator is tuned as the coordinator and worker
+/// tune it (``BulkTransfer/tuneAllocator()``) for both.
 struct TLSThroughput: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tls", abstract: "Framed TLS throughput: 1 KiB request/response and a one-way 1 MiB blob stream.")
-    @Option var seconds = 3.0
-    @Option(name: .customLong("stream-mib")) var streamMiB = 4096
+    @Option(help: "Seconds per request/response measure.") var seconds = 3.0
+    @Option(name: .customLong("stream-mib"), help: "MiB per one-way stream (envelopes stream half of it).") var streamMiB = 2048
+    @Option(help: "Repetitions of every measure (median, min and max reported).") var runs = 3
 
     func run() async throws {
+        BulkTransfer.tuneAllocator()
         let cluster = try LocalCluster.temporary(prefix: "tower-tls")
         defer { try? FileManager.default.removeItem(at: cluster.directory) }
         try cluster.issueCertificates(workers: ["client"])
@@ -26,25 +34,88 @@ struct TLSThroughput: AsyncParsableCommand {
             try? serverGroup.syncShutdownGracefully()
             try? clientGroup.syncShutdownGracefully()
         }
-        let server = try await BenchServer.start(identity: serverIdentity, group: serverGroup)
-        var rows: [[String]] = []
-        for inFlight in [1, 16] {
-            let rate = try await PingPong.run(port: server.port, identity: clientIdentity, group: clientGroup, frameBytes: 1024, inFlight: inFlight, seconds: seconds)
-            rows.append(["1 KiB request/response, \(inFlight) in flight", format(rate), "frames/s", format(rate * 2048 / 1e6, 1) + " MB/s both ways"])
+        var samples: [String: [Double]] = [:]
+        for run in 1...runs {
+            for framing in [BenchFraming.product, .cumulating] {
+                let server = try await BenchServer.start(identity: serverIdentity, group: serverGroup, framing: framing)
+                if framing == .product {
+                    for inFlight in [1, 16] {
+                        samples["pp\(inFlight)", default: []].append(try await PingPong.run(port: server.port, identity: clientIdentity, group: clientGroup, frameBytes: 1024, inFlight: inFlight, seconds: seconds))
+                    }
+                }
+                samples["raw-\(framing)", default: []].append(try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB, envelope: false, framing: framing))
+                samples["blob-\(framing)", default: []].append(try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB / 2, envelope: true, framing: framing))
+                try await server.channel.close()
+            }
+            if let ceiling = OpenSSLSpeed.aes128gcm16k() { samples["openssl", default: []].append(ceiling) }
+            print("run \(run)/\(runs) done", to: &standardError)
         }
-        let raw = try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB, envelope: false)
-        rows.append(["1 MiB frames one way (raw payload)", format(raw / 1e6), "MB/s", ""])
-        let blob = try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB / 2, envelope: true)
-        rows.append(["1 MiB BlobChunk envelopes one way (protobuf)", format(blob / 1e6), "MB/s", ""])
-        let ceiling = OpenSSLSpeed.aes128gcm16k()
-        if let ceiling {
-            rows.append(["openssl speed -evp aes-128-gcm, 16 KiB blocks", format(ceiling / 1e6), "MB/s", "single-core ceiling"])
-            rows[2][3] = format(100 * raw / ceiling, 1) + "% of ceiling"
-            rows[3][3] = format(100 * blob / ceiling, 1) + "% of ceiling"
+        let ceiling = samples["openssl"].map(median)
+        func cell(_ key: String, scale: Double) -> String {
+            let values = (samples[key] ?? []).map { $0 / scale }
+            return values.isEmpty ? "-" : String(format: "%.0f (%.0f–%.0f)", median(values), values.min()!, values.max()!)
         }
-        try await server.channel.close()
-        printTable("TLS 1.3 over loopback with Tower framing (client and server on one 2-core machine)", ["measure", "value", "unit", "ratio"], rows)
+        func share(_ key: String) -> String {
+            guard let ceiling, let values = samples[key] else { return "" }
+            return format(100 * median(values) / ceiling, 1) + "% of ceiling"
+        }
+        var rows: [[String]] = [
+            ["1 KiB request/response, 1 in flight", cell("pp1", scale: 1), "frames/s", ""],
+            ["1 KiB request/response, 16 in flight", cell("pp16", scale: 1), "frames/s", ""],
+        ]
+        for (key, what) in [("raw", "1 MiB frames one way (raw payload)"), ("blob", "1 MiB BlobChunk envelopes one way (protobuf)")] {
+            rows.append([what + ", product framing", cell("\(key)-product", scale: 1e6), "MB/s", share("\(key)-product")])
+            rows.append([what + ", before (cumulation, 64 KiB reads)", cell("\(key)-cumulating", scale: 1e6), "MB/s", share("\(key)-cumulating")])
+        }
+        rows.append(["openssl speed -evp aes-128-gcm, 16 KiB blocks", cell("openssl", scale: 1e6), "MB/s", "single-core ceiling"])
+        printTable("TLS 1.3 over loopback with Tower framing (client and server on one 2-core machine), median of \(runs) (min–max)", ["measure", "value", "unit", "ratio"], rows)
+        if let ceiling, let raw = samples["raw-product"], let blob = samples["blob-product"] {
+            print(String(format: "RESULT tls_raw_share=%.3f tls_blob_share=%.3f", median(raw) / ceiling, median(blob) / ceiling))
+        }
     }
+}
+
+/// The inbound framing a benchmark connection uses.
+enum BenchFraming: String, CustomStringConvertible {
+    /// What the coordinator and workers install.
+    case product
+    /// What session 4 shipped: NIO's cumulation buffer and default receive allocator.
+    case cumulating
+    var description: String { rawValue }
+
+    func install(on channel: Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        switch self {
+        case .product:
+            try sync.addHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20))
+        case .cumulating:
+            try sync.addHandler(ByteToMessageHandler(CumulatingFrameDecoder(maxFrameBytes: 64 << 20)))
+        }
+        try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
+    }
+
+    var receiveAllocator: RecvByteBufferAllocator {
+        self == .product ? BulkTransfer.receiveAllocator : AdaptiveRecvByteBufferAllocator()
+    }
+}
+
+/// The decoder of session 4, kept only as this benchmark's baseline.
+struct CumulatingFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    let maxFrameBytes: Int
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= maxFrameBytes else { throw WireError.frameTooLarge(claimed: UInt64(length), limit: UInt64(maxFrameBytes)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+}
+
+var standardError = StandardError()
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }
 
 enum OpenSSLSpeed {
@@ -101,18 +172,17 @@ final class BenchServer {
     var port: Int { channel.localAddress!.port! }
     init(channel: Channel) { self.channel = channel }
 
-    static func start(identity: TLSIdentity, group: EventLoopGroup) async throws -> BenchServer {
+    static func start(identity: TLSIdentity, group: EventLoopGroup, framing: BenchFraming = .product) async throws -> BenchServer {
         let ssl = try identity.makeServerContext()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: framing.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: ssl))
-                    try sync.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20)))
-                    try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
-                    try sync.addHandler(Handler())
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: ssl))
+                    try framing.install(on: channel)
+                    try channel.pipeline.syncOperations.addHandler(Handler())
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -153,17 +223,16 @@ final class BenchServer {
     }
 }
 
-func connectClient(port: Int, identity: TLSIdentity, group: EventLoopGroup, handler: ChannelHandler) async throws -> Channel {
+func connectClient(port: Int, identity: TLSIdentity, group: EventLoopGroup, handler: ChannelHandler, framing: BenchFraming = .product) async throws -> Channel {
     let ssl = try identity.makeClientContext()
     return try await ClientBootstrap(group: group)
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(.recvAllocator, value: framing.receiveAllocator)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                let sync = channel.pipeline.syncOperations
-                try sync.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: "localhost"))
-                try sync.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20)))
-                try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
-                try sync.addHandler(handler)
+                try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: "localhost"))
+                try framing.install(on: channel)
+                try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
         .connect(host: "127.0.0.1", port: port).get()
@@ -238,7 +307,7 @@ final class Stream: ChannelInboundHandler {
         self.done = done
     }
 
-    static func run(port: Int, identity: TLSIdentity, group: EventLoopGroup, chunkBytes: Int, totalMiB: Int, envelope: Bool) async throws -> Double {
+    static func run(port: Int, identity: TLSIdentity, group: EventLoopGroup, chunkBytes: Int, totalMiB: Int, envelope: Bool, framing: BenchFraming) async throws -> Double {
         var frame = ByteBuffer()
         if envelope {
             // Marker byte 1, then a BlobChunk envelope as a worker would receive it.
@@ -257,7 +326,7 @@ final class Stream: ChannelInboundHandler {
         let loop = group.next()
         let done = loop.makePromise(of: UInt64.self)
         let handler = Stream(chunk: frame, count: count, done: done)
-        let channel = try await connectClient(port: port, identity: identity, group: loop, handler: handler)
+        let channel = try await connectClient(port: port, identity: identity, group: loop, handler: handler, framing: framing)
         let start = DispatchTime.now()
         try await loop.submit { handler.pump(channel) }.get()
         let bytes = try await done.futureResult.get()

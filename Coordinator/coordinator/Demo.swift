@@ -189,7 +189,7 @@ struct Demo: AsyncParsableCommand {
 
     /// Operator commands worth trying on the demo's cluster, with its real names filled in.
     static func suggestions(_ client: OperatorClient) async throws -> [String] {
-        let best = try await client.runs(experiment: "demo-search", sortBy: MetricName.valid(MetricName.auc)).first?.id ?? "RUN"
+        let best = try await client.runs(experiment: "demo-search", sortBy: MetricName.valid(MetricName.auc), limit: 1).first?.id ?? "RUN"
         return ["coordinator jobs", "coordinator models show match", "coordinator runs list demo-search", "coordinator shorts",
                 "coordinator artifact demo-search \(best) model.tower --out model.tower"]
     }

@@ -353,19 +353,22 @@ struct ListRuns: AsyncParsableCommand {
     @Option(help: "Metric to sort by; an unknown one is refused naming those the runs logged.") var sort = MetricName.valid(MetricName.auc)
     @Option(help: "asc or desc (default: best first — losses ascending, everything else descending).") var order: SortOrder?
     @Option(parsing: .upToNextOption, help: "Two run ids to compare.") var compare: [String] = []
+    @Option(help: "Runs to show: the best when sorted (default 50; 0 shows all).") var limit = 50
 
     func validate() throws {
         if !compare.isEmpty && compare.count != 2 { throw ValidationError("--compare takes two run ids, got \(compare.count)") }
+        if limit < 0 { throw ValidationError("--limit must be 0 (all) or more, got \(limit)") }
     }
 
     func run() async throws {
         let ascending = order.map { $0 == .asc } ?? MetricName.lowerIsBetter(sort)
         try await withOperator(client) { c in
-            let runs = try await c.runs(experiment: experiment, sortBy: sort, ascending: ascending)
             if !compare.isEmpty {
-                try printComparison(runs)
+                try printComparison(try await c.runs(experiment: experiment, sortBy: sort, ascending: ascending, ids: compare))
                 return
             }
+            let page = try await c.runPage(experiment: experiment, sortBy: sort, ascending: ascending, limit: limit)
+            let runs = page.runs
             let sortWidth = max(12, sort.count + 2)
             print("RUN".padding(toLength: 30, withPad: " ", startingAt: 0) + "STATUS    " + sort.padding(toLength: sortWidth, withPad: " ", startingAt: 0) + "STEPS  PARAMS")
             for r in runs {
@@ -373,6 +376,9 @@ struct ListRuns: AsyncParsableCommand {
                 let params = r.params.sorted { $0.key < $1.key }.filter { $0.key != "seed" }.map { "\($0.key)=\(ReadableNumber.parameter($0.value))" }.joined(separator: " ")
                 print(r.id.padding(toLength: 30, withPad: " ", startingAt: 0) + r.status.padding(toLength: 10, withPad: " ", startingAt: 0)
                       + value.padding(toLength: sortWidth, withPad: " ", startingAt: 0) + "\(r.curveSteps.last ?? 0)".padding(toLength: 7, withPad: " ", startingAt: 0) + params)
+            }
+            if page.total > UInt64(runs.count) {
+                print("\(runs.count) of \(page.total) runs shown; --limit N shows more (0: all)")
             }
         }
     }
@@ -520,7 +526,7 @@ struct Artifact: AsyncParsableCommand {
 
     func run() async throws {
         try await withOperator(client) { c in
-            guard let info = try await c.runs(experiment: experiment).first(where: { $0.id == run }) else {
+            guard let info = try await c.runs(experiment: experiment, ids: [run]).first else {
                 throw ValidationError("no run \(run) in \(experiment)")
             }
             guard let sha = info.artifacts[name] else {

@@ -47,6 +47,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(level: logLevel)
         TowerMetrics.bootstrap()
+        BulkTransfer.tuneAllocator()
         do {
             let logger = Logger(label: "tower.coordinator")
             let service = try CoordinatorService(settings: try settings(), logger: logger)

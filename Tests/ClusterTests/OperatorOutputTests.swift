@@ -32,6 +32,9 @@ extension ProcessClusterSuites {
         #expect(lines.first == "RUN                           STATUS    valid_logloss  STEPS  PARAMS")
         #expect(lines.dropFirst().map { String($0.prefix(8)) } == ["search-b", "search-c", "search-a"])
         #expect(lines.dropFirst().first?.hasSuffix("0.4100         20     learning_rate=0.09215 num_leaves=31") == true, "\(lines)")
+        let best = try await c.runOperatorCommand(["runs", "list", "search", "--sort", "valid_logloss", "--limit", "1"])
+        #expect(best.output.split(separator: "\n").dropFirst().map { String($0.prefix(8)) } == ["search-b", "1 of 3 r"], "\(best.output)")
+        #expect(best.output.hasSuffix("\n1 of 3 runs shown; --limit N shows more (0: all)\n"))
         let compared = try await c.runOperatorCommand(["runs", "list", "search", "--compare", "search-a", "search-b"])
         #expect(compared.output.contains("valid_rows              9961                        9961\n"), "\(compared.output)")
 

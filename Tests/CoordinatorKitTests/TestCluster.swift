@@ -69,7 +69,7 @@ final class RawTLSClient: ChannelInboundHandler, @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 1 << 26)))
+                    try channel.pipeline.syncOperations.addHandler(BoundedFrameDecoder(maxFrameBytes: 1 << 26))
                     try channel.pipeline.syncOperations.addHandler(client)
                 }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import CoordinatorKit
 
@@ -29,6 +30,55 @@ import Testing
         #expect(runs[1].metrics["valid_auc"] == 0.79)
         #expect(runs[1].artifacts["model"]?.count == 64)
         #expect(throws: RegistryError.unknownRun("nope")) { try t.finishRun("nope", status: "failed") }
+    }
+
+    /// Ranking reads one index (run_metric_latest), so its answers must equal the
+    /// definition: the last step's value, best first, ties and runs without the metric in
+    /// start order, at most `limit`.
+    @Test func rankedPagesFollowTheLastStepAndTheLimit() throws {
+        let (_, t, _, _) = try stores()
+        let finals: [(String, Double?)] = [("a", 0.70), ("b", 0.90), ("c", nil), ("d", 0.80), ("e", 0.90), ("f", 0.60)]
+        for (id, auc) in finals {
+            try t.startRun(id, experiment: "search", params: [:], tags: [:])
+            try t.logMetrics(id, [("valid_logloss", 1, 0.5)])
+            if let auc { try t.logMetrics(id, [("valid_auc", 1, 0.99), ("valid_auc", 2, auc)]) }
+        }
+        try t.logMetrics("f", [("valid_auc", 1, 0.95)])  // an earlier step logged late does not count
+        try t.startRun("other", experiment: "elsewhere", params: [:], tags: [:])
+        try t.logMetrics("other", [("valid_auc", 1, 1.0)])
+        #expect(try t.runs(experiment: "search", sortBy: "valid_auc").map(\.id) == ["b", "e", "d", "a", "f", "c"])
+        #expect(try t.runs(experiment: "search", sortBy: "valid_auc", limit: 3).map(\.id) == ["b", "e", "d"])
+        #expect(try t.runs(experiment: "search", sortBy: "valid_auc", ascending: true, limit: 6).map(\.id) == ["f", "a", "d", "b", "e", "c"])
+        #expect(try t.runs(experiment: "search", sortBy: "valid_auc", limit: 3).map { $0.metrics["valid_auc"] } == [0.90, 0.90, 0.80])
+        #expect(try t.runs(experiment: "search", limit: 2).map(\.id) == ["e", "f"], "unsorted: the most recent, oldest first")
+        #expect(try t.runs(experiment: "search", ids: ["d", "other", "a"]).map(\.id) == ["d", "a"])
+        #expect(try t.runCount(experiment: "search") == 6)
+        #expect(try t.hasMetric("valid_auc", experiment: "search"))
+        #expect(try !t.hasMetric("valid_acu", experiment: "search"))
+        #expect(try t.metricKeys(experiment: "search") == ["valid_auc", "valid_logloss"])
+    }
+
+    /// A store made before the ranking table gets it filled from the curves it has.
+    @Test func theRankingTableIsFilledFromExistingCurves() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tower-track-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("old.sqlite").path
+        do {
+            let pool = try DatabasePool(path: path)
+            try ClusterStore.migrator.migrate(pool, upTo: "v6-short-publication")
+            try pool.write { db in
+                try db.execute(sql: "INSERT INTO experiment (id, name, created_at) VALUES (1, 'search', 0)")
+                for (id, start) in [("old-1", 1.0), ("old-2", 2.0)] {
+                    try db.execute(sql: "INSERT INTO run (id, experiment_id, status, started_at) VALUES (?, 1, 'finished', ?)", arguments: [id, start])
+                }
+                for (id, step, value) in [("old-1", 1, 0.9), ("old-1", 2, 0.7), ("old-2", 1, 0.8)] {
+                    try db.execute(sql: "INSERT INTO run_metric VALUES (?, 'valid_auc', ?, ?, 0)", arguments: [id, step, value])
+                }
+            }
+        }
+        let t = TrackingStore(try ClusterStore(path: path))
+        #expect(try t.runs(experiment: "search", sortBy: "valid_auc").map { "\($0.id)=\($0.metrics["valid_auc"]!)" } == ["old-2=0.8", "old-1=0.7"])
     }
 
     @Test func versionsCountUpAndPromotionMovesTheAliasWithARecord() throws {

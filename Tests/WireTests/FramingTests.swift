@@ -59,8 +59,9 @@ func frame(_ payload: [UInt8]) -> ByteBuffer {
     @Test func oversizedLengthIsRefusedFromTheHeaderAlone() throws {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt32(1 << 30))  // claims 1 GiB; no payload follows
+        var assembler = FrameAssembler(maxFrameBytes: 1024)
         #expect(throws: WireError.frameTooLarge(claimed: 1 << 30, limit: 1024)) {
-            _ = try BoundedFrameDecoder.nextFrame(from: &buffer, maxFrameBytes: 1024)
+            try assembler.feed(&buffer) { _ in Issue.record("no frame expected") }
         }
         // Through a channel: the error surfaces at once, without waiting for (or
         // buffering) the claimed gigabyte.
@@ -74,10 +75,57 @@ func frame(_ payload: [UInt8]) -> ByteBuffer {
 
     @Test func frameAtExactlyTheLimitIsAccepted() throws {
         var buffer = frame([UInt8](repeating: 1, count: 1024))
-        let decoded = try #require(try BoundedFrameDecoder.nextFrame(from: &buffer, maxFrameBytes: 1024))
-        #expect(decoded.readableBytes == 1024)
+        var assembler = FrameAssembler(maxFrameBytes: 1024)
+        var sizes: [Int] = []
+        try assembler.feed(&buffer) { sizes.append($0.readableBytes) }
+        #expect(sizes == [1024])
         var over = frame([UInt8](repeating: 1, count: 1025))
-        #expect(throws: WireError.self) { _ = try BoundedFrameDecoder.nextFrame(from: &over, maxFrameBytes: 1024) }
+        #expect(throws: WireError.frameTooLarge(claimed: 1025, limit: 1024)) {
+            try assembler.feed(&over) { _ in Issue.record("no frame expected") }
+        }
+    }
+
+    /// A frame arriving in pieces (as TLS records do) is copied once into a buffer of
+    /// exactly its announced size; one arriving whole is passed on without a copy.
+    @Test func aFrameInPiecesGetsOneBufferOfItsAnnouncedSize() throws {
+        let payload = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var stream = frame(payload)
+        var small = frame([9, 8, 7]), empty = frame([])
+        stream.writeBuffer(&small)
+        stream.writeBuffer(&empty)
+        var assembler = FrameAssembler(maxFrameBytes: 1 << 20)
+        var frames: [ByteBuffer] = []
+        // 16 KiB reads, with the first header split 2 + 2 bytes across the first two.
+        var reads = [stream.readSlice(length: 2)!]
+        while stream.readableBytes > 0 { reads.append(stream.readSlice(length: min(16_384, stream.readableBytes))!) }
+        for var read in reads {
+            try assembler.feed(&read) { frames.append($0) }
+            #expect(read.readableBytes == 0, "every byte of a read is consumed")
+        }
+        #expect(frames.map(\.readableBytes) == [100_000, 3, 0])
+        #expect(Array(frames[0].readableBytesView) == payload)
+        // NIO rounds a capacity up to a power of two; a buffer grown read by read would
+        // have been reallocated past it.
+        #expect(frames[0].capacity == ByteBufferAllocator().buffer(capacity: 100_000).capacity, "one buffer of the announced size")
+        #expect(Array(frames[1].readableBytesView) == [9, 8, 7])
+        #expect(assembler.isAtFrameBoundary)
+        #expect(assembler.truncation == nil)
+    }
+
+    @Test func nothingIsReadAfterARefusal() throws {
+        var assembler = FrameAssembler(maxFrameBytes: 8)
+        var bad = frame([UInt8](repeating: 0, count: 9))
+        #expect(throws: WireError.frameTooLarge(claimed: 9, limit: 8)) { try assembler.feed(&bad) { _ in } }
+        var good = frame([1])
+        try assembler.feed(&good) { _ in Issue.record("a refused stream emits nothing more") }
+        #expect(good.readableBytes == 0)
+    }
+
+    @Test func aSplitHeaderIsATruncationWithoutAnExpectedLength() throws {
+        var assembler = FrameAssembler(maxFrameBytes: 1024)
+        var two = ByteBuffer(bytes: [0, 0])
+        try assembler.feed(&two) { _ in }
+        #expect(assembler.truncation == .truncatedFrame(expected: nil, received: 2))
     }
 
     @Test func truncatedFrameIsReportedWhenTheStreamEnds() throws {

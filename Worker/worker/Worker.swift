@@ -43,6 +43,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         LogLevelSetting.bootstrap((try? LogLevelSetting.parse(logLevel)) ?? .info)
         let logger = Logger(label: "tower.worker")
+        BulkTransfer.tuneAllocator()
         do {
             guard let colon = coordinator.lastIndex(of: ":"), let port = Int(coordinator[coordinator.index(after: colon)...]) else {
                 throw ValidationError("--coordinator must be HOST:PORT, got \(coordinator)")

@@ -147,10 +147,19 @@ public final class ClusterClient: @unchecked Sendable {
         return list.experiments
     }
 
-    public func runs(experiment: String, sortBy: String = "", ascending: Bool = false) async throws -> [WireRunInfo] {
-        let request = WireListRuns.with { $0.experiment = experiment; $0.sortBy = sortBy; $0.ascending = ascending }
+    /// An experiment's runs: all of them (limit 0), the best `limit` when sorted, else the
+    /// most recent; or only `ids`.
+    public func runs(experiment: String, sortBy: String = "", ascending: Bool = false, limit: Int = 0, ids: [String] = []) async throws -> [WireRunInfo] {
+        try await runPage(experiment: experiment, sortBy: sortBy, ascending: ascending, limit: limit, ids: ids).runs
+    }
+
+    /// Like ``runs(experiment:sortBy:ascending:limit:ids:)``, with the experiment's total.
+    public func runPage(experiment: String, sortBy: String = "", ascending: Bool = false, limit: Int = 0, ids: [String] = []) async throws -> WireRunList {
+        let request = WireListRuns.with {
+            $0.experiment = experiment; $0.sortBy = sortBy; $0.ascending = ascending; $0.limit = UInt32(clamping: limit); $0.runIds = ids
+        }
         guard case let .runList(list) = try await self.request(.listRuns(request)) else { throw unexpected("ListRuns") }
-        return list.runs
+        return list
     }
 
     public func rerun(_ runID: String) async throws -> WireJobAccepted {

@@ -111,7 +111,7 @@ public enum WireFraming {
 
     public static func handlers(maxFrameBytes: Int) -> [ChannelHandler] {
         [
-            ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: maxFrameBytes)),
+            BoundedFrameDecoder(maxFrameBytes: maxFrameBytes),
             LengthFieldPrepender(lengthFieldLength: .four, lengthFieldEndianness: .big),
             EnvelopeCodec(),
         ]

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 
-/// Feeds random and mutated frames to ``BoundedFrameDecoder`` and the envelope parser.
+/// Feeds random and mutated frames to ``FrameAssembler`` and the envelope parser.
 /// Used by the test suite (a small count) and `tower-bench fuzz` (a million or more).
 public enum FrameFuzzer {
     public struct Stats: Sendable, CustomStringConvertible {
@@ -53,19 +53,25 @@ public enum FrameFuzzer {
                 }
             }
             stats.cases += 1
-            var buffer = ByteBuffer(bytes: bytes)
+            // Two reads split at a random point, so split headers and partly received
+            // frames are fuzzed as well as whole ones.
+            let cut = rng.below(bytes.count + 1)
+            var assembler = FrameAssembler(maxFrameBytes: maxFrameBytes)
             do {
-                while let payload = try BoundedFrameDecoder.nextFrame(from: &buffer, maxFrameBytes: maxFrameBytes) {
-                    do {
-                        _ = try WireEnvelope(frame: payload)
-                        stats.decoded += 1
-                    } catch WireError.unknownMessage {
-                        stats.unknown += 1
-                    } catch {
-                        stats.malformed += 1
+                for range in [0..<cut, cut..<bytes.count] {
+                    var read = ByteBuffer(bytes: bytes[range])
+                    try assembler.feed(&read) { payload in
+                        do {
+                            _ = try WireEnvelope(frame: payload)
+                            stats.decoded += 1
+                        } catch WireError.unknownMessage {
+                            stats.unknown += 1
+                        } catch {
+                            stats.malformed += 1
+                        }
                     }
                 }
-                if buffer.readableBytes > 0 { stats.incomplete += 1 }
+                if assembler.truncation != nil { stats.incomplete += 1 }
             } catch WireError.frameTooLarge {
                 stats.tooLarge += 1
             }

@@ -1604,6 +1604,12 @@ public nonisolated struct WireListRuns: Sendable {
 
   public var ascending: Bool = false
 
+  /// At most this many runs (0: all). Best first when sorted, else the most recent.
+  public var limit: UInt32 = 0
+
+  /// Only these runs (compare, artifact, rerun), whatever the limit.
+  public var runIds: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1650,6 +1656,9 @@ public nonisolated struct WireRunList: Sendable {
   // methods supported on all messages.
 
   public var runs: [WireRunInfo] = []
+
+  /// Runs the experiment has, whatever the limit.
+  public var total: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -5625,7 +5634,7 @@ nonisolated extension WireHPOSummary: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension WireListRuns: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListRuns"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}sort_by\0\u{1}ascending\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}experiment\0\u{3}sort_by\0\u{1}ascending\0\u{1}limit\0\u{3}run_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5636,6 +5645,8 @@ nonisolated extension WireListRuns: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 1: try { try decoder.decodeSingularStringField(value: &self.experiment) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.sortBy) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.ascending) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.runIds) }()
       default: break
       }
     }
@@ -5651,6 +5662,12 @@ nonisolated extension WireListRuns: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if self.ascending != false {
       try visitor.visitSingularBoolField(value: self.ascending, fieldNumber: 3)
     }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 4)
+    }
+    if !self.runIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.runIds, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5658,6 +5675,8 @@ nonisolated extension WireListRuns: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.experiment != rhs.experiment {return false}
     if lhs.sortBy != rhs.sortBy {return false}
     if lhs.ascending != rhs.ascending {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.runIds != rhs.runIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5750,7 +5769,7 @@ nonisolated extension WireRunInfo: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension WireRunList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}runs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}runs\0\u{1}total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5759,6 +5778,7 @@ nonisolated extension WireRunList: SwiftProtobuf.Message, SwiftProtobuf._Message
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.runs) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.total) }()
       default: break
       }
     }
@@ -5768,11 +5788,15 @@ nonisolated extension WireRunList: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.runs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.runs, fieldNumber: 1)
     }
+    if self.total != 0 {
+      try visitor.visitSingularUInt64Field(value: self.total, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireRunList, rhs: WireRunList) -> Bool {
     if lhs.runs != rhs.runs {return false}
+    if lhs.total != rhs.total {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,6 +96,7 @@ struct APIResources {
         var experiment: String
         var sort: String
         var ascending: Bool
+        var total: UInt64
         var runs: [WireRunInfo]
     }
 
@@ -107,6 +108,7 @@ struct APIResources {
                       description: "asc or desc; by default the best run comes first (losses ascending, everything else descending).") {
                 .string($0.ascending ? "asc" : "desc")
             },
+            .integer("total", \.total, "Runs the experiment has; `runs` holds at most `limit` of them."),
             JSONField("runs", schema: ["type": "array", "items": ref("Run")], description: "The runs.") { .array($0.runs.map(run.render)) },
         ])
     }

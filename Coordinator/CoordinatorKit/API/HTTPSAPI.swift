@@ -73,7 +73,8 @@ public enum HTTPSAPI {
             case "desc": ascending = false
             case let other?: throw WireError.invalidArgument("order must be asc or desc, got \"\(other)\"; leave it out for best first")
             }
-            return .wire(.listRuns(.with { $0.experiment = list[1]; $0.sortBy = sort; $0.ascending = ascending }))
+            let count = try limit(query["limit"])
+            return .wire(.listRuns(.with { $0.experiment = list[1]; $0.sortBy = sort; $0.ascending = ascending; $0.limit = UInt32(count) }))
         default:
             return .wire(try request(for: path, query: query))
         }
@@ -132,7 +133,7 @@ public enum HTTPSAPI {
                 return core.registry.experiments().map { ["experiments": .array($0.experiments.map(APIResources.experiment.render))] }
             case let .listRuns(runs):
                 return core.registry.runs(runs).map {
-                    APIResources.runsPage.render(.init(experiment: runs.experiment, sort: runs.sortBy, ascending: runs.ascending, runs: $0.runs))
+                    APIResources.runsPage.render(.init(experiment: runs.experiment, sort: runs.sortBy, ascending: runs.ascending, total: $0.total, runs: $0.runs))
                 }
             case .listModels:
                 return core.registry.models().map { ["models": .array($0.models.map(APIResources.modelSummary.render))] }

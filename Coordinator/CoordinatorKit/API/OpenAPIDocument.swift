@@ -49,6 +49,8 @@ enum OpenAPIDocument {
                     parameter("sort", in: "query", "A metric the runs logged (valid_auc, valid_logloss, …); the response carries each run's curve of it."),
                     parameter("order", in: "query", "asc or desc; default: best first (losses ascending, everything else descending).",
                               schema: ["type": "string", "enum": ["asc", "desc"]]),
+                    parameter("limit", in: "query", "Runs to return, 1 to \(HTTPSAPI.maxLimit) (larger is clamped); default \(HTTPSAPI.defaultLimit): the best when sorted, else the most recent. `total` says how many there are.",
+                              schema: ["type": "integer", "minimum": 1]),
                 ], errors: [400, 403, 404]),
                 "/api/v1/models": operation("Registered models and their aliases.", response: "ModelList", errors: [403]),
                 "/api/v1/models/{name}": operation("A model's versions, aliases and every promotion decision.", response: "Model",

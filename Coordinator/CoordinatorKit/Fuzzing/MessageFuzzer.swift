@@ -723,7 +723,7 @@ final class FuzzWireConnection: ChannelInboundHandler, @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(BoundedFrameDecoder(maxFrameBytes: 1 << 27)))
+                    try channel.pipeline.syncOperations.addHandler(BoundedFrameDecoder(maxFrameBytes: 1 << 27))
                     try channel.pipeline.syncOperations.addHandler(connection)
                 }
             }

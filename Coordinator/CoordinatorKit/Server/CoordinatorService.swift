@@ -81,6 +81,7 @@ public final class CoordinatorService: @unchecked Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .childChannelOption(.recvAllocator, value: BulkTransfer.receiveAllocator)
                 .childChannelInitializer { channel in
                     limiter.secure(channel, tls: ssl, authentication: .hello).flatMapThrowing {
                         let sync = channel.pipeline.syncOperations

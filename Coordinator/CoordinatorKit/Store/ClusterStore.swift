@@ -162,6 +162,7 @@ public final class ClusterStore: @unchecked Sendable {
         }
         PipelineStore.register(&migrator)
         ShortStore.register(&migrator)
+        TrackingStore.registerRunRanking(&migrator)
         return migrator
     }
 

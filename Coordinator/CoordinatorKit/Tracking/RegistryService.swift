@@ -25,15 +25,19 @@ public final class RegistryService: @unchecked Sendable {
     func runs(_ request: WireListRuns) -> EventLoopFuture<WireRunList> {
         offLoop {
             guard !request.experiment.isEmpty else { throw WireError.invalidArgument("name an experiment: `coordinator runs EXPERIMENT`") }
-            let runs = try self.tracking.runs(experiment: request.experiment, sortBy: request.sortBy.isEmpty ? nil : request.sortBy, ascending: request.ascending)
-            if runs.isEmpty, !(try self.tracking.experiments().contains { $0.name == request.experiment }) {
+            let sort = request.sortBy.isEmpty ? nil : request.sortBy
+            let total = try self.tracking.runCount(experiment: request.experiment)
+            if total == 0, !(try self.tracking.experiments().contains { $0.name == request.experiment }) {
                 throw RegistryError.unknownExperiment(request.experiment, known: try self.tracking.experiments().map(\.name))
             }
-            if !request.sortBy.isEmpty, !runs.contains(where: { $0.metrics[request.sortBy] != nil }) {
-                let known = Set(runs.flatMap(\.metrics.keys)).sorted()
-                throw RegistryError.unknownMetric(request.sortBy, experiment: request.experiment, known: known)
+            if let sort, !(try self.tracking.hasMetric(sort, experiment: request.experiment)) {
+                throw RegistryError.unknownMetric(sort, experiment: request.experiment, known: try self.tracking.metricKeys(experiment: request.experiment))
             }
+            let runs = request.runIds.isEmpty
+                ? try self.tracking.runs(experiment: request.experiment, sortBy: sort, ascending: request.ascending, limit: request.limit == 0 ? nil : Int(request.limit))
+                : try self.tracking.runs(experiment: request.experiment, ids: request.runIds)
             var list = WireRunList()
+            list.total = UInt64(total)
             for run in runs {
                 var info = WireRunInfo()
                 info.id = run.id

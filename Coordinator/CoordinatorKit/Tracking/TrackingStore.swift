@@ -138,6 +138,26 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
+    /// Registered after every other migration (the order GRDB applies them in).
+    static func registerRunRanking(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v7-run-metric-latest") { db in
+            // Ranking an experiment's runs by a metric's last value must not read every
+            // run's curve: with 100,000 runs that took seconds. This table holds one row
+            // per (run, metric), kept by `logMetrics`, indexed in rank order.
+            try db.execute(sql: """
+                CREATE TABLE run_metric_latest (
+                  run_id TEXT NOT NULL REFERENCES run(id), experiment_id INTEGER NOT NULL, key TEXT NOT NULL,
+                  step INTEGER NOT NULL, value DOUBLE NOT NULL, PRIMARY KEY (run_id, key)
+                );
+                INSERT INTO run_metric_latest
+                  SELECT m.run_id, run.experiment_id, m.key, m.step, m.value FROM run_metric m JOIN run ON run.id = m.run_id
+                  WHERE m.step = (SELECT MAX(step) FROM run_metric WHERE run_id = m.run_id AND key = m.key);
+                CREATE INDEX run_metric_latest_rank ON run_metric_latest(experiment_id, key, value);
+                CREATE INDEX run_by_experiment ON run(experiment_id, started_at, id);
+                """)
+        }
+    }
+
     // MARK: Experiments and runs
 
     @discardableResult
@@ -182,7 +202,19 @@ public final class TrackingStore: @unchecked Sendable {
         do {
             let now = Date().timeIntervalSince1970
             let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO run_metric VALUES (?, ?, ?, ?, ?)")
-            for v in values { try statement.execute(arguments: [run, v.key, v.step, v.value, now]) }
+            var last: [String: (step: Int, value: Double)] = [:]
+            for v in values {
+                try statement.execute(arguments: [run, v.key, v.step, v.value, now])
+                if (last[v.key]?.step ?? .min) <= v.step { last[v.key] = (v.step, v.value) }
+            }
+            // One row per metric for ranking; an older step logged late does not replace it.
+            let latest = try db.cachedStatement(sql: """
+                INSERT INTO run_metric_latest (run_id, experiment_id, key, step, value)
+                  SELECT id, experiment_id, ?, ?, ? FROM run WHERE id = ?
+                ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value
+                  WHERE excluded.step >= run_metric_latest.step
+                """)
+            for (key, v) in last { try latest.execute(arguments: [key, v.step, v.value, run]) }
         }
     }
 
@@ -243,46 +275,107 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
-    /// Runs of an experiment, best first by `sortBy` (descending unless `ascending`).
-    public func runs(experiment: String, sortBy metric: String? = nil, ascending: Bool = false) throws -> [RunSummary] {
-        var list = try runs(where: "experiment.name = ?", [experiment])
-        if let metric {
-            list.sort { a, b in
-                switch (a.metrics[metric], b.metrics[metric]) {
-                case let (x?, y?): return ascending ? x < y : x > y
-                case (_?, nil): return true
-                default: return false
+    /// Runs of an experiment, best first by `sortBy` (descending unless `ascending`; ties
+    /// and runs without the metric after, in start order), at most `limit` of them; without
+    /// a metric, the `limit` most recently started, oldest first. Answers from indexes, so
+    /// an experiment of 100,000 runs costs what its first page costs.
+    public func runs(experiment: String, sortBy metric: String? = nil, ascending: Bool = false, limit: Int? = nil) throws -> [RunSummary] {
+        try pool.read { db in
+            guard let experimentID = try Int64.fetchOne(db, sql: "SELECT id FROM experiment WHERE name = ?", arguments: [experiment]) else { return [] }
+            let cap = limit ?? -1  // SQLite's "no limit"
+            var ids: [String]
+            if let metric {
+                ids = try String.fetchAll(db, sql: """
+                    SELECT l.run_id FROM run_metric_latest l JOIN run ON run.id = l.run_id
+                    WHERE l.experiment_id = ? AND l.key = ? ORDER BY l.value \(ascending ? "ASC" : "DESC"), run.started_at, run.id LIMIT ?
+                    """, arguments: [experimentID, metric, cap])
+                if limit.map({ ids.count < $0 }) ?? true {
+                    ids += try String.fetchAll(db, sql: """
+                        SELECT id FROM run WHERE experiment_id = ?
+                          AND id NOT IN (SELECT run_id FROM run_metric_latest WHERE experiment_id = ? AND key = ?)
+                        ORDER BY started_at, id LIMIT ?
+                        """, arguments: [experimentID, experimentID, metric, limit.map { $0 - ids.count } ?? -1])
                 }
+            } else {
+                ids = try String.fetchAll(db, sql: """
+                    SELECT id FROM (SELECT id, started_at FROM run WHERE experiment_id = ? ORDER BY started_at DESC, id DESC LIMIT ?)
+                    ORDER BY started_at, id
+                    """, arguments: [experimentID, cap])
             }
+            return try Self.summaries(db, ids: ids)
         }
-        return list
+    }
+
+    /// How many runs an experiment has.
+    public func runCount(experiment: String) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM run JOIN experiment ON experiment.id = run.experiment_id WHERE experiment.name = ?", arguments: [experiment]) ?? 0
+        }
+    }
+
+    /// The runs of `ids` that belong to the experiment, in the order asked.
+    public func runs(experiment: String, ids: [String]) throws -> [RunSummary] {
+        try pool.read { db in try Self.summaries(db, ids: ids).filter { $0.experiment == experiment } }
+    }
+
+    /// Whether any run of the experiment logged the metric (an index probe).
+    public func hasMetric(_ key: String, experiment: String) throws -> Bool {
+        try pool.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM run_metric_latest WHERE experiment_id = (SELECT id FROM experiment WHERE name = ?) AND key = ? LIMIT 1
+                """, arguments: [experiment, key]) ?? false
+        }
+    }
+
+    /// The metrics an experiment's runs have logged.
+    public func metricKeys(experiment: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT key FROM run_metric_latest WHERE experiment_id = (SELECT id FROM experiment WHERE name = ?) ORDER BY key
+                """, arguments: [experiment])
+        }
     }
 
     private func runs(where clause: String, _ arguments: StatementArguments) throws -> [RunSummary] {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            try Self.summaries(db, ids: try String.fetchAll(db, sql: "SELECT id FROM run WHERE \(clause) ORDER BY started_at, id", arguments: arguments))
+        }
+    }
+
+    /// Full summaries of `ids`, in that order: a handful of queries per 500 runs rather
+    /// than five per run.
+    private static func summaries(_ db: Database, ids: [String]) throws -> [RunSummary] {
+        var byID: [String: RunSummary] = [:]
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(ids.count, start + 500)])
+            let marks = databaseQuestionMarks(count: chunk.count)
+            let arguments = StatementArguments(chunk)
+            for row in try Row.fetchAll(db, sql: """
                 SELECT run.*, experiment.name AS experiment_name FROM run JOIN experiment ON experiment.id = run.experiment_id
-                WHERE \(clause) ORDER BY run.started_at, run.id
-                """, arguments: arguments)
-            return try rows.map { row in
+                WHERE run.id IN (\(marks))
+                """, arguments: arguments) {
                 let id: String = row["id"]
-                func pairs(_ sql: String) throws -> [String: String] {
-                    Dictionary(try Row.fetchAll(db, sql: sql, arguments: [id]).map { ($0[0] as String, $0[1] as String) }) { $1 }
-                }
-                let metrics = Dictionary(try Row.fetchAll(db, sql: """
-                    SELECT key, value FROM run_metric m WHERE run_id = ? AND step = (SELECT MAX(step) FROM run_metric WHERE run_id = m.run_id AND key = m.key)
-                    """, arguments: [id]).map { ($0[0] as String, $0[1] as Double) }) { $1 }
-                return RunSummary(
+                byID[id] = RunSummary(
                     id: id, experiment: row["experiment_name"], jobID: row["job_id"], status: row["status"],
-                    params: try pairs("SELECT key, value FROM run_param WHERE run_id = ?"),
-                    metrics: metrics,
-                    tags: try pairs("SELECT key, value FROM run_tag WHERE run_id = ?"),
-                    artifacts: try pairs("SELECT name, sha256 FROM artifact WHERE run_id = ?"),
+                    params: [:], metrics: [:], tags: [:], artifacts: [:],
                     startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                     finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
                     error: row["error"])
             }
+            for row in try Row.fetchAll(db, sql: "SELECT run_id, key, value FROM run_param WHERE run_id IN (\(marks))", arguments: arguments) {
+                byID[row[0]]?.params[row[1]] = row[2]
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT run_id, key, value FROM run_metric_latest WHERE run_id IN (\(marks))", arguments: arguments) {
+                byID[row[0]]?.metrics[row[1]] = row[2]
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT run_id, key, value FROM run_tag WHERE run_id IN (\(marks))", arguments: arguments) {
+                byID[row[0]]?.tags[row[1]] = row[2]
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT run_id, name, sha256 FROM artifact WHERE run_id IN (\(marks))", arguments: arguments) {
+                byID[row[0]]?.artifacts[row[1]] = row[2]
+            }
         }
+        return ids.compactMap { byID[$0] }
     }
 
     // MARK: Helpers

@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+
+/// Settings that make blob streams (1 MiB chunks, datasets, videos) cheap without costing
+/// the many small-message connections anything.
+public enum BulkTransfer {
+    /// Socket reads start at 2 KiB and may grow to 256 KiB while a peer streams. NIO's
+    /// default stops at 64 KiB, which splits every 1 MiB chunk into 16+ reads, each a
+    /// syscall, a decrypt call and a trip through the pipeline; the adaptive allocator
+    /// shrinks back when reads get small, so idle connections stay small.
+    public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 256 * 1024)
+
+    /// Largest allocation glibc serves from the heap rather than with its own `mmap`.
+    public static let mmapThresholdBytes: Int32 = 4 << 20
+
+    /// Keeps frame-sized buffers (a 1 MiB chunk plus its header) in the heap. glibc serves
+    /// allocations of 128 KiB and more with `mmap` and returns them with `munmap`, so each
+    /// 1 MiB frame buffer costs ~256 page faults; raising the threshold to 4 MiB removes
+    /// them (measured in Benchmarks/README.md). Frames larger than that are rare and still
+    /// mapped. An operator's own `MALLOC_MMAP_THRESHOLD_` wins. Call once, at start.
+    public static func tuneAllocator() {
+        #if canImport(Glibc)
+        guard ProcessInfo.processInfo.environment["MALLOC_MMAP_THRESHOLD_"] == nil else { return }
+        // Swift's Glibc module leaves out <malloc.h>; mallopt is looked up instead, and
+        // M_MMAP_THRESHOLD is glibc's -3.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        _ = unsafeBitCast(symbol, to: Mallopt.self)(-3, mmapThresholdBytes)
+        #endif
+    }
+}
