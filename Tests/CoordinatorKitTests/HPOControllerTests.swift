@@ -58,9 +58,10 @@ import Wire
             seed: 1
             max_trials: 2
             max_concurrent: 2
-            asha: {min_iterations: 10, max_iterations: 90, reduction_factor: 3}
+            asha: {min_iterations: 10, max_iterations: 90, reduction_factor: 2}
             params: {num_iterations: 90, num_leaves: {int: [4, 16]}}
             """)
+        // η = 2: the second value at the rung is past the grace and is judged.
         #expect(controller.progress(index: 0, step: 10, metrics: ["valid_auc": 0.80]))
         #expect(!controller.progress(index: 1, step: 10, metrics: ["valid_auc": 0.70]))
         #expect(controller.progress(index: 0, step: 20, metrics: ["valid_auc": 0.81]))

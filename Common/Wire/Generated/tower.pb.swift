@@ -1534,9 +1534,23 @@ public nonisolated struct WireTrialInput: Sendable {
 
   public var metric: String = String()
 
+  /// The SHAP summary (the costly per-trial extra) is computed only when the trial's
+  /// validation metric is at least this good: the best finished trial's when this one was
+  /// planned. Unset (the first trials, a rerun): always.
+  public var shapIfAtLeast: Double {
+    get {_shapIfAtLeast ?? 0}
+    set {_shapIfAtLeast = newValue}
+  }
+  /// Returns true if `shapIfAtLeast` has been explicitly set.
+  public var hasShapIfAtLeast: Bool {self._shapIfAtLeast != nil}
+  /// Clears the value of `shapIfAtLeast`. Subsequent reads from it will return its default value.
+  public mutating func clearShapIfAtLeast() {self._shapIfAtLeast = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _shapIfAtLeast: Double? = nil
 }
 
 public nonisolated struct WireTrialOutput: Sendable {
@@ -5444,7 +5458,7 @@ nonisolated extension WireHPOSpec: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension WireTrialInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrialInput"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trial\0\u{3}dataset_sha256\0\u{3}model_kind\0\u{1}params\0\u{3}report_every\0\u{1}metric\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trial\0\u{3}dataset_sha256\0\u{3}model_kind\0\u{1}params\0\u{3}report_every\0\u{1}metric\0\u{3}shap_if_at_least\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5458,12 +5472,17 @@ nonisolated extension WireTrialInput: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.reportEvery) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._shapIfAtLeast) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.trial != 0 {
       try visitor.visitSingularUInt32Field(value: self.trial, fieldNumber: 1)
     }
@@ -5482,6 +5501,9 @@ nonisolated extension WireTrialInput: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.metric.isEmpty {
       try visitor.visitSingularStringField(value: self.metric, fieldNumber: 6)
     }
+    try { if let v = self._shapIfAtLeast {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5492,6 +5514,7 @@ nonisolated extension WireTrialInput: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.params != rhs.params {return false}
     if lhs.reportEvery != rhs.reportEvery {return false}
     if lhs.metric != rhs.metric {return false}
+    if lhs._shapIfAtLeast != rhs._shapIfAtLeast {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -183,7 +183,10 @@ final class HPOController: JobController {
         }
     }
 
-    static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String) throws -> PlannedTask {
+    /// `shapIfAtLeast`: the best finished trial's value, below which the worker skips the
+    /// SHAP summary — such a trial cannot become the search's winner (ties go to the
+    /// earlier trial), so only registered models need it.
+    static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String, shapIfAtLeast: Double? = nil) throws -> PlannedTask {
         var input = WireTrialInput()
         input.trial = UInt32(index)
         input.datasetSha256 = dataset
@@ -191,6 +194,7 @@ final class HPOController: JobController {
         input.params = space.parameters(for: parameters)
         input.reportEvery = UInt32(max(1, space.asha.map { min($0.minIterations, 10) } ?? 10))
         input.metric = space.metric.rawValue
+        if let shapIfAtLeast { input.shapIfAtLeast = shapIfAtLeast }
         return PlannedTask(input: try input.serializedData(), blobs: [dataset])
     }
 
@@ -277,7 +281,8 @@ final class HPOController: JobController {
         var tasks: [PlannedTask] = []
         var runs: [(@Sendable (Database) throws -> Void)?] = []
         while let trial = search.nextTrial(elapsedSeconds: Date().timeIntervalSince(startedAt)) {
-            guard let task = try? Self.task(index: trial.number, parameters: trial.parameters, space: space, dataset: dataset) else { break }
+            guard let task = try? Self.task(index: trial.number, parameters: trial.parameters, space: space, dataset: dataset,
+                                            shapIfAtLeast: search.best?.value) else { break }
             tasks.append(task)
             runs.append(startRunRecord(trial.number))
         }

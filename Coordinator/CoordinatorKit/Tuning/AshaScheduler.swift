@@ -19,14 +19,15 @@ public enum AshaDecision: Sendable, Equatable {
 /// The rule at a rung: a trial's value is recorded there the first time it reports an
 /// iteration at or past the rung (reports may skip iterations). Among the n values recorded
 /// at that rung so far, including its own, the trial continues only if fewer than
-/// max(1, ⌊n / reductionFactor⌋) values are strictly better than it — that is, it ranks in
-/// the top 1/reductionFactor, ties resolved in its favour. While fewer than
-/// `reductionFactor` values exist at a rung, ⌊n / η⌋ is 0 and the rule becomes "continue
-/// only if no recorded value is better": a trial cannot be paused until more results
-/// arrive (workers train trials to completion or stop them), so the early arrivals must
-/// be judged against what is known, and the best so far is the only one that is safe to
-/// keep. The first trial at a rung therefore always continues, and a trial that is the
-/// best at every rung is never stopped.
+/// ⌊n / reductionFactor⌋ values are strictly better than it — that is, it ranks in the top
+/// 1/reductionFactor, ties resolved in its favour.
+///
+/// Grace: while a rung holds fewer than `reductionFactor` values, every trial reaching it
+/// continues. "Top 1/η" means nothing among fewer than η results, and judging the early
+/// arrivals against one or two others (keeping only the best so far, as an earlier rule
+/// did) stopped good trials by the luck of arriving second: with η = 3 and two workers,
+/// half of the first trials were stopped at the first rung whatever their quality. A
+/// trial that is the best at every rung is never stopped.
 ///
 /// Guarantees: decisions depend only on the sequence of reports (deterministic, replayable
 /// from the recorded steps); a stopped trial stays stopped; NaN or infinite values stop a
@@ -79,7 +80,8 @@ public struct AshaScheduler: Sendable {
             recorded[k][trial] = value
             let values = recorded[k].values
             let n = values.count
-            let keep = max(1, n / settings.reductionFactor)
+            guard n >= settings.reductionFactor else { continue }
+            let keep = n / settings.reductionFactor
             let better = values.reduce(0) { $0 + (metric.isBetter($1, than: value) ? 1 : 0) }
             if better >= keep {
                 stopped[trial] = k

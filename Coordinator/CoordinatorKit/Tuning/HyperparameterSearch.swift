@@ -29,7 +29,7 @@ public enum TrialAdmission: Sendable, Equatable {
 /// - no trial starts once `elapsedSeconds ≥ timeBudgetSeconds` (running trials are left to
 ///   finish: they are bounded by their iterations, and stopping them would waste the work);
 /// - trial numbers are 0, 1, 2, … in start order, and the n-th trial's parameters depend
-///   only on the seed and the trials finished before it was planned;
+///   only on the seed and the trials finished and running when it was planned;
 /// - a failed trial counts towards `maxTrials` (a space whose every trial fails must still
 ///   end) and is kept with its error; the search goes on;
 /// - finishing or failing a trial twice (a retried task reporting again) changes nothing.
@@ -64,7 +64,7 @@ public struct HyperparameterSearch: Sendable {
     /// Plans the next trial if one may start, and counts it as running.
     public mutating func nextTrial(elapsedSeconds: Double) -> TrialPlan? {
         guard admission(elapsedSeconds: elapsedSeconds) == .start else { return nil }
-        let parameters = sampler.suggest(history: history)
+        let parameters = sampler.suggest(history: history, pending: running)
         let number = started
         started += 1
         running[number] = parameters

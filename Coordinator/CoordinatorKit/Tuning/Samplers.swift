@@ -23,14 +23,22 @@ public struct CompletedTrial: Sendable, Equatable, Codable {
     }
 }
 
-/// Proposes the parameters of the next trial from the trials finished so far.
+/// Proposes the parameters of the next trial from the trials finished so far and those
+/// still running (`pending`, by trial number).
 ///
-/// Contract: for the same space, seed, number of earlier suggestions and history, a
-/// sampler proposes the same parameters (searches are reproducible from their seed), and
-/// every proposal lies inside the space's domains, with fixed parameters omitted
-/// (`SearchSpace.parameters(for:)` adds them).
+/// Contract: for the same space, seed, number of earlier suggestions, history and pending
+/// trials, a sampler proposes the same parameters (searches are reproducible from their
+/// seed), and every proposal lies inside the space's domains, with fixed parameters
+/// omitted (`SearchSpace.parameters(for:)` adds them).
 public protocol Sampler: Sendable {
-    mutating func suggest(history: [CompletedTrial]) -> TrialParameters
+    mutating func suggest(history: [CompletedTrial], pending: [Int: TrialParameters]) -> TrialParameters
+}
+
+extension Sampler {
+    /// A suggestion with no trial running.
+    public mutating func suggest(history: [CompletedTrial]) -> TrialParameters {
+        suggest(history: history, pending: [:])
+    }
 }
 
 /// Makes the sampler a space asks for.
@@ -121,7 +129,7 @@ public struct RandomSampler: Sampler {
         self.seed = seed ?? space.seed
     }
 
-    public mutating func suggest(history: [CompletedTrial]) -> TrialParameters {
+    public mutating func suggest(history: [CompletedTrial], pending: [Int: TrialParameters]) -> TrialParameters {
         var rng = TuningRandom(seed: seed, stream: UInt64(suggestionsMade))
         suggestionsMade += 1
         var out = TrialParameters()
@@ -147,7 +155,15 @@ public struct RandomSampler: Sampler {
 ///
 /// Trials stopped by ASHA count with the value they were stopped at (so they mostly land
 /// in the bad group); failed trials carry no information about the objective and are
-/// ignored. Guarantees: deterministic for (seed, number of earlier suggestions, history).
+/// ignored.
+///
+/// Running trials count as a "constant liar" (Ginsbourger et al.; Optuna's
+/// `constant_liar`): each is taken as finished with the worst value observed so far, so it
+/// lands in the bad group and the next suggestion moves away from it. Without this, two
+/// workers asking at the same moment get two draws from the same good region, and a
+/// 2-worker search explores half as much as its trial count says.
+///
+/// Guarantees: deterministic for (seed, number of earlier suggestions, history, pending).
 public struct TPESampler: Sampler {
     let dimensions: [SearchDimension]
     let metric: ObjectiveMetric
@@ -162,7 +178,7 @@ public struct TPESampler: Sampler {
         self.seed = seed ?? space.seed
     }
 
-    public mutating func suggest(history: [CompletedTrial]) -> TrialParameters {
+    public mutating func suggest(history: [CompletedTrial], pending: [Int: TrialParameters]) -> TrialParameters {
         var rng = TuningRandom(seed: seed, stream: UInt64(suggestionsMade))
         suggestionsMade += 1
         let observed = history
@@ -175,8 +191,14 @@ public struct TPESampler: Sampler {
             for d in dimensions { out[d.name] = d.value(at: d.randomPosition(&rng)) }
             return out
         }
-        // Best first; stable on trial number for equal values.
-        let ranked = observed.enumerated().sorted { a, b in
+        let worst = observed.map { $0.value! }.reduce(observed[0].value!) { metric.isBetter($0, than: $1) ? $1 : $0 }
+        let observedNumbers = Set(observed.map(\.number))
+        let lies = pending.sorted { $0.key < $1.key }.filter { !observedNumbers.contains($0.key) }
+            .map { CompletedTrial(number: $0.key, parameters: $0.value, value: worst) }
+        let observedAndLies = observed + lies
+        // Best first; stable on trial number for equal values (lies come after real trials
+        // of the same value).
+        let ranked = observedAndLies.enumerated().sorted { a, b in
             let va = a.element.value!, vb = b.element.value!
             if va != vb { return metric.isBetter(va, than: vb) }
             return a.offset < b.offset

@@ -41,7 +41,8 @@ import Testing
         let qualities = [0.9, 0.6, 0.62, 0.58, 0.61, 0.85, 0.59]
         let (last, _) = Self.simulate(qualities)
         #expect(last[0] == 200, "the best trial always runs to max_iterations")
-        for t in [1, 2, 3, 4, 6] { #expect(last[t] == 10, "weak trial \(t) stopped at the first rung, ran \(last[t])") }
+        #expect(last[1] > 10, "the second arrival is within the grace (fewer than η = 3 values at the rung)")
+        for t in [2, 3, 4, 6] { #expect(last[t] == 10, "weak trial \(t) stopped at the first rung, ran \(last[t])") }
         #expect(last[5] > 10, "the second-best trial passes the first rung")
     }
 
@@ -64,14 +65,15 @@ import Testing
 
     @Test func rankingRuleAtARung() {
         var asha = AshaScheduler(settings: Self.settings, metric: .auc)
-        // Fewer than reduction_factor values: only the best so far continues.
+        // Grace: fewer than reduction_factor (3) values at the rung, every trial continues.
         #expect(asha.report(trial: 0, iteration: 10, value: 0.70) == .continue)
-        #expect(asha.report(trial: 1, iteration: 10, value: 0.65).shouldStop)
-        #expect(asha.report(trial: 2, iteration: 10, value: 0.75) == .continue)
-        // Three values: top ⌊3/3⌋ = 1 → 0.80 is best, continues.
+        #expect(asha.report(trial: 1, iteration: 10, value: 0.65) == .continue)
+        // Three values: top ⌊3/3⌋ = 1 continue; 0.60 ranks 3rd.
+        #expect(asha.report(trial: 2, iteration: 10, value: 0.60).shouldStop)
+        // Four values: 0.80 is the best, continues.
         #expect(asha.report(trial: 3, iteration: 10, value: 0.80) == .continue)
-        // Six values: top 2 continue; 0.78 ranks 2nd of 6 (0.80 better).
-        #expect(asha.report(trial: 4, iteration: 10, value: 0.60).shouldStop)
+        // Five values, top 1: 0.75 ranks 2nd and stops; six values, top 2: 0.78 ranks 2nd.
+        #expect(asha.report(trial: 4, iteration: 10, value: 0.75).shouldStop)
         #expect(asha.report(trial: 5, iteration: 10, value: 0.78) == .continue)
         // A tie with the best counts in the trial's favour.
         #expect(asha.report(trial: 6, iteration: 10, value: 0.80) == .continue)
@@ -82,7 +84,7 @@ import Testing
         // Lower log-loss is better: the trial with the lowest curve runs to the end.
         let (last, _) = Self.simulate([0.9, 0.6, 0.7, 0.65], metric: .logloss) { q, it in 1 - Self.curve(q, it) }
         #expect(last[0] == 200)
-        #expect(last[1] == 10 && last[3] == 10)
+        #expect(last[2] == 10 && last[3] == 10, "the third and fourth arrivals are judged and stopped")
     }
 
     @Test func skippedIterationsRecordEveryRungPassed() {
@@ -96,6 +98,7 @@ import Testing
     @Test func stoppedStaysStoppedAndDivergenceStops() {
         var asha = AshaScheduler(settings: Self.settings, metric: .auc)
         _ = asha.report(trial: 0, iteration: 10, value: 0.8)
+        _ = asha.report(trial: 9, iteration: 10, value: 0.7)
         #expect(asha.report(trial: 1, iteration: 10, value: 0.6).shouldStop)
         #expect(asha.report(trial: 1, iteration: 11, value: 0.99).shouldStop, "a stopped trial stays stopped")
         if case let .stop(reason) = asha.report(trial: 2, iteration: 3, value: .nan) {
@@ -108,8 +111,9 @@ import Testing
     @Test func stopReasonSaysWhere() {
         var asha = AshaScheduler(settings: Self.settings, metric: .auc)
         _ = asha.report(trial: 0, iteration: 10, value: 0.8)
+        _ = asha.report(trial: 2, iteration: 10, value: 0.7)
         guard case let .stop(reason) = asha.report(trial: 1, iteration: 10, value: 0.6) else { Issue.record("not stopped"); return }
-        #expect(reason.contains("rung 10") && reason.contains("ranks 2 of 2"), "\(reason)")
+        #expect(reason == "at rung 10 iterations, auc 0.60000 ranks 3 of 3; only the top 1 continue (reduction factor 3)", "\(reason)")
     }
 
     @Test func buildsFromASpace() throws {

@@ -87,6 +87,39 @@ import Testing
         #expect(c.suggest(history: history) == d.suggest(history: history + [failed]))
     }
 
+    /// A running trial counts as a constant liar: the next suggestion, made while it runs,
+    /// differs from what it would be without it and spreads out from it.
+    @Test func tpeSpreadsConcurrentSuggestionsWithAConstantLiar() throws {
+        let space = try SearchSpace(yaml: Self.space2D)
+        var a = TPESampler(space: space)
+        let (_, history) = Self.run(&a, trials: 15)
+        var withoutLiar = a, withLiar = a
+        var first = a
+        let running = first.suggest(history: history)
+        let pending = Dictionary(uniqueKeysWithValues: (15..<19).map { ($0, running) })
+        #expect(withoutLiar.suggest(history: history) != withLiar.suggest(history: history, pending: pending))
+
+        // Batches of 4 suggested together (4 workers asking at once), 40 trials, 6 seeds:
+        // with the liar the members of a batch lie further apart in log learning rate.
+        func spread(liar: Bool) throws -> Double {
+            var total = 0.0
+            for seed: UInt64 in 1...6 {
+                var tpe = TPESampler(space: space, seed: seed)
+                var done: [CompletedTrial] = []
+                for batch in 0..<10 {
+                    var pending: [Int: TrialParameters] = [:]
+                    for k in 0..<4 { pending[batch * 4 + k] = tpe.suggest(history: done, pending: liar ? pending : [:]) }
+                    let rates = pending.values.map { log10($0["learning_rate"]!.number!) }
+                    total += rates.max()! - rates.min()!
+                    done += pending.map { CompletedTrial(number: $0.key, parameters: $0.value, value: Self.objective($0.value)) }
+                }
+            }
+            return total
+        }
+        let (liar, plain) = (try spread(liar: true), try spread(liar: false))
+        #expect(liar > plain, "within-batch spread: with the liar \(liar), without \(plain)")
+    }
+
     @Test func tpeFindsABetterOptimumThanRandomWithTheSameBudget() throws {
         var tpeBest = 0.0, randomBest = 0.0, tpeWins = 0
         let seeds: [UInt64] = [1, 2, 3, 4, 5, 6]

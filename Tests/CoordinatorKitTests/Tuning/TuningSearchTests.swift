@@ -56,7 +56,8 @@ import Testing
     }
 
     @Test func ashaStopsAndTheStoppedTrialKeepsItsLastValue() throws {
-        var search = HyperparameterSearch(space: try SearchSpace(yaml: Self.text))
+        // η = 2, so two values at the rung are past ASHA's grace and the worse one stops.
+        var search = HyperparameterSearch(space: try SearchSpace(yaml: Self.text.replacingOccurrences(of: "reduction_factor: 3", with: "reduction_factor: 2")))
         let aPlan = search.nextTrial(elapsedSeconds: 0)
         let a = try #require(aPlan)
         let bPlan = search.nextTrial(elapsedSeconds: 0)
