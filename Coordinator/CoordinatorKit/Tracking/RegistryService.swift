@@ -38,6 +38,7 @@ public final class RegistryService: @unchecked Sendable {
                 : try self.tracking.runs(experiment: request.experiment, ids: request.runIds)
             var list = WireRunList()
             list.total = UInt64(total)
+            let curves = request.sortBy.isEmpty ? [:] : try self.tracking.curves(runs.map(\.id), metric: request.sortBy)
             for run in runs {
                 var info = WireRunInfo()
                 info.id = run.id
@@ -50,8 +51,7 @@ public final class RegistryService: @unchecked Sendable {
                 info.error = run.error ?? ""
                 info.startedAtMs = Int64((run.startedAt?.timeIntervalSince1970 ?? 0) * 1000)
                 info.finishedAtMs = Int64((run.finishedAt?.timeIntervalSince1970 ?? 0) * 1000)
-                if !request.sortBy.isEmpty {
-                    let curve = try self.tracking.curve(run.id, metric: request.sortBy)
+                if let curve = curves[run.id] {
                     info.curveSteps = curve.map { UInt32($0.step) }
                     info.curveValues = curve.map(\.value)
                 }

@@ -257,6 +257,22 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
+    /// The curves of one metric for many runs, a query per 500 runs.
+    public func curves(_ runs: [String], metric: String) throws -> [String: [(step: Int, value: Double)]] {
+        try pool.read { db in
+            var curves: [String: [(step: Int, value: Double)]] = [:]
+            for start in stride(from: 0, to: runs.count, by: 500) {
+                let chunk = Array(runs[start..<min(runs.count, start + 500)])
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT run_id, step, value FROM run_metric WHERE key = ? AND run_id IN (\(databaseQuestionMarks(count: chunk.count))) ORDER BY run_id, step
+                    """, arguments: StatementArguments([metric]) + StatementArguments(chunk)) {
+                    curves[row["run_id"], default: []].append((row["step"], row["value"]))
+                }
+            }
+            return curves
+        }
+    }
+
     public func run(_ id: String) throws -> RunSummary {
         guard let run = try runs(where: "run.id = ?", [id]).first else { throw RegistryError.unknownRun(id) }
         return run
