@@ -104,14 +104,15 @@ enum UserApp {
     });
     """
 
-    /// A drawn stand-in photo: a house whose colours follow the listing id.
+    /// A drawn stand-in photo: a house whose colours follow the listing id. 2:1, like the
+    /// card's image box, so `object-fit: cover` crops nothing (the id label was cut off).
     static func photo(_ id: Int) -> String {
         let hue = (id * 47) % 360
         return """
-        <svg xmlns="http://www.w3.org/2000/svg" width="480" height="300" viewBox="0 0 480 300">
-        <rect width="480" height="300" fill="hsl(\(hue),45%,80%)"/><rect y="220" width="480" height="80" fill="hsl(\((hue + 90) % 360),35%,55%)"/>
-        <polygon points="150,140 240,70 330,140" fill="hsl(\((hue + 180) % 360),40%,40%)"/><rect x="170" y="140" width="140" height="100" fill="#fafafa"/>
-        <rect x="225" y="190" width="30" height="50" fill="hsl(\(hue),30%,35%)"/><text x="20" y="35" font-family="sans-serif" font-size="22" fill="#333">#\(id)</text>
+        <svg xmlns="http://www.w3.org/2000/svg" width="480" height="240" viewBox="0 0 480 240">
+        <rect width="480" height="240" fill="hsl(\(hue),45%,80%)"/><rect y="180" width="480" height="60" fill="hsl(\((hue + 90) % 360),35%,55%)"/>
+        <polygon points="150,110 240,40 330,110" fill="hsl(\((hue + 180) % 360),40%,40%)"/><rect x="170" y="110" width="140" height="80" fill="#fafafa"/>
+        <rect x="225" y="150" width="30" height="40" fill="hsl(\(hue),30%,35%)"/><text x="16" y="44" font-family="sans-serif" font-size="24" fill="#333">#\(id)</text>
         </svg>
         """
     }
