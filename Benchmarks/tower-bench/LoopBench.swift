@@ -10,7 +10,7 @@ struct LoopBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loop",
         abstract: "Drift, scoring and point-in-time benchmarks (peers: Benchmarks/loop/run.sh).",
-        subcommands: [DriftData.self, DriftBench.self, ScoreData.self, ScoreBench.self, PitData.self, PitBench.self])
+        subcommands: [DriftData.self, DriftBench.self, ScoreData.self, ScoreBench.self, ShapBench.self, PitData.self, PitBench.self])
 }
 
 // MARK: Shared helpers
@@ -530,5 +530,51 @@ enum PitChecksum {
             parts.append("\(n)=\(bits):\(String(format: "%.6e", sum))")
         }
         return parts.joined(separator: " ")
+    }
+}
+
+/// TreeSHAP for the rows a score job or the gateway explains: the recursive algorithm
+/// against ``PreparedTreeSHAP`` (tables per leaf, made once per model), same model, same
+/// rows, one thread, in the same run. Reads what `score-data` wrote.
+struct ShapBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "shap", abstract: "TreeSHAP per row: recursive against prepared, same model and rows.")
+    @Option var dir = "Benchmarks/results/loop/score"
+    @Option var rows = 2_000
+    @Option var runs = 3
+
+    func run() throws {
+        let out = URL(fileURLWithPath: dir)
+        guard case let .gradientBoosted(model) = try ModelFile.load(out.appendingPathComponent("model.twrm")) else {
+            throw ValidationError("\(dir)/model.twrm is not a tree model; run `tower-bench loop score-data` first")
+        }
+        let width = PairFeatures.schema.count
+        let matrix = try readRaw(out.appendingPathComponent("pairs.f32"), as: Float.self)
+        let count = min(rows, matrix.count / width)
+        let sample = (0..<count).map { Array(matrix[($0 * width)..<($0 + 1) * width]) }
+        var recursive: [Double] = [], prepared: [Double] = [], prepare: [Double] = []
+        var checksum = (0.0, 0.0)
+        for _ in 0..<runs {
+            var start = DispatchTime.now()
+            for row in sample { checksum.0 += TreeSHAP.contributions(model, row: row).reduce(0, +) }
+            recursive.append(seconds(since: start))
+            start = DispatchTime.now()
+            let explainer = PreparedTreeSHAP(model)
+            prepare.append(seconds(since: start))
+            start = DispatchTime.now()
+            for row in sample { checksum.1 += explainer.contributions(row: row).reduce(0, +) }
+            prepared.append(seconds(since: start))
+        }
+        guard abs(checksum.0 - checksum.1) <= 1e-6 * max(1, abs(checksum.0)) else {
+            throw ValidationError("the two explainers disagree: \(checksum.0) vs \(checksum.1)")
+        }
+        func perRow(_ v: [Double]) -> String {
+            let us = v.map { $0 / Double(count) * 1e6 }
+            return String(format: "%.1f (%.1f–%.1f)", median(us), us.min()!, us.max()!)
+        }
+        printTable("TreeSHAP, \(model.trees.count) trees, \(count) pair rows, 1 thread, median of \(runs) (min–max)", ["explainer", "µs per row", "ratio"], [
+            ["recursive (TreeSHAP.contributions)", perRow(recursive), "1×"],
+            ["prepared (PreparedTreeSHAP)", perRow(prepared), String(format: "%.2f× faster", median(recursive) / median(prepared))],
+            ["  preparing the model, once", String(format: "%.1f ms", median(prepare) * 1000), ""],
+        ])
     }
 }

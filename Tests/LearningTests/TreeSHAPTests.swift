@@ -12,6 +12,31 @@ import Testing
         return (try GBDTTrainer.train(data, parameters: p), data)
     }
 
+    /// The prepared explainer (tables per leaf, one pass per row) gives the recursive
+    /// algorithm's values, with repeated features on a path, missing values and a tree
+    /// deeper than its table limit among the cases.
+    @Test func thePreparedExplainerGivesTheRecursiveValues() throws {
+        for (features, leaves) in [(5, 15), (12, 63), (3, 31)] {
+            let (model, data) = try Self.model(features: features, trees: 25, leaves: leaves)
+            let explainer = PreparedTreeSHAP(model)
+            var rng = Xoshiro256(seed: 91)
+            for _ in 0..<60 {
+                let row: [Float] = (0..<data.featureCount).map { _ in rng.bernoulli(0.15) ? .nan : Float(rng.normal(mean: 0, sd: 2)) }
+                let expected = TreeSHAP.contributions(model, row: row), got = explainer.contributions(row: row)
+                for j in 0..<expected.count {
+                    #expect(abs(got[j] - expected[j]) <= 1e-9 * max(1, abs(expected[j])), "feature \(j): \(got[j]) vs \(expected[j]) (\(features) features, \(leaves) leaves)")
+                }
+            }
+        }
+        // Trees whose paths hold more unique features than the tables allow fall back to
+        // the recursive algorithm; the answer is the same.
+        let (wide, data) = try Self.model(features: 20, trees: 5, leaves: 255)
+        let deepest = PreparedTreeSHAP(wide).trees.filter(\.recursive).count
+        let row = data.row(3)
+        #expect(deepest > 0, "no tree exceeded the table limit; the fallback went untested")
+        #expect(PreparedTreeSHAP(wide).contributions(row: row).enumerated().allSatisfy { abs($1 - TreeSHAP.contributions(wide, row: row)[$0]) < 1e-9 })
+    }
+
     @Test func contributionsAddUpToTheMargin() throws {
         let (model, data) = try Self.model()
         let base = TreeSHAP.expectedValue(model)

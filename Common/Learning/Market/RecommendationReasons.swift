@@ -46,8 +46,9 @@ public enum TopReasons {
     /// Reasons for one recommended pair. Features of the user alone (age, budget, …) raise
     /// the score of every listing for that user alike, so they say nothing about why this
     /// listing: only listing and pair features are given as reasons.
-    public static func reasons(_ model: GradientBoostedModel, row: [Float], count: Int = 3) -> [RecommendationReason] {
-        var phi = TreeSHAP.contributions(model, row: row)
+    /// `explainer`, when given, is the model prepared once for many rows (same values).
+    public static func reasons(_ model: GradientBoostedModel, row: [Float], count: Int = 3, explainer: PreparedTreeSHAP? = nil) -> [RecommendationReason] {
+        var phi = explainer?.contributions(row: row) ?? TreeSHAP.contributions(model, row: row)
         for (j, f) in model.schema.features.enumerated() where PairFeatures.userFeatures.contains(f.name) { phi[j] = 0 }
         return reasons(contributions: phi, schema: model.schema, count: count)
     }

@@ -47,6 +47,8 @@ public struct Recommender: Sendable {
     /// features leave possible (`trees` words each), computed once; a user's features are
     /// settled once per user, so each pair looks at the pair features only.
     let listingMasks: [UInt64]
+    /// The model prepared for TreeSHAP once, since every user's top K is explained with it.
+    let explainer: PreparedTreeSHAP?
     /// Listing masks are kept up to this many bytes (a large catalogue scores without them).
     static let maxListingMaskBytes = 256 << 20
 
@@ -77,6 +79,7 @@ public struct Recommender: Sendable {
             }
         }
         self.listingMasks = masks
+        if reasonCount > 0, case let .gradientBoosted(m) = model { explainer = PreparedTreeSHAP(m) } else { explainer = nil }
     }
 
     static let placeholderUser = MarketUser(id: 0, age: 40, income: 100, householdSize: 2, hasChildren: false, maxCommuteMin: 60,
@@ -170,7 +173,7 @@ public struct Recommender: Sendable {
         let items = top.enumerated().map { rank, s -> ScoredListing in
             var reasons: [RecommendationReason] = []
             if reasonCount > 0, case let .gradientBoosted(m) = model {
-                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: parts[s.index]), count: reasonCount)
+                reasons = TopReasons.reasons(m, row: PairFeatures.features(user: user, listing: parts[s.index]), count: reasonCount, explainer: explainer)
             }
             return ScoredListing(listingID: listings[s.index].id, score: s.score, rank: rank + 1, reasons: reasons)
         }
