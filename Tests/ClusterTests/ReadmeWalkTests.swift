@@ -32,7 +32,7 @@ extension ProcessClusterSuites {
         }
         // Only the quick start's two `make` lines are not walked.
         #expect(skipped == ["make demo", "make test"])
-        #expect(walked == commands.count - 2 && walked >= 60, "only \(walked) commands walked")
+        #expect(walked == commands.count - 2 && walked >= 58, "only \(walked) of \(commands.count) commands walked")
     }
 
     /// The extraction itself: continuation lines join, comments go, quotes hold.
@@ -119,18 +119,18 @@ final class ReadmeWalk: @unchecked Sendable {
 
     /// The walk's changes to the sample config itself (each must still be in it): no
     /// scheduled run may start in the middle of the walk, the retraining pipeline searches
-    /// the walk's smaller space, and ingest queues renders for the top 1% of listings
-    /// rather than 5% (the walk checks that ingest queues them, not how many it renders).
+    /// the walk's smaller space, and ingest queues a render for the top listing (0.5%)
+    /// rather than the top 5% (the walk checks that ingest queues them, not how many it renders).
     var configChanges: [(String, String)] {
         [("schedule: \"0 0 * * *\"", "schedule: null"),
          ("kind: hpo, timeout_seconds: 7200, with: {model: match}}",
           "kind: hpo, timeout_seconds: 7200, with: {model: match, space: \(root.appendingPathComponent("search-space.yaml").path)}}"),
-         ("trigger_top_percent: 5", "trigger_top_percent: 1")]
+         ("trigger_top_percent: 5", "trigger_top_percent: 0.5")]
     }
 
     /// A small feature store: the walk checks that the loop runs as written, not how well
     /// it learns from 40,000 impressions.
-    static let smallerFeatureStore = ["--users": "300", "--listings": "200", "--interactions": "8000"]
+    static let smallerFeatureStore = ["--users": "150", "--listings": "120", "--interactions": "5000"]
 
     func substitute(_ text: String) -> String {
         substitutions.reduce(text) { $0.replacingOccurrences(of: $1.0, with: $1.1) }
@@ -198,7 +198,7 @@ final class ReadmeWalk: @unchecked Sendable {
     /// recommendations name the model and list k items with listing, score, rank and
     /// reasons; the events answer counts what it accepted.
     static func checkGatewayAnswer(_ words: [String], _ output: String) throws {
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "not a JSON object: \(output)")
+        let object = try #require(try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "not a JSON object: \(output)")
         if words.contains(where: { $0.hasSuffix("/v1/events") }) {
             #expect(output == #"{"accepted":1,"delivered":true,"duplicates":0,"queued":0}"#)
             return
@@ -258,9 +258,9 @@ final class ReadmeWalk: @unchecked Sendable {
             ("coordinator rollback match", "^match@champion: v2 → v1 \\(rollback recorded\\)"),
             ("curl --cacert ca.pem", "\"name\":\"match\""),
             // The loop.
-            ("coordinator demo-data --feature-store", "^wrote .*/store: 300 users, 190 listings, [0-9]+ events \\([0-9]+ impressions, [0-9]+ clicks, [0-9]+ contracts\\) from [-0-9T:Z]+ to [-0-9T:Z]+; 10 new listings in new-listings.csv\\nnext: coordinator ingest users store/users.csv, then listings store/listings.csv and events store/events.csv\\n$"),
-            ("coordinator ingest users", "^users.csv: 300 rows into users: 300 new, 0 updated, 0 unchanged\\n$"),
-            ("coordinator ingest listings store/listings.csv", "^listings.csv: 190 rows into listings: 190 new, 0 updated, 0 unchanged\\nshorts: "),
+            ("coordinator demo-data --feature-store", "^wrote .*/store: 150 users, 110 listings, [0-9]+ events \\([0-9]+ impressions, [0-9]+ clicks, [0-9]+ contracts\\) from [-0-9T:Z]+ to [-0-9T:Z]+; 10 new listings in new-listings.csv\\nnext: coordinator ingest users store/users.csv, then listings store/listings.csv and events store/events.csv\\n$"),
+            ("coordinator ingest users", "^users.csv: 150 rows into users: 150 new, 0 updated, 0 unchanged\\n$"),
+            ("coordinator ingest listings store/listings.csv", "^listings.csv: 110 rows into listings: 110 new, 0 updated, 0 unchanged\\nshorts: "),
             ("coordinator ingest events", "^events.csv: ([0-9]+) rows into events: \\1 new, 0 updated, 0 unchanged\\n$"),
             ("coordinator training-set build", "^training set [0-9a-f]{64}\\n  [0-9]+ examples, [0-9]+ positive; impressions [-0-9T:Z]+ to [-0-9T:Z]+, as of [-0-9T:Z]+\\nnext: coordinator submit hpo --training-set [0-9a-f]{64} --space "),
             ("coordinator submit score", "(?s)^submitted [^ ]+ \\([0-9]+ tasks\\)\\n.*\\nnext: coordinator recommendations USER_ID\\n$"),
@@ -277,7 +277,7 @@ final class ReadmeWalk: @unchecked Sendable {
             ("coordinator shorts get", "(?s)^short-[^ ]+-0: listing 17, job [^ ]+, pending_review, en, .*\\nwrote short.mp4 \\("),
             ("coordinator shorts approve", "(?s)nothing was published; run without --dry-run to publish\\n$"),
             // Worker metrics.
-            ("curl -s http://127.0.0.1:", "(?m)^# HELP tower_worker_connected 1 while connected to the coordinator, 0 while reconnecting\\.\\n# TYPE tower_worker_connected gauge\\ntower_worker_connected 1$"),
+            ("curl -s http://127.0.0.1:", "(?m)^# HELP tower_worker_connected 1 while connected to the coordinator, 0 while reconnecting\\.\\n# TYPE tower_worker_connected gauge\\ntower_worker_connected 1\\.0$"),
         ]
         return shapes.filter { key.hasPrefix($0.0) || words.joined(separator: " ").hasPrefix($0.0) }.max { $0.0.count < $1.0.count }?.1
     }
@@ -300,8 +300,11 @@ final class ReadmeWalk: @unchecked Sendable {
     }
 
     static func execute(_ words: [String], in directory: URL, home: URL) async throws -> (Int32, String) {
+        // curl's progress meter goes to stderr when its output is not a terminal; a reader
+        // at a terminal sees only the body, so the walk reads curl's stdout alone.
         let run = try await ProcessCluster.runToEnd(executable(words[0]), Array(words.dropFirst()), in: directory,
-                                                    environment: environment(home: home), within: .seconds(180))
+                                                    environment: environment(home: home), separateStderr: words[0] == "curl",
+                                                    within: .seconds(180))
         return (run.status, run.output)
     }
 
