@@ -11,9 +11,10 @@ extension ProcessClusterSuites {
 ///
 /// What changes between the README and this host is declared once, in
 /// ``ReadmeWalk/substitutions``: paths under a temporary directory instead of /etc and
-/// /var, loopback and free ports instead of tower-1.internal:7443, a smaller search so the
-/// walk takes a minute or two, and placeholders (JOB_ID, RUN, …) filled from what
-/// earlier commands printed.
+/// /var, loopback and free ports instead of tower-1.internal:7443, a smaller search and
+/// feature store so the walk takes about three minutes, and placeholders (JOB_ID, RUN,
+/// SHA256, short-JOB-0, …) filled from what earlier commands printed; the few changes to
+/// the sample config itself are in ``ReadmeWalk/configChanges``.
 @Suite(.serialized, .timeLimit(.minutes(8))) struct ReadmeWalkTests {
     @Test func theReadmeCommandsWorkAsWritten() async throws {
         let walk = try ReadmeWalk()
