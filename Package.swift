@@ -61,6 +61,20 @@ let package = Package(
             name: "Learning",
             path: "Common/Learning"
         ),
+        // Prometheus text at /metrics for the coordinator and the worker: a registry with
+        // each metric's help text, and a small plaintext HTTP listener.
+        .target(
+            name: "Observability",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Common/Observability",
+            swiftSettings: nioTargetSettings
+        ),
         // Upload clients for finished shorts (YouTube resumable upload, Instagram Reels).
         // Foundation's URLSession only: no NIO, so Swift 6 language mode.
         .target(
@@ -86,6 +100,7 @@ let package = Package(
                 "Learning",
                 "Media",
                 "MediaUpload",
+                "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -124,6 +139,7 @@ let package = Package(
                 "Wire",
                 "Learning",
                 "Media",
+                "Observability",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -139,6 +155,8 @@ let package = Package(
             dependencies: [
                 "WorkerKit",
                 "Wire",
+                "Observability",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -71,21 +71,38 @@ struct TrainingSet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "training-set",
         abstract: "Build a point-in-time training set from the feature store.",
-        discussion: "Each impression in [--from, --to) becomes an example with the user's and listing's values as they were known at its time; a click, save or contract within --label-window seconds makes it positive. Prints the set's SHA-256 for `submit hpo --training-set`.\n\nExample:\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01",
+        discussion: "Each impression in [--from, --to) (or in the last --days days) becomes an example with the user's and listing's values as they were known at its time; a click, save or contract within --label-window seconds makes it positive. Prints the set's SHA-256 for `submit hpo --training-set`.\n\nExamples:\n  coordinator training-set build --days 90\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01",
         subcommands: [Build.self], defaultSubcommand: Build.self)
 
     struct Build: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Build the set of the impressions in [--from, --to); prints its SHA-256.",
-                                                        discussion: "Example:\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01")
+        static let configuration = CommandConfiguration(abstract: "Build the set of the impressions in [--from, --to) or of the last --days days; prints its SHA-256.",
+                                                        discussion: "Examples:\n  coordinator training-set build --days 90\n  coordinator training-set build --from 2026-06-01 --to 2026-09-01")
         @OptionGroup var client: ClientOptions
-        @Option(help: "First impression time (RFC 3339 or date).") var from: String
+        @Option(help: "First impression time (RFC 3339 or date); or give --days.") var from: String?
         @Option(help: "End of the window (exclusive; default: now).") var to: String?
+        @Option(help: "The window is the last this many days up to now (instead of --from/--to).") var days: Int?
         @Option(name: .customLong("label-window"), help: "Seconds after an impression in which an action counts.") var labelWindow = 86_400
+
+        func validate() throws {
+            switch (from, days) {
+            case (nil, nil): throw ValidationError("name the window: --days N (the last N days) or --from TIME [--to TIME]")
+            case (.some, .some): throw ValidationError("give --days or --from/--to, not both")
+            case (nil, .some) where to != nil: throw ValidationError("--to goes with --from; --days always ends now")
+            default: break
+            }
+            if let days, !(1...3_650).contains(days) { throw ValidationError("--days must be from 1 to 3650, got \(days)") }
+        }
 
         func run() async throws {
             var definition = WireTrainingSetDefinition()
-            guard let f = Timestamp.parse(from) else { throw ValidationError("--from: \"\(from)\" is not an RFC 3339 time or a date") }
-            definition.fromMs = Int64(f * 1000)
+            if let days {
+                let now = Date().timeIntervalSince1970
+                definition.fromMs = Int64((now - Double(days) * 86_400) * 1000)
+                definition.toMs = Int64(now * 1000)
+            } else if let from {
+                guard let f = Timestamp.parse(from) else { throw ValidationError("--from: \"\(from)\" is not an RFC 3339 time or a date") }
+                definition.fromMs = Int64(f * 1000)
+            }
             if let to {
                 guard let t = Timestamp.parse(to) else { throw ValidationError("--to: \"\(to)\" is not an RFC 3339 time or a date") }
                 definition.toMs = Int64(t * 1000)

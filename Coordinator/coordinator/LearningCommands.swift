@@ -49,11 +49,25 @@ struct LearningDataOptions: ParsableArguments {
 struct DemoData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo-data",
-        abstract: "Write a deterministic synthetic real-estate market (users, listings, interactions) as CSV.",
-            discussion: "Example:\n  coordinator demo-data --out market --users 2000 --listings 5000 --interactions 100000 --seed 1")
+        abstract: "Write a deterministic synthetic real-estate market as CSV: for `train --data`, or (--feature-store) for `coordinator ingest`.",
+        discussion: """
+            Without --feature-store: users.csv, listings.csv and interactions.csv (day numbers), \
+            what `coordinator train --data` and `submit hpo --data` read.
+            With --feature-store: users.csv, listings.csv and events.csv in the columns \
+            `coordinator ingest` reads, the events dated over the --days days up to now (so \
+            `training-set build --days N` and `submit drift --window-hours 24` find them), and \
+            new-listings.csv: --new-listings more listings, in no event yet, to ingest later.
+
+            Examples:
+              coordinator demo-data --out market --users 2000 --listings 5000 --interactions 100000 --seed 1
+              coordinator demo-data --feature-store --out store --users 1000 --listings 800 --interactions 40000 --days 90 --seed 1
+            """)
 
     @Option(help: "Output directory (created if missing).")
     var out: String
+
+    @Flag(name: .customLong("feature-store"), help: "Write the feature store's files (users.csv, listings.csv, events.csv, new-listings.csv) for `coordinator ingest`.")
+    var featureStore = false
 
     @Option(help: "Number of users.")
     var users: Int = 2_000
@@ -61,33 +75,72 @@ struct DemoData: ParsableCommand {
     @Option(help: "Number of listings.")
     var listings: Int = 5_000
 
-    @Option(help: "Number of shown user × listing pairs over 180 days.")
+    @Option(help: "Number of shown user × listing pairs (impressions) over --days days.")
     var interactions: Int = 100_000
+
+    @Option(help: "Days the interactions span (default 180; with --feature-store 90, ending now).")
+    var days: Int?
+
+    @Option(name: .customLong("new-listings"), help: "With --feature-store: listings written to new-listings.csv instead of listings.csv, in no event.")
+    var newListings: Int = 10
 
     @Option(help: "Random seed; the same seed writes the same files.")
     var seed: UInt64 = 42
 
-    @Option(name: .customLong("drift-after-day"), help: "Shift users, listings and preferences after this day (0–179).")
+    @Option(name: .customLong("drift-after-day"), help: "Shift users, listings and preferences after this day (0 to --days − 1).")
     var driftAfterDay: Int?
+
+    var spanDays: Int { days ?? (featureStore ? 90 : 180) }
 
     func validate() throws {
         guard users > 0, listings > 0, interactions > 0 else {
             throw ValidationError("--users, --listings and --interactions must be positive.")
         }
-        if let d = driftAfterDay, !(0..<180).contains(d) { throw ValidationError("--drift-after-day must be within 0–179.") }
+        guard (1...3_650).contains(spanDays) else { throw ValidationError("--days must be from 1 to 3650, got \(spanDays)") }
+        if let d = driftAfterDay, !(0..<spanDays).contains(d) { throw ValidationError("--drift-after-day must be within 0–\(spanDays - 1).") }
+        if featureStore {
+            guard (0..<listings).contains(newListings) else { throw ValidationError("--new-listings must be from 0 to \(listings - 1) (fewer than --listings), got \(newListings)") }
+        }
     }
 
     func run() throws {
-        let config = DemoMarket.Configuration(users: users, listings: listings, interactions: interactions, seed: seed,
+        let config = DemoMarket.Configuration(users: users, listings: listings, interactions: interactions, days: spanDays, seed: seed,
                                               driftAfterDay: driftAfterDay)
         let market = DemoMarket(config).generate()
         let dir = URL(fileURLWithPath: out)
+        if featureStore { return try writeFeatureStore(market, to: dir) }
         try market.write(to: dir)
         let positives = market.interactions.filter { $0.event != .impression }.count
         let contracts = market.interactions.filter { $0.event == .contract }.count
         print("wrote \(dir.path): \(market.users.count) users, \(market.listings.count) listings, \(market.interactions.count) interactions")
         print(String(format: "positives (click or contract): %.2f%%, contracts: %d", 100 * Double(positives) / Double(max(1, market.interactions.count)), contracts))
         print("next: coordinator train --data \(dir.path) --out model.tower")
+    }
+
+    /// The market as the feature store's files, its last day ending now; the listings with
+    /// the highest ids (and their interactions) held back as new-listings.csv.
+    func writeFeatureStore(_ market: Market, to dir: URL) throws {
+        let now = Date().timeIntervalSince1970.rounded(.down)
+        let start = now - Double(spanDays) * 86_400
+        let held = Set(market.listings.suffix(newListings).map(\.id))
+        let existing = market.listings.filter { !held.contains($0.id) }
+        let shown = market.interactions.filter { !held.contains($0.listingID) }
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+        catch { throw fail(DataError.unreadable(file: dir.path, reason: "cannot create the directory: \(error.localizedDescription)")) }
+        let stamp = Timestamp.format(start)
+        let files: [(String, CSVWriter)] = [
+            ("users.csv", FeatureStoreFiles.usersFile(market.users, stamp: stamp)),
+            ("listings.csv", FeatureStoreFiles.listingsFile(existing, stamp: stamp)),
+            ("events.csv", FeatureStoreFiles.eventsFile(shown, start: start)),
+            // New listings become true and known when they are ingested.
+            ("new-listings.csv", FeatureStoreFiles.listingsFile(market.listings.filter { held.contains($0.id) }, stamp: "")),
+        ]
+        for (name, file) in files { try file.write(to: dir.appendingPathComponent(name)) }
+        let clicks = shown.filter { $0.event != .impression }.count
+        let contracts = shown.filter { $0.event == .contract }.count
+        print("wrote \(dir.path): \(market.users.count) users, \(existing.count) listings, \(shown.count + clicks + contracts) events (\(shown.count) impressions, \(clicks) clicks, \(contracts) contracts) from \(Timestamp.format(start)) to \(Timestamp.format(now)); \(held.count) new listings in new-listings.csv")
+        let shownDir = out.count > 1 && out.hasSuffix("/") ? String(out.dropLast()) : out
+        print("next: coordinator ingest users \(shownDir)/users.csv, then listings \(shownDir)/listings.csv and events \(shownDir)/events.csv")
     }
 }
 

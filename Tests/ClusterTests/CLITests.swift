@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -49,6 +50,52 @@ extension ProcessClusterSuites {
         #expect(demo.firstErrorLine == "Error: --tasks must be from 1 to 5000000, got -3")
         let jobs = try coordinator(["jobs", "--limit=0", "--coordinator", "127.0.0.1:1"])
         #expect(jobs.firstErrorLine == "Error: --limit must be from 1 to 1000, got 0")
+    }
+
+    @Test func trainingSetAndDemoDataRefuseAWindowTheyCannotUse() throws {
+        let none = try coordinator(["training-set", "build", "--coordinator", "127.0.0.1:1"])
+        #expect(none.status == 64)
+        #expect(none.firstErrorLine == "Error: name the window: --days N (the last N days) or --from TIME [--to TIME]")
+        let both = try coordinator(["training-set", "build", "--days", "30", "--from", "2026-06-01", "--coordinator", "127.0.0.1:1"])
+        #expect(both.firstErrorLine == "Error: give --days or --from/--to, not both")
+        let to = try coordinator(["training-set", "build", "--days", "30", "--to", "2026-06-01", "--coordinator", "127.0.0.1:1"])
+        #expect(to.firstErrorLine == "Error: --to goes with --from; --days always ends now")
+        let zero = try coordinator(["training-set", "build", "--days", "0", "--coordinator", "127.0.0.1:1"])
+        #expect(zero.firstErrorLine == "Error: --days must be from 1 to 3650, got 0")
+        let held = try coordinator(["demo-data", "--feature-store", "--out", try temporaryDirectory().path, "--listings", "10", "--new-listings", "10"])
+        #expect(held.firstErrorLine == "Error: --new-listings must be from 0 to 9 (fewer than --listings), got 10")
+        let drift = try coordinator(["demo-data", "--feature-store", "--out", try temporaryDirectory().path, "--days", "30", "--drift-after-day", "30"])
+        #expect(drift.firstErrorLine == "Error: --drift-after-day must be within 0–29.")
+    }
+
+    /// `demo-data --feature-store` writes files `ingest` parses whole, their events inside
+    /// the --days days that end when it ran, the new listings in no event.
+    @Test func demoDataWritesTheFeatureStoreFilesIngestReads() throws {
+        let dir = try temporaryDirectory().appendingPathComponent("store")
+        let before = Date().timeIntervalSince1970.rounded(.down)
+        let run = try coordinator(["demo-data", "--feature-store", "--out", dir.path, "--users", "50", "--listings", "40", "--interactions", "900",
+                                   "--days", "10", "--new-listings", "4", "--seed", "3"])
+        let after = Date().timeIntervalSince1970
+        #expect(run.status == 0, "\(run.stderr)")
+        let users = try FeatureStoreFiles.users(CSVTable(contentsOf: dir.appendingPathComponent("users.csv")))
+        let listings = try FeatureStoreFiles.listings(CSVTable(contentsOf: dir.appendingPathComponent("listings.csv")))
+        let new = try FeatureStoreFiles.listings(CSVTable(contentsOf: dir.appendingPathComponent("new-listings.csv")))
+        let events = try FeatureStoreFiles.events(CSVTable(contentsOf: dir.appendingPathComponent("events.csv")))
+        #expect(users.count == 50)
+        #expect(listings.map(\.value.listing.id) == Array(1...36))
+        #expect(new.map(\.value.listing.id) == Array(37...40))
+        #expect(new.allSatisfy { $0.eventTime == nil && $0.writtenAt == nil })
+        #expect(events.allSatisfy { $0.value.listingID <= 36 })
+        let times = events.map(\.value.eventTime)
+        #expect(times.min()! >= before - 10 * 86_400 && times.max()! < after)
+        let impressions = events.filter { $0.value.type == .impression }.count
+        let clicks = events.filter { $0.value.type == .click }.count
+        let contracts = events.filter { $0.value.type == .contract }.count
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        #expect(lines[0].hasPrefix("wrote \(dir.path): 50 users, 36 listings, \(events.count) events (\(impressions) impressions, \(clicks) clicks, \(contracts) contracts) from "))
+        #expect(lines[0].hasSuffix("; 4 new listings in new-listings.csv"))
+        #expect(lines[1] == "next: coordinator ingest users \(dir.path)/users.csv, then listings \(dir.path)/listings.csv and events \(dir.path)/events.csv")
     }
 
     @Test func serveRefusesBadTimeoutsAndMalformedConfigNamingThem() throws {

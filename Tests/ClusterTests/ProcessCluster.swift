@@ -53,9 +53,9 @@ final class ProcessCluster: @unchecked Sendable {
                                              log: cluster.directory.appendingPathComponent("coordinator.log"))
     }
 
-    func startWorker(_ name: String, slots: Int = 4, environment: [String: String] = [:]) throws {
+    func startWorker(_ name: String, slots: Int = 4, environment: [String: String] = [:], extra: [String] = []) throws {
         workers[name] = try LocalCluster.spawn(Self.binDirectory.appendingPathComponent("worker"),
-                                               cluster.workerArguments(name, port: port, slots: slots),
+                                               cluster.workerArguments(name, port: port, slots: slots, extra: extra),
                                                log: cluster.directory.appendingPathComponent("\(name).log"), environment: environment)
     }
 

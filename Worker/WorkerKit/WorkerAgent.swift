@@ -72,11 +72,13 @@ public final class WorkerAgent: @unchecked Sendable {
     private let blobs: BlobFetcher
     private var idle: [CheckedContinuation<Void, Never>] = []
 
-    private let tasksRun = Counter(label: "tower_worker_tasks_total")
-    private let reconnects = Counter(label: "tower_worker_reconnects_total")
+    /// What `worker --metrics-listen` exports.
+    public let metrics: WorkerMetrics
 
-    public init(config: WorkerConfig, runners: [any TaskRunner] = TaskRunners.builtIn, group: EventLoopGroup, logger: Logger) throws {
+    public init(config: WorkerConfig, runners: [any TaskRunner] = TaskRunners.builtIn, group: EventLoopGroup, logger: Logger,
+                metrics: WorkerMetrics = WorkerMetrics()) throws {
         self.config = config
+        self.metrics = metrics
         self.runners = Dictionary(uniqueKeysWithValues: runners.map { ($0.kind, $0) })
         // Probed once: tools do not come and go while a worker runs.
         let capabilities = WireCapabilities.probeHost(slots: config.slots, labels: config.labels, jobKinds: runners.map(\.kind).sorted(),
@@ -103,12 +105,13 @@ public final class WorkerAgent: @unchecked Sendable {
                 failures = 0
                 try? await client.closeFuture.get()
                 lock.withLock { if self.client === client { self.client = nil } }
+                metrics.connected.record(0)
                 // Blob transfers in flight died with the connection: they start over on the
                 // next one (the waiting tasks keep waiting, not hang).
                 blobs.detach(client)
                 if isDrained { break }
                 logger.warning("lost the coordinator; reconnecting", metadata: ["coordinator": "\(config.host):\(config.port)"])
-                reconnects.increment()
+                metrics.reconnects.increment()
             } catch let error as WireError where error.isPermanentRefusal {
                 logger.error("the coordinator refused this worker", metadata: ["error": "\(error)"])
                 throw error
@@ -142,6 +145,7 @@ public final class WorkerAgent: @unchecked Sendable {
             self.unsent.removeAll()
             return (pending, self.draining)
         }
+        metrics.connected.record(1)
         logger.info("connected to the coordinator", metadata: ["session": "\(client.welcome.sessionID)", "redelivered": "\(pending.count)"])
         if !pending.isEmpty {
             deliver(pending, over: client)
@@ -300,6 +304,7 @@ public final class WorkerAgent: @unchecked Sendable {
             catch { result = .failure(error) }
             self.report(assignment, result, startedAt: startedAt)
         }
+        metrics.running.record(running.count)
     }
 
     private func report(_ assignment: WireTaskAssignment, _ result: Result<Data, Error>, startedAt: DispatchTime) {
@@ -321,7 +326,9 @@ public final class WorkerAgent: @unchecked Sendable {
             }
             outcome.failure = failure
         }
-        tasksRun.increment()
+        let ranFor = DispatchTime.now().uptimeNanoseconds - startedAt.uptimeNanoseconds
+        if case .success = result { metrics.finished(kind: assignment.kind, succeeded: true, nanoseconds: ranFor) }
+        else { metrics.finished(kind: assignment.kind, succeeded: false, nanoseconds: ranFor) }
         let (client, schedule, wakers) = lock.withLock { () -> (WireClient?, Bool, [CheckedContinuation<Void, Never>]) in
             running[assignment.taskID] = nil
             stopRequested.remove(assignment.taskID)
@@ -329,6 +336,7 @@ public final class WorkerAgent: @unchecked Sendable {
                 let next = backlog.removeFirst()
                 if let runner = runners[next.kind] { launch(next, runner: runner) }
             }
+            metrics.running.record(running.count)
             if cancelled.remove(assignment.taskID) != nil {
                 // The coordinator no longer wants this result.
             } else {

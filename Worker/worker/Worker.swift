@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import NIOCore
 import NIOPosix
+import Observability
 import Wire
 import WorkerKit
 
@@ -28,6 +30,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("cache-dir"), help: "Blob cache, content-addressed (default: $XDG_CACHE_HOME/tower/worker-NAME, else ~/.cache/tower/worker-NAME, NAME being the certificate's name).") var cacheDir: String?
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted from the coordinator; match the coordinator's max_frame_bytes.") var maxFrameBytes = WireFraming.defaultMaxFrameBytes
     @Option(name: .customLong("log-level"), help: ArgumentHelp(stringLiteral: LogLevelSetting.help)) var logLevel: String?
+    @Option(name: .customLong("metrics-listen"),
+            help: "Serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP: keep it on loopback or a private network; default: off).")
+    var metricsListen: String?
 
     /// Refuses numbers that would trap or mean nothing once converted, naming the flag.
     func validate() throws {
@@ -38,6 +43,15 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--max-frame-bytes must be from 4096 to \(Int32.max), got \(maxFrameBytes)")
         }
         do { _ = try LogLevelSetting.parse(logLevel) } catch { throw ValidationError("\(error)") }
+        if let metricsListen { _ = try Self.hostPort(metricsListen, flag: "--metrics-listen") }
+    }
+
+    /// HOST:PORT (IPv6 in brackets) or a refusal naming the flag.
+    static func hostPort(_ text: String, flag: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw ValidationError("\(flag) must be HOST:PORT, e.g. 127.0.0.1:9465, got \(text)")
+        }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
     func run() async throws {
@@ -45,10 +59,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "tower.worker")
         BulkTransfer.tuneAllocator()
         do {
-            guard let colon = coordinator.lastIndex(of: ":"), let port = Int(coordinator[coordinator.index(after: colon)...]) else {
-                throw ValidationError("--coordinator must be HOST:PORT, got \(coordinator)")
-            }
-            let host = String(coordinator[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            let (host, port) = try Self.hostPort(coordinator, flag: "--coordinator")
             let identity = try TLSIdentity(certificate: cert, key: key, ca: ca)
             guard identity.role == .worker else {
                 throw IdentityError.unreadable(path: cert, reason: "issued for role \(identity.role?.rawValue ?? "none"); a worker needs `coordinator certs issue NAME --role worker`")
@@ -66,6 +77,19 @@ struct WorkerCommand: AsyncParsableCommand {
             config.labels = labelMap
             config.maxFrameBytes = maxFrameBytes
             let agent = try WorkerAgent(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            var metricsChannel: Channel?
+            if let metricsListen {
+                let (metricsHost, metricsPort) = try Self.hostPort(metricsListen, flag: "--metrics-listen")
+                let metrics = agent.metrics
+                do {
+                    metricsChannel = try await MetricsEndpoint.bind(host: metricsHost, port: metricsPort, group: MultiThreadedEventLoopGroup.singleton) { metrics.text() }
+                } catch {
+                    throw CannotListen(description: "--metrics-listen \(metricsListen): cannot listen (\(error)); pick a free port or another address")
+                }
+                let bound = metricsChannel?.localAddress?.port ?? metricsPort
+                logger.info("metrics at http://\(metricsHost):\(bound)/metrics")
+            }
+            defer { metricsChannel?.close(promise: nil) }
             // SIGTERM and SIGINT drain: running tasks finish and report, none start.
             let group = ServiceGroup(configuration: .init(services: [WorkerService(agent: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -76,4 +100,9 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
     }
+}
+
+/// A listener the worker could not open, said the way the operator fixes it.
+struct CannotListen: Error, CustomStringConvertible {
+    var description: String
 }

@@ -260,24 +260,43 @@ public enum FeatureStoreFiles {
     public static func write(_ market: Market, start: Double, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let stamp = Timestamp.format(start)
-        func f(_ v: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", v) }
+        try usersFile(market.users, stamp: stamp).write(to: directory.appendingPathComponent("users.csv"))
+        try listingsFile(market.listings, stamp: stamp).write(to: directory.appendingPathComponent("listings.csv"))
+        try eventsFile(market.interactions, start: start).write(to: directory.appendingPathComponent("events.csv"))
+    }
+
+    private static func f(_ v: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", v) }
+
+    /// users.csv; `stamp` fills `updated_at` and `written_at` (empty: known from ingest).
+    public static func usersFile(_ users: [MarketUser], stamp: String) -> CSVWriter {
         var u = CSVWriter(header: userColumns)
-        for x in market.users {
+        for x in users {
             u.writeRow([String(x.id), String(x.age), f(x.income, 1), String(x.householdSize), x.hasChildren ? "1" : "0",
                         f(x.maxCommuteMin, 0), f(x.riskAppetite, 3), String(x.investmentHorizonYears),
                         x.prefersNewBuild ? "1" : "0", CSVWriter.escape(x.preferredRegion), f(x.budget, 0), stamp, stamp])
         }
-        try u.write(to: directory.appendingPathComponent("users.csv"))
+        return u
+    }
+
+    /// listings.csv, every listing active with two photo paths (`photos/ID-1.jpg;photos/ID-2.jpg`,
+    /// relative to the coordinator's photos directory); `stamp` as in ``usersFile(_:stamp:)``.
+    public static func listingsFile(_ listings: [MarketListing], stamp: String) -> CSVWriter {
         var l = CSVWriter(header: listingColumns)
-        for x in market.listings {
+        for x in listings {
             l.writeRow([String(x.id), f(x.price, 0), f(x.areaM2, 1), String(x.rooms), String(x.floor), String(x.buildingAge),
                         CSVWriter.escape(x.region), x.subwayDistanceM.map { f($0, 0) } ?? "NA",
                         x.schoolScore.map { f($0, 1) } ?? "NA", f(x.expectedYield, 2), x.newBuild ? "1" : "0",
                         f(x.lat, 5), f(x.lon, 5), "active", "photos/\(x.id)-1.jpg;photos/\(x.id)-2.jpg", stamp, stamp])
         }
-        try l.write(to: directory.appendingPathComponent("listings.csv"))
+        return l
+    }
+
+    /// events.csv: interaction i on day d is an impression at `start` + d days + 3i s (mod
+    /// 28,000, so it stays within its day), a click a second later when the user went
+    /// further, and a contract two seconds later when they signed.
+    public static func eventsFile(_ interactions: [MarketInteraction], start: Double) -> CSVWriter {
         var e = CSVWriter(header: eventColumns)
-        for (i, x) in market.interactions.enumerated() {
+        for (i, x) in interactions.enumerated() {
             // Spread a day's impressions 3 s apart so that each click (1 s later) follows its
             // own impression and no other.
             let t = start + Double(x.day) * 86_400 + Double(i % 28_000 * 3)
@@ -285,7 +304,7 @@ public enum FeatureStoreFiles {
             if x.event != .impression { e.writeRow(["c\(i)", String(x.userID), String(x.listingID), "click", Timestamp.format(t + 1)]) }
             if x.event == .contract { e.writeRow(["k\(i)", String(x.userID), String(x.listingID), "contract", Timestamp.format(t + 2)]) }
         }
-        try e.write(to: directory.appendingPathComponent("events.csv"))
+        return e
     }
 }
 

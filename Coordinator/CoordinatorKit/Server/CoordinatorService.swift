@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Observability
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
@@ -96,7 +97,7 @@ public final class CoordinatorService: @unchecked Sendable {
         if !settings.metricsListen.isEmpty {
             let (host, port) = try CoordinatorSettings.parseHostPort(settings.metricsListen, key: "metrics_listen")
             do {
-                metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group)
+                metricsChannel = try await MetricsEndpoint.bind(host: host, port: port, group: group) { TowerMetrics.exposition() }
             } catch {
                 throw ConfigError.cannotListen(service: "metrics", address: settings.metricsListen, reason: "\(error)", flag: "--metrics-listen")
             }
