@@ -544,7 +544,7 @@ struct ShapBench: ParsableCommand {
 
     func run() throws {
         let out = URL(fileURLWithPath: dir)
-        guard case let .gradientBoosted(model) = try ModelFile.load(out.appendingPathComponent("model.twrm")) else {
+        guard case let .gradientBoosted(model) = try ModelFile.load(from: out.appendingPathComponent("model.twrm")) else {
             throw ValidationError("\(dir)/model.twrm is not a tree model; run `tower-bench loop score-data` first")
         }
         let width = PairFeatures.schema.count
