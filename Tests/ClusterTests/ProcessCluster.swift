@@ -61,8 +61,17 @@ final class ProcessCluster: @unchecked Sendable {
 
     func kill9(_ process: Process?) {
         guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        let pid = process.processIdentifier
+        kill(pid, SIGKILL)
+        // Not waitUntilExit: Foundation's Process can miss the exit of a child that was
+        // stopped and continued (the partition tests SIGSTOP the coordinator), and then
+        // waits forever — a full run hung 17 minutes in this defer. Bounded, and the pid
+        // itself says when the process is gone.
+        let deadline = Date() + 10
+        while process.isRunning, Date() < deadline {
+            if kill(pid, 0) != 0 && errno == ESRCH { return }
+            usleep(20_000)
+        }
     }
 
     /// Connects an operator, retrying while the coordinator starts.

@@ -25,23 +25,26 @@ public struct PreparedTreeSHAP: Sendable {
     /// would need 2^q entries per leaf.
     public static let maxPathFeatures = 12
 
-    struct Leaf: Sendable {
-        var value: Double
-        /// Global feature index and p of each path feature (slot order).
-        var features: [Int]
-        var fractions: [Double]
-        /// The path's splits: node, whether the path goes left, the feature's slot.
-        var steps: [(node: Int32, left: Bool, slot: Int)]
-        /// Offset of this leaf's 2^q values of H in `table`.
-        var tableOffset: Int
-    }
-
+    /// One tree's leaves in flat arrays (no per-leaf arrays to retain in the row loop).
     struct PreparedTree: Sendable {
         var tree: RegressionTree
-        /// Empty when the tree is explained recursively (or has no split).
-        var leaves: [Leaf]
-        var table: [Double]
-        var recursive: Bool
+        /// True when the tree is explained recursively (a path too long for the tables).
+        var recursive = false
+        var leafValue: [Double] = []
+        /// Leaf k's path features are `features[featureStart[k]..<featureStart[k + 1]]`
+        /// (global index) with their cover fractions in `fractions`.
+        var featureStart: [Int32] = [0]
+        var features: [Int32] = []
+        var fractions: [Double] = []
+        /// Leaf k's splits are `steps[stepStart[k]..<stepStart[k + 1]]`: the node, whether
+        /// the path goes left there, and the slot of the node's feature among the leaf's.
+        var stepStart: [Int32] = [0]
+        var stepNode: [Int32] = []
+        var stepLeft: [Bool] = []
+        var stepSlot: [UInt8] = []
+        /// Leaf k's 2^q values of H start at `tableStart[k]`.
+        var tableStart: [Int] = []
+        var table: [Double] = []
     }
 
     let trees: [PreparedTree]
@@ -53,22 +56,30 @@ public struct PreparedTreeSHAP: Sendable {
     }
 
     static func prepare(_ tree: RegressionTree) -> PreparedTree {
-        guard tree.nodeCount > 0 else { return PreparedTree(tree: tree, leaves: [], table: [], recursive: false) }
-        var leaves: [Leaf] = []
-        var table: [Double] = []
+        var out = PreparedTree(tree: tree)
+        guard tree.nodeCount > 0 else { return out }
         var tooDeep = false
         // Depth-first over the paths, carrying each path's unique features and fractions.
         func cover(_ node: Int32) -> Double { node >= 0 ? tree.nodeCover[Int(node)] : tree.leafCover[Int(~node)] }
-        func walk(_ node: Int32, features: [Int], fractions: [Double], steps: [(node: Int32, left: Bool, slot: Int)]) {
+        func walk(_ node: Int32, features: [Int32], fractions: [Double], steps: [(node: Int32, left: Bool, slot: Int)]) {
             if tooDeep { return }
             if node < 0 {
-                let q = features.count
-                guard q <= maxPathFeatures else { tooDeep = true; return }
-                leaves.append(Leaf(value: tree.leafValue[Int(~node)], features: features, fractions: fractions, steps: steps, tableOffset: table.count))
-                table.append(contentsOf: subsetTable(fractions))
+                guard features.count <= maxPathFeatures else { tooDeep = true; return }
+                out.leafValue.append(tree.leafValue[Int(~node)])
+                out.features += features
+                out.fractions += fractions
+                out.featureStart.append(Int32(out.features.count))
+                for step in steps {
+                    out.stepNode.append(step.node)
+                    out.stepLeft.append(step.left)
+                    out.stepSlot.append(UInt8(step.slot))
+                }
+                out.stepStart.append(Int32(out.stepNode.count))
+                out.tableStart.append(out.table.count)
+                out.table += subsetTable(fractions)
                 return
             }
-            let i = Int(node), f = Int(tree.splitFeature[i])
+            let i = Int(node), f = tree.splitFeature[i]
             let parent = cover(node)
             for (child, left) in [(tree.leftChild[i], true), (tree.rightChild[i], false)] {
                 let share = parent > 0 ? cover(child) / parent : 0
@@ -86,8 +97,8 @@ public struct PreparedTreeSHAP: Sendable {
             }
         }
         walk(tree.root, features: [], fractions: [], steps: [])
-        if tooDeep { return PreparedTree(tree: tree, leaves: [], table: [], recursive: true) }
-        return PreparedTree(tree: tree, leaves: leaves, table: table, recursive: false)
+        if tooDeep { return PreparedTree(tree: tree, recursive: true) }
+        return out
     }
 
     /// H(R) for every subset R of the path's features (bit k = slot k), from the
@@ -134,40 +145,49 @@ public struct PreparedTreeSHAP: Sendable {
         return phi
     }
 
-    private func add(_ prepared: PreparedTree, row x: UnsafeBufferPointer<Float>, into phi: UnsafeMutableBufferPointer<Double>) {
-        let tree = prepared.tree
-        if prepared.recursive {
+    private func add(_ t: PreparedTree, row x: UnsafeBufferPointer<Float>, into phi: UnsafeMutableBufferPointer<Double>) {
+        let tree = t.tree
+        if t.recursive {
             var whole = Array(phi)
             TreeSHAP.add(tree, row: Array(x), into: &whole)
             for j in 0..<phi.count { phi[j] = whole[j] }
             return
         }
-        guard !prepared.leaves.isEmpty else { return }
-        // Which way the row goes at every split, once.
+        guard !t.leafValue.isEmpty else { return }
         withUnsafeTemporaryAllocation(of: Bool.self, capacity: tree.nodeCount) { goesLeft in
-            for i in 0..<tree.nodeCount {
-                let v = x[Int(tree.splitFeature[i])]
-                goesLeft[i] = v.isNaN ? tree.defaultLeft[i] : v <= tree.threshold[i]
-            }
-            prepared.table.withUnsafeBufferPointer { table in
-                for leaf in prepared.leaves {
-                    let q = leaf.features.count
-                    var satisfied = (1 << q) - 1
-                    for step in leaf.steps where goesLeft[Int(step.node)] != step.left {
-                        satisfied &= ~(1 << step.slot)
-                    }
-                    var absent = 1.0
-                    for j in 0..<q where satisfied & (1 << j) == 0 { absent *= leaf.fractions[j] }
-                    let h = table.baseAddress! + leaf.tableOffset
-                    for i in 0..<q {
-                        let p = leaf.fractions[i]
-                        if satisfied & (1 << i) != 0 {
-                            phi[leaf.features[i]] += leaf.value * (1 - p) * absent * h[satisfied & ~(1 << i)]
-                        } else {
-                            var others = 1.0
-                            for j in 0..<q where j != i && satisfied & (1 << j) == 0 { others *= leaf.fractions[j] }
-                            phi[leaf.features[i]] -= leaf.value * p * others * h[satisfied]
+            // Which way the row goes at every split, once.
+            tree.splitFeature.withUnsafeBufferPointer { feature in
+                tree.threshold.withUnsafeBufferPointer { threshold in
+                    tree.defaultLeft.withUnsafeBufferPointer { defaultLeft in
+                        for i in 0..<feature.count {
+                            let v = x[Int(feature[i])]
+                            goesLeft[i] = v.isNaN ? defaultLeft[i] : v <= threshold[i]
                         }
+                    }
+                }
+            }
+            for k in 0..<t.leafValue.count {
+                let first = Int(t.featureStart[k]), q = Int(t.featureStart[k + 1]) - first
+                var satisfied = (1 << q) - 1
+                for s in Int(t.stepStart[k])..<Int(t.stepStart[k + 1]) where goesLeft[Int(t.stepNode[s])] != t.stepLeft[s] {
+                    satisfied &= ~(1 << Int(t.stepSlot[s]))
+                }
+                var absent = 1.0
+                for j in 0..<q where satisfied & (1 << j) == 0 { absent *= t.fractions[first + j] }
+                let h = t.tableStart[k], v = t.leafValue[k]
+                for i in 0..<q {
+                    let p = t.fractions[first + i], feature = Int(t.features[first + i])
+                    if satisfied & (1 << i) != 0 {
+                        phi[feature] += v * (1 - p) * absent * t.table[h + (satisfied & ~(1 << i))]
+                    } else {
+                        // The other absent features' product; divide unless p is 0.
+                        var others = 1.0
+                        if p != 0 {
+                            others = absent / p
+                        } else {
+                            for j in 0..<q where j != i && satisfied & (1 << j) == 0 { others *= t.fractions[first + j] }
+                        }
+                        phi[feature] -= v * p * others * t.table[h + satisfied]
                     }
                 }
             }
