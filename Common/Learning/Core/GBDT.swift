@@ -361,14 +361,14 @@ public enum GBDTTrainer {
             var trainLoss = Double.nan
             if recordCurve || callback != nil {
                 trainLoss = scores.withUnsafeBufferPointer { s in
-                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n) }
+                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n, threads: threads) }
                 }
                 curve.trainLogLoss.append(trainLoss)
             }
             var validMetrics: ValidationMetrics? = nil
             if let v = validData {
                 let loss = validScores.withUnsafeBufferPointer { s in
-                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
+                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount, threads: threads) }
                 }
                 let auc = Metrics.auc(scores: validScores, labels: v.labels)
                 validMetrics = ValidationMetrics(logLoss: loss, auc: auc)
