@@ -20,11 +20,11 @@ public enum Metrics {
     static func auc(scores: UnsafePointer<Double>?, labels: UnsafePointer<Float>?, count n: Int, threads: Int = 1) -> Double {
         guard n > 0, let scores, let labels else { return .nan }
         var keys = [UInt64](repeating: 0, count: n), keys2 = keys
-        var rows = [UInt32](repeating: 0, count: n), rows2 = rows
+        var positive = [UInt32](repeating: 0, count: n), positive2 = positive
         keys.withUnsafeMutableBufferPointer { k in
-            rows.withUnsafeMutableBufferPointer { r in
+            positive.withUnsafeMutableBufferPointer { r in
                 keys2.withUnsafeMutableBufferPointer { k2 in
-                    rows2.withUnsafeMutableBufferPointer { r2 in
+                    positive2.withUnsafeMutableBufferPointer { r2 in
                         let k = k.baseAddress!, r = r.baseAddress!, k2 = k2.baseAddress!, r2 = r2.baseAddress!
                         // Two halves sorted at once, then merged with ties taken from the
                         // first half first: the same order as one stable sort.
@@ -34,7 +34,9 @@ public enum Metrics {
                             let lo = part == 0 ? 0 : mid, hi = part == 0 ? mid : n
                             for i in lo..<hi {
                                 k[i] = orderedKey(scores[i])
-                                r[i] = UInt32(truncatingIfNeeded: i)
+                                // Only the label travels with the key: the rank sums then
+                                // read it in sorted order instead of looking rows up.
+                                r[i] = labels[i] > 0.5 ? 1 : 0
                             }
                             radixSort(keys: k + lo, rows: r + lo, scratchKeys: k2 + lo, scratchRows: r2 + lo, count: hi - lo)
                         }
@@ -61,7 +63,7 @@ public enum Metrics {
             while j + 1 < n && keys[j + 1] == keys[i] { j += 1 }
             // Ranks i+1 … j+1 share their average.
             let averageRank = Double(i + j + 2) / 2
-            for k in i...j where labels[Int(rows[k])] > 0.5 {
+            for k in i...j where positive[k] != 0 {
                 positives += 1
                 rankSumPositives += averageRank
             }
