@@ -379,8 +379,10 @@ final class HistogramTreeLearner {
                     finish(j, cand)
                 }
             } else {
-                if threads > 1 && count >= 65_536 {
-                    parallelChunks(count, threads: threads, minChunk: 16_384) { range in
+                // The gather is the one pass of a node that every feature group waits for,
+                // so it is shared out from a modest size on.
+                if threads > 1 && count >= 16_384 {
+                    parallelChunks(count, threads: threads, minChunk: 8_192) { range in
                         self.gather(identity: identity, begin: begin, range: range)
                     }
                 } else {
