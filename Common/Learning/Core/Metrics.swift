@@ -21,6 +21,8 @@ public enum Metrics {
         guard n > 0, let scores, let labels else { return .nan }
         var keys = [UInt64](repeating: 0, count: n), keys2 = keys
         var positive = [UInt32](repeating: 0, count: n), positive2 = positive
+        var positives = 0.0
+        var rankSumPositives = 0.0
         keys.withUnsafeMutableBufferPointer { k in
             positive.withUnsafeMutableBufferPointer { r in
                 keys2.withUnsafeMutableBufferPointer { k2 in
@@ -40,6 +42,8 @@ public enum Metrics {
                             }
                             radixSort(keys: k + lo, rows: r + lo, scratchKeys: k2 + lo, scratchRows: r2 + lo, count: hi - lo)
                         }
+                        // The sorted sequence: in place for one half, the merge buffer for two.
+                        var sk = UnsafePointer(k), sp = UnsafePointer(r)
                         if halves == 2 {
                             var a = 0, b = mid, o = 0
                             while a < mid && b < n {
@@ -48,26 +52,24 @@ public enum Metrics {
                             }
                             while a < mid { k2[o] = k[a]; r2[o] = r[a]; a += 1; o += 1 }
                             while b < n { k2[o] = k[b]; r2[o] = r[b]; b += 1; o += 1 }
-                            k.update(from: k2, count: n)
-                            r.update(from: r2, count: n)
+                            sk = UnsafePointer(k2); sp = UnsafePointer(r2)
+                        }
+                        var i = 0
+                        while i < n {
+                            var j = i
+                            var groupPositives = Int(sp[i])
+                            while j + 1 < n && sk[j + 1] == sk[i] { j += 1; groupPositives += Int(sp[j]) }
+                            // Ranks i+1 … j+1 share their average.
+                            let averageRank = Double(i + j + 2) / 2
+                            for _ in 0..<groupPositives {
+                                positives += 1
+                                rankSumPositives += averageRank
+                            }
+                            i = j + 1
                         }
                     }
                 }
             }
-        }
-        var positives = 0.0
-        var rankSumPositives = 0.0
-        var i = 0
-        while i < n {
-            var j = i
-            while j + 1 < n && keys[j + 1] == keys[i] { j += 1 }
-            // Ranks i+1 … j+1 share their average.
-            let averageRank = Double(i + j + 2) / 2
-            for k in i...j where positive[k] != 0 {
-                positives += 1
-                rankSumPositives += averageRank
-            }
-            i = j + 1
         }
         let negatives = Double(n) - positives
         guard positives > 0 && negatives > 0 else { return .nan }
