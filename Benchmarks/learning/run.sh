@@ -58,44 +58,4 @@ for DATASET in ${DATASETS//,/ }; do
     done
 done
 
-python3 - "$OUT/results.txt" <<'PY'
-import statistics, sys
-from collections import defaultdict
-
-runs = defaultdict(list)
-loads = defaultdict(list)
-dataset = None
-for line in open(sys.argv[1]):
-    if line.startswith("== "):
-        dataset = line.split()[1]
-        loads[dataset].append(line.split("load ")[1].split()[0])
-    if line.startswith("RESULT "):
-        kv = dict(f.split("=", 1) for f in line.split()[1:])
-        runs[(kv["dataset"], int(kv["threads"]), kv["impl"])].append(kv)
-
-def med(rows, key):
-    v = sorted(float(r[key]) for r in rows if r[key] != "nan")
-    return (statistics.median(v), v[0], v[-1]) if v else (float("nan"),) * 3
-
-print()
-print("| data set | threads | Tower train s, median (min–max) | LightGBM train s | Tower/LightGBM | test AUC Tower | LightGBM | AUC diff | load (1 min) |")
-print("|---|---|---|---|---|---|---|---|---|")
-for (ds, t, impl) in sorted(k for k in runs if k[2] == "tower"):
-    tw, lg = runs[(ds, t, "tower")], runs.get((ds, t, "lightgbm"), [])
-    a, b = med(tw, "train_s"), med(lg, "train_s") if lg else (float("nan"),) * 3
-    auc_t, auc_l = float(tw[0]["auc"]), float(lg[0]["auc"]) if lg else float("nan")
-    print(f"| {ds} | {t} | {a[0]:.3f} ({a[1]:.3f}–{a[2]:.3f}) | {b[0]:.3f} ({b[1]:.3f}–{b[2]:.3f}) | **{a[0] / b[0]:.2f}×** "
-          f"| {auc_t:.5f} | {auc_l:.5f} | {auc_t - auc_l:+.5f} | {', '.join(loads[ds])} |")
-pred = [(k, v) for k, v in runs.items() if k[0] == "market"]
-lines = []
-for (ds, t, impl), rows in sorted(pred):
-    r = [x for x in rows if x.get("predict_raw_rows_per_s", "nan") != "nan"]
-    if r:
-        lines.append(f"{impl} {t}t: predict raw {float(r[0]['predict_raw_rows_per_s']):,.0f} rows/s, "
-                     f"probability {float(r[0]['predict_prob_rows_per_s']):,.0f} rows/s")
-if lines:
-    print()
-    print("\n".join(lines))
-print()
-print("Targets (issue 12): training ≤ 1.0× LightGBM at 1 and 2 threads; test AUC within 0.002 of LightGBM.")
-PY
+python3 "$ROOT/Benchmarks/learning/summarize.py" "$OUT/results.txt"
