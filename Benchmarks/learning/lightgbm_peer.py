@@ -2,8 +2,9 @@
 """LightGBM peer for Tower's learning benchmark.
 
 Reads the train/test CSVs written by `learning-bench`, trains LightGBM with the same
-parameters (200 trees, 31 leaves, learning rate 0.1, max_bin 255, binary log-loss) with
-1 and 2 threads, and prints `RESULT key=value ...` lines in the same format as the Swift
+parameters (200 trees, 31 leaves, learning rate 0.1, max_bin 255, binary log-loss, the
+test rows as a valid set scored with log-loss and AUC after every iteration) with 1 and
+2 threads, `--repeat` times, and prints `RESULT key=value ...` lines in the same format as the Swift
 bench. Installs nothing: run it from an environment that has lightgbm and numpy
 (run.sh creates one).
 
@@ -30,7 +31,7 @@ def load(path):
     features = [n for n in header if n not in ("label", "group", "day")]
     X = np.ascontiguousarray(data[:, [cols[n] for n in features]].astype(np.float32))
     y = data[:, cols["label"]]
-    groups = data[:, cols["group"]].astype(np.int64)
+    groups = data[:, cols["group"]].astype(np.int64) if "group" in cols else None
     return X, y, groups, features
 
 
@@ -72,42 +73,56 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--predict-rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--dataset", default="market")
+    # Validation log-loss and AUC on the test rows after every iteration, as Tower does.
+    ap.add_argument("--valid", type=int, default=1)
     args = ap.parse_args()
 
     Xtr, ytr, _, names = load(f"{args.data}/train.csv")
     Xte, yte, gte, _ = load(f"{args.data}/test.csv")
-    reps = (args.predict_rows + len(Xte) - 1) // len(Xte)
-    Xbig = np.ascontiguousarray(np.tile(Xte, (reps, 1))[: args.predict_rows])
+    reps = (max(1, args.predict_rows) + len(Xte) - 1) // len(Xte)
+    Xbig = np.ascontiguousarray(np.tile(Xte, (reps, 1))[: max(1, args.predict_rows)])
     print(f"lightgbm {lgb.__version__}: train {Xtr.shape}, test {Xte.shape}")
 
-    for threads in [int(t) for t in args.threads.split(",")]:
-        params = dict(objective="binary", num_leaves=31, learning_rate=0.1, max_bin=255,
-                      min_data_in_leaf=20, min_sum_hessian_in_leaf=1e-3, lambda_l2=0.0,
-                      feature_fraction=1.0, bagging_fraction=1.0, bagging_freq=0,
-                      num_threads=threads, seed=0, deterministic=True, verbose=-1)
-        start = time.perf_counter()
-        # Dataset construction (binning) is part of training, as in Tower's timing.
-        train = lgb.Dataset(Xtr, label=ytr, feature_name=names, free_raw_data=False)
-        booster = lgb.train(params, train, num_boost_round=args.trees)
-        train_s = time.perf_counter() - start
-        p = booster.predict(Xte, num_threads=threads)
-        auc = roc_auc_score(yte, p)
-        ll = log_loss(yte, p)
-        p10, ndcg10 = ranking(p, yte, gte)
-        # Raw against raw, probabilities against probabilities; the median of three each.
-        def timed(**kw):
-            times = []
-            for _ in range(3):
-                start = time.perf_counter()
-                big = booster.predict(Xbig, num_threads=threads, **kw)
-                times.append(time.perf_counter() - start)
-                assert len(big) == len(Xbig)
-            return sorted(times)[1]
-        raw_s, prob_s = timed(raw_score=True), timed()
-        print(f"RESULT impl=lightgbm threads={threads} train_s={train_s:.3f} auc={auc:.5f} logloss={ll:.5f} "
-              f"p10={p10:.5f} ndcg10={ndcg10:.5f} predict_raw_rows_per_s={len(Xbig) / raw_s:.0f} "
-              f"predict_prob_rows_per_s={len(Xbig) / prob_s:.0f} peak_rss_mb={peak_rss_mb():.1f}")
-
+    for run in range(1, args.repeat + 1):
+        for threads in [int(t) for t in args.threads.split(",")]:
+            params = dict(objective="binary", num_leaves=31, learning_rate=0.1, max_bin=255,
+                          min_data_in_leaf=20, min_sum_hessian_in_leaf=1e-3, lambda_l2=0.0,
+                          feature_fraction=1.0, bagging_fraction=1.0, bagging_freq=0,
+                          num_threads=threads, seed=0, deterministic=True, verbose=-1,
+                          metric=["binary_logloss", "auc"])
+            start, cpu_start = time.perf_counter(), time.process_time()
+            # Dataset construction (binning) is part of training, as in Tower's timing.
+            train = lgb.Dataset(Xtr, label=ytr, feature_name=names, free_raw_data=False)
+            extra = {}
+            if args.valid:
+                valid = lgb.Dataset(Xte, label=yte, reference=train, free_raw_data=False)
+                extra = dict(valid_sets=[valid], valid_names=["test"])
+            booster = lgb.train(params, train, num_boost_round=args.trees, **extra)
+            train_s = time.perf_counter() - start
+            train_cpu_s = time.process_time() - cpu_start
+            p = booster.predict(Xte, num_threads=threads)
+            auc = roc_auc_score(yte, p)
+            ll = log_loss(yte, p)
+            p10, ndcg10 = ranking(p, yte, gte) if gte is not None else (float("nan"), float("nan"))
+            # Raw against raw, probabilities against probabilities; the median of three each.
+            def timed(**kw):
+                times = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    big = booster.predict(Xbig, num_threads=threads, **kw)
+                    times.append(time.perf_counter() - start)
+                    assert len(big) == len(Xbig)
+                return sorted(times)[1]
+            raw_rate = prob_rate = float("nan")
+            if run == 1 and args.predict_rows > 0:
+                raw_rate, prob_rate = len(Xbig) / timed(raw_score=True), len(Xbig) / timed()
+            print(f"RESULT impl=lightgbm dataset={args.dataset} run={run} threads={threads} train_s={train_s:.3f} "
+                  f"train_cpu_s={train_cpu_s:.3f} "
+                  f"auc={auc:.5f} logloss={ll:.5f} p10={p10:.5f} ndcg10={ndcg10:.5f} "
+                  f"predict_raw_rows_per_s={raw_rate:.0f} predict_prob_rows_per_s={prob_rate:.0f} "
+                  f"peak_rss_mb={peak_rss_mb():.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -5,9 +5,16 @@
 #
 # Creates Benchmarks/.venv-learning and installs lightgbm, scikit-learn and numpy into
 # it (nothing is installed globally), builds learning-bench in release mode with its own
-# scratch path, runs both with 1 and 2 threads and prints one table.
-# Environment: INTERACTIONS (default 200000), THREADS (default 1,2),
-# PACKAGE_PATH (Swift package to build, default the repository root).
+# scratch path, and for each data set writes train/test CSVs that both sides read. Both
+# train 200 trees × 31 leaves with validation log-loss and AUC on the test rows after
+# every iteration, with the same thread counts, REPEAT times, alternating which side
+# goes first; the table gives the median training time with min–max and the ratio of
+# medians, and the test AUC of both.
+# Environment: DATASETS (default market,few,wide: the project's market generator with
+# INTERACTIONS interactions, 171k × 5 and 145k × 32 synthetic tables), THREADS (default
+# 1,2), REPEAT (default 3), INTERACTIONS (default 200000), PREDICT_ROWS (default 1000000,
+# measured on the market only; 0 skips), PACKAGE_PATH (Swift package to build, default
+# the repository root).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -15,6 +22,9 @@ VENV="$ROOT/Benchmarks/.venv-learning"
 OUT="$ROOT/Benchmarks/results/learning"
 INTERACTIONS="${INTERACTIONS:-200000}"
 THREADS="${THREADS:-1,2}"
+REPEAT="${REPEAT:-3}"
+DATASETS="${DATASETS:-market,few,wide}"
+PREDICT_ROWS="${PREDICT_ROWS:-1000000}"
 PACKAGE_PATH="${PACKAGE_PATH:-$ROOT}"
 mkdir -p "$OUT"
 
@@ -29,47 +39,23 @@ echo "== building learning-bench (release)"
 swift build -c release --package-path "$PACKAGE_PATH" --scratch-path "$PACKAGE_PATH/.build-release" --product learning-bench
 BIN="$(swift build -c release --package-path "$PACKAGE_PATH" --scratch-path "$PACKAGE_PATH/.build-release" --show-bin-path)/learning-bench"
 
-echo "== Tower"
-"$BIN" --interactions "$INTERACTIONS" --out "$OUT" --threads "$THREADS" | tee "$OUT/tower.txt"
-echo "== LightGBM"
-"$VENV/bin/python" "$ROOT/Benchmarks/learning/lightgbm_peer.py" --data "$OUT" --threads "$THREADS" | tee "$OUT/lightgbm.txt"
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); swift $(swift --version 2>&1 | grep -o 'version [0-9.]*' | head -1); lightgbm $("$VENV/bin/python" -c 'import lightgbm; print(lightgbm.__version__)')"
+: > "$OUT/results.txt"
+for DATASET in ${DATASETS//,/ }; do
+    DIR="$OUT/$DATASET"
+    mkdir -p "$DIR"
+    PREDICT=0
+    [ "$DATASET" = market ] && PREDICT="$PREDICT_ROWS"
+    # The first call writes the CSVs and times nothing (1 tree, no validation).
+    "$BIN" --dataset "$DATASET" --interactions "$INTERACTIONS" --out "$DIR" --threads 1 --trees 1 --predict-rows 0 --valid 0 > /dev/null
+    for RUN in $(seq 1 "$REPEAT"); do
+        echo "== $DATASET run $RUN: load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/results.txt"
+        P="$([ "$RUN" = 1 ] && echo "$PREDICT" || echo 0)"
+        tower() { "$BIN" --dataset "$DATASET" --interactions "$INTERACTIONS" --out "$DIR" --threads "$THREADS" --predict-rows "$P" | grep RESULT | sed "s/run=1/run=$RUN/"; }
+        peer() { "$VENV/bin/python" "$ROOT/Benchmarks/learning/lightgbm_peer.py" --data "$DIR" --dataset "$DATASET" --threads "$THREADS" --predict-rows "$P" | grep RESULT | sed "s/run=1/run=$RUN/"; }
+        # Alternate which side goes first, so neither always meets a warmer or cooler machine.
+        if [ $((RUN % 2)) = 1 ]; then tower; peer; else peer; tower; fi | tee -a "$OUT/results.txt"
+    done
+done
 
-python3 - "$OUT/tower.txt" "$OUT/lightgbm.txt" <<'PY'
-import sys
-
-def results(path):
-    out = {}
-    for line in open(path):
-        if line.startswith("RESULT "):
-            kv = dict(f.split("=", 1) for f in line.split()[1:])
-            out[int(kv["threads"])] = kv
-    return out
-
-tower, lgbm = results(sys.argv[1]), results(sys.argv[2])
-rows = [
-    ("train wall time (s)", "train_s", "{:.3f}", "ratio"),
-    ("test AUC", "auc", "{:.5f}", "diff"),
-    ("test log-loss", "logloss", "{:.5f}", "diff"),
-    ("P@10", "p10", "{:.5f}", "diff"),
-    ("NDCG@10", "ndcg10", "{:.5f}", "diff"),
-    ("predict raw rows/s (1M rows)", "predict_raw_rows_per_s", "{:,.0f}", "ratio"),
-    ("predict probability rows/s", "predict_prob_rows_per_s", "{:,.0f}", "ratio"),
-    ("peak RSS (MB)", "peak_rss_mb", "{:.0f}", "ratio"),
-]
-print()
-header = f"{'metric':<26}"
-for t in sorted(tower):
-    header += f"| {'Tower ' + str(t) + 't':>12} {'LightGBM ' + str(t) + 't':>13} {'Tower/LGBM':>11} "
-print(header)
-print("-" * len(header))
-for name, key, fmt, kind in rows:
-    line = f"{name:<26}"
-    for t in sorted(tower):
-        a, b = float(tower[t][key]), float(lgbm.get(t, {}).get(key, "nan"))
-        rel = a / b if kind == "ratio" else a - b
-        rel_s = f"{rel:.2f}x" if kind == "ratio" else f"{rel:+.5f}"
-        line += f"| {fmt.format(a):>12} {fmt.format(b):>13} {rel_s:>11} "
-    print(line)
-print()
-print("Targets: AUC within 0.002 of LightGBM; training time <= 1.5x LightGBM; prediction rows/s >= LightGBM.")
-PY
+python3 "$ROOT/Benchmarks/learning/summarize.py" "$OUT/results.txt"

@@ -1,7 +1,8 @@
-// learning-bench: Tower's GBDT on the demo market, for side-by-side comparison with
+// learning-bench: Tower's GBDT on the demo market or a synthetic table, for side-by-side comparison with
 // LightGBM (Benchmarks/learning/lightgbm_peer.py reads the CSVs written here).
 //
-// usage: learning-bench [--interactions N] [--out DIR] [--threads 1,2] [--trees 200] [--seed S]
+// usage: learning-bench [--dataset market|few|wide] [--rows N] [--interactions N] [--out DIR]
+//                       [--threads 1,2] [--repeat 3] [--valid 1|0] [--trees 200] [--seed S]
 //                       [--predict-rows N] [--curve] [--shap] [--bins]
 // Prints one `RESULT key=value ...` line per thread count; run.sh parses them.
 import Foundation
@@ -45,55 +46,101 @@ let threadCounts = argument("--threads", "1,2").split(separator: ",").compactMap
 let trees = Int(argument("--trees", "200"))!
 let predictRows = Int(argument("--predict-rows", "1000000"))!
 let marketSeed = UInt64(argument("--seed", "7"))!
+/// market: the project's own generator; few: 171k × 5 synthetic; wide: 145k × 32 synthetic.
+let dataset = argument("--dataset", "market")
+let repeats = max(1, Int(argument("--repeat", "1"))!)
+/// Validation log-loss and AUC on the test rows after every iteration, as the HPO trials
+/// do; the LightGBM peer gets the same test rows as its valid set.
+let perIterationValidation = argument("--valid", "1") != "0"
 
-var market = Market(users: [], listings: [], interactions: [])
-let genTime = seconds {
-    market = DemoMarket(.init(users: max(200, interactions / 50), listings: max(500, interactions / 25),
-                              interactions: interactions, seed: marketSeed)).generate()
+let source: Dataset
+var genTime = 0.0
+switch dataset {
+case "few":
+    let rows = Int(argument("--rows", "171000"))!
+    var d: Dataset!
+    genTime = seconds { d = SyntheticTable.fewFeatures(rows: rows + rows / 4, seed: marketSeed) }
+    source = d
+case "wide":
+    let rows = Int(argument("--rows", "145000"))!
+    var d: Dataset!
+    genTime = seconds { d = SyntheticTable.manyFeatures(rows: rows + rows / 4, seed: marketSeed) }
+    source = d
+default:
+    var market = Market(users: [], listings: [], interactions: [])
+    genTime = seconds {
+        market = DemoMarket(.init(users: max(200, interactions / 50), listings: max(500, interactions / 25),
+                                  interactions: interactions, seed: marketSeed)).generate()
+    }
+    source = try PairFeatures.build(market)
 }
-var data: Dataset!
-let featureTime = try seconds { data = try PairFeatures.build(market) }
-let split = try TimeSplit(data, trainFraction: 0.8, validFraction: 0)
+// Synthetic rows are i.i.d., so the first 80% train and the rest test; the market is
+// split by time as the product does.
+let trainPart: Dataset, testPart: Dataset
+if dataset == "market" {
+    let split = try TimeSplit(source, trainFraction: 0.8, validFraction: 0)
+    trainPart = split.train
+    testPart = split.test
+} else {
+    let cut = source.rowCount * 4 / 5
+    trainPart = source.subset(Array(0..<cut))
+    testPart = source.subset(Array(cut..<source.rowCount))
+}
 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-try split.train.writeCSV(to: out.appendingPathComponent("train.csv"))
-try split.test.writeCSV(to: out.appendingPathComponent("test.csv"))
-print(String(format: "data: %d rows (%.2f%% positive), train %d, test %d, %d features; generated in %.2fs, features in %.2fs",
-             data.rowCount, data.positiveRate * 100, split.train.rowCount, split.test.rowCount, data.featureCount,
-             genTime, featureTime))
+let trainURL = out.appendingPathComponent("train.csv"), testURL = out.appendingPathComponent("test.csv")
+try trainPart.writeCSV(to: trainURL)
+try testPart.writeCSV(to: testURL)
+// Both sides train on what the CSV holds (read back here, as the peer reads it), so
+// neither sees values the other does not.
+let options = TabularCSVOptions(labelColumn: "label", groupColumn: testPart.groups == nil ? nil : "group",
+                                ignoredColumns: ["day"])
+let train = try TabularCSV.load(trainURL, options: options)
+let test = try TabularCSV.load(testURL, options: options, schema: train.schema)
+print(String(format: "data %@: train %d, test %d, %d features, %.2f%% positive; generated in %.2fs",
+             dataset, train.rowCount, test.rowCount, train.featureCount, train.positiveRate * 100, genTime))
 
 // Batch-prediction input: test rows tiled to `predictRows` rows.
 let tiled: Dataset = {
-    let n = split.test.rowCount
-    return Dataset(schema: split.test.schema,
-                   columns: split.test.columns.map { col in (0..<predictRows).map { col[$0 % n] } })
+    let n = test.rowCount
+    return Dataset(schema: test.schema, columns: test.columns.map { col in (0..<predictRows).map { col[$0 % n] } })
 }()
 
-for threads in threadCounts {
-    var p = BoostingParameters()
-    p.numIterations = trees
-    p.numLeaves = 31
-    p.learningRate = 0.1
-    p.maxBin = 255
-    p.threads = threads
-    var model: GradientBoostedModel!
-    let cpuBefore = cpuSeconds()
-    let trainTime = try seconds { model = try GBDTTrainer.train(split.train, parameters: p, recordCurve: false) }
-    let trainCPU = cpuSeconds() - cpuBefore
-    let report = try model.evaluate(split.test, k: 10)
-    // Raw scores against LightGBM's raw scores, probabilities against its probabilities;
-    // the median of three of each.
-    var scores: [Double] = []
-    var rawTimes: [Double] = [], probTimes: [Double] = []
-    for _ in 0..<3 {
-        rawTimes.append(try seconds { scores = try model.predictRaw(tiled, threads: threads) })
-        probTimes.append(try seconds { scores = try model.predictRaw(tiled, threads: threads); for i in scores.indices { scores[i] = logistic(scores[i]) } })
+for run in 1...repeats {
+    for threads in threadCounts {
+        var p = BoostingParameters()
+        p.numIterations = trees
+        p.numLeaves = 31
+        p.learningRate = 0.1
+        p.maxBin = 255
+        p.threads = threads
+        var model: GradientBoostedModel!
+        let cpuBefore = cpuSeconds()
+        let trainTime = try seconds {
+            model = try GBDTTrainer.train(train, valid: perIterationValidation ? test : nil, parameters: p, recordCurve: false)
+        }
+        let trainCPU = cpuSeconds() - cpuBefore
+        let report = try model.evaluate(test, k: 10)
+        // Raw scores against LightGBM's raw scores, probabilities against its probabilities;
+        // the median of three of each, measured in the first run only.
+        var rawRate = Double.nan, probRate = Double.nan
+        if run == 1 && predictRows > 0 {
+            var scores: [Double] = []
+            var rawTimes: [Double] = [], probTimes: [Double] = []
+            for _ in 0..<3 {
+                rawTimes.append(try seconds { scores = try model.predictRaw(tiled, threads: threads) })
+                probTimes.append(try seconds { scores = try model.predictRaw(tiled, threads: threads); for i in scores.indices { scores[i] = logistic(scores[i]) } })
+            }
+            precondition(scores.count == predictRows)
+            rawRate = Double(predictRows) / rawTimes.sorted()[1]
+            probRate = Double(predictRows) / probTimes.sorted()[1]
+        }
+        let lastAUC = model.curve.validAUC.last ?? .nan
+        print(String(format: "RESULT impl=tower dataset=%@ run=%d threads=%d train_s=%.3f train_cpu_s=%.3f auc=%.5f valid_auc_last_iter=%.5f logloss=%.5f p10=%.5f ndcg10=%.5f predict_raw_rows_per_s=%.0f predict_prob_rows_per_s=%.0f peak_rss_mb=%.1f",
+                     dataset, run, threads, trainTime, trainCPU, report.auc, lastAUC, report.logLoss,
+                     report.ranking?.precision ?? .nan, report.ranking?.ndcg ?? .nan, rawRate, probRate, peakRSSMegabytes()))
     }
-    precondition(scores.count == predictRows)
-    let rawTime = rawTimes.sorted()[1], probTime = probTimes.sorted()[1]
-    print(String(format: "RESULT impl=tower threads=%d train_s=%.3f train_cpu_s=%.3f auc=%.5f logloss=%.5f p10=%.5f ndcg10=%.5f predict_raw_rows_per_s=%.0f predict_prob_rows_per_s=%.0f peak_rss_mb=%.1f",
-                 threads, trainTime, trainCPU, report.auc, report.logLoss, report.ranking?.precision ?? .nan,
-                 report.ranking?.ndcg ?? .nan, Double(predictRows) / rawTime, Double(predictRows) / probTime, peakRSSMegabytes()))
 }
+let split = (train: train, test: test)
 
 // `--curve`: train once with the test split as validation and print losses at a few
 // iterations (to compare convergence with LightGBM's).

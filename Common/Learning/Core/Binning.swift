@@ -23,13 +23,17 @@ public struct FeatureBinning: Sendable, Equatable {
     @inline(__always)
     public func bin(_ v: Float) -> UInt8 {
         if v.isNaN { return UInt8(truncatingIfNeeded: upperBounds.count) }
+        // First t with v ≤ upperBounds[t]. The loop's trip count depends only on the bin
+        // count and the step is a conditional move, not a branch: binning every value of
+        // a data set with a branchy search mispredicted about every other step.
         return upperBounds.withUnsafeBufferPointer { b in
-            var lo = 0, hi = b.count - 1
-            while lo < hi {
-                let mid = (lo + hi) >> 1
-                if v <= b[mid] { hi = mid } else { lo = mid + 1 }
+            var base = 0, n = b.count
+            while n > 1 {
+                let half = n >> 1
+                base = b[base + half - 1] < v ? base + half : base
+                n -= half
             }
-            return UInt8(truncatingIfNeeded: lo)
+            return UInt8(truncatingIfNeeded: base)
         }
     }
 
@@ -38,9 +42,8 @@ public struct FeatureBinning: Sendable, Equatable {
     /// neighbouring distinct values (a value that alone fills a bin gets its own bin).
     public static func fit(_ values: [Float], maxBin: Int) -> FeatureBinning {
         let maxBin = min(255, max(2, maxBin))
-        var sorted = values.filter { !$0.isNaN }
+        let sorted = sortedIgnoringNaN(values)
         if sorted.isEmpty { return FeatureBinning(upperBounds: [.infinity]) }
-        sorted.sort()
         var distinct: [Float] = []
         var counts: [Int] = []
         for v in sorted {
@@ -74,6 +77,56 @@ public struct FeatureBinning: Sendable, Equatable {
         bounds.append(.infinity)
         return FeatureBinning(upperBounds: bounds)
     }
+}
+
+/// `values` without NaN, ascending (−0 read as +0), by a radix sort of order-preserving
+/// integer keys: binning sorts up to 200,000 values per feature before every training,
+/// which with a comparison sort was a visible share of a short training.
+func sortedIgnoringNaN(_ values: [Float]) -> [Float] {
+    var keys: [UInt32] = []
+    keys.reserveCapacity(values.count)
+    for v in values where !v.isNaN {
+        let bits = (v == 0 ? Float(0) : v).bitPattern
+        keys.append(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000)
+    }
+    let n = keys.count
+    if n == 0 { return [] }
+    if n < 256 {
+        keys.sort()
+    } else {
+        var scratch = [UInt32](repeating: 0, count: n)
+        keys.withUnsafeMutableBufferPointer { kb in
+            scratch.withUnsafeMutableBufferPointer { sb in
+                var src = kb.baseAddress!, dst = sb.baseAddress!
+                var counts = [Int](repeating: 0, count: 3 * 2048)
+                counts.withUnsafeMutableBufferPointer { cb in
+                    let c = cb.baseAddress!
+                    for i in 0..<n {
+                        let k = src[i]
+                        c[Int(k & 2047)] += 1
+                        c[2048 + Int((k >> 11) & 2047)] += 1
+                        c[4096 + Int(k >> 22)] += 1
+                    }
+                    for pass in 0..<3 {
+                        let pc = c + pass * 2048
+                        let shift = UInt32(pass * 11)
+                        if pc[Int((src[0] >> shift) & 2047)] == n { continue }
+                        var sum = 0
+                        for d in 0..<2048 { let x = pc[d]; pc[d] = sum; sum += x }
+                        for i in 0..<n {
+                            let k = src[i]
+                            let d = Int((k >> shift) & 2047)
+                            dst[pc[d]] = k
+                            pc[d] += 1
+                        }
+                        swap(&src, &dst)
+                    }
+                }
+                if src != kb.baseAddress! { kb.baseAddress!.update(from: src, count: n) }
+            }
+        }
+    }
+    return keys.map { k in Float(bitPattern: k & 0x8000_0000 != 0 ? k & 0x7FFF_FFFF : ~k) }
 }
 
 /// A data set's features as bin indices, one contiguous UInt8 column per feature

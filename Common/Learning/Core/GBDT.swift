@@ -257,6 +257,22 @@ public enum GBDTTrainer {
     public static func train(_ train: Dataset, valid: Dataset? = nil, parameters p: BoostingParameters = .init(),
                              objective: any Objective = BinaryLogLoss(),
                              recordCurve: Bool = true, callback: IterationCallback? = nil) throws -> GradientBoostedModel {
+        try self.train(train, valid: valid, parameters: p, objective: objective, recordCurve: recordCurve,
+                       callback: callback, parallelTuning: nil)
+    }
+
+    /// The tree learner's thresholds for going parallel.
+    struct ParallelTuning {
+        var minParallelWork: Int
+        var minRowsPerThread: Int
+        var partitionChunk: Int
+    }
+
+    /// `parallelTuning`: the learner's thresholds for going parallel, which tests lower
+    /// so that small data takes every parallel path.
+    static func train(_ train: Dataset, valid: Dataset?, parameters p: BoostingParameters, objective: any Objective,
+                      recordCurve: Bool, callback: IterationCallback?,
+                      parallelTuning: ParallelTuning?) throws -> GradientBoostedModel {
         guard train.hasLabels else { throw TrainingError.noLabels }
         let rate = train.positiveRate
         if rate == 0 || rate == 1 { throw TrainingError.singleClass(positiveRate: rate) }
@@ -280,11 +296,15 @@ public enum GBDTTrainer {
         // Features with a single value bin and no NaN can never split.
         let usable = (0..<featureCount).filter { binnings[$0].valueBinCount > 1 }
 
-        let learner = HistogramTreeLearner(
-            data: matrix, binnings: binnings,
-            settings: TreeLearnerSettings(numLeaves: p.numLeaves, maxDepth: p.maxDepth, minDataInLeaf: p.minDataInLeaf,
-                                          minSumHessianInLeaf: p.minSumHessianInLeaf, lambdaL2: p.lambdaL2,
-                                          minGainToSplit: p.minGainToSplit, learningRate: p.learningRate, threads: threads))
+        var settings = TreeLearnerSettings(numLeaves: p.numLeaves, maxDepth: p.maxDepth, minDataInLeaf: p.minDataInLeaf,
+                                           minSumHessianInLeaf: p.minSumHessianInLeaf, lambdaL2: p.lambdaL2,
+                                           minGainToSplit: p.minGainToSplit, learningRate: p.learningRate, threads: threads)
+        if let parallelTuning {
+            settings.minParallelWork = parallelTuning.minParallelWork
+            settings.minRowsPerThread = parallelTuning.minRowsPerThread
+            settings.partitionChunk = parallelTuning.partitionChunk
+        }
+        let learner = HistogramTreeLearner(data: matrix, binnings: binnings, settings: settings)
         let initial = objective.initialScore(labels: train.labels)
         var scores = [Double](repeating: initial, count: n)
         var validScores = [Double](repeating: initial, count: validData?.rowCount ?? 0)
@@ -350,10 +370,27 @@ public enum GBDTTrainer {
                 }
             }
             if let vm = validMatrix, vm.rowCount > 0 {
+                let nodes = BinnedTreeNode.flatten(tree, data: vm, nanBins: nanBins)
                 validScores.withUnsafeMutableBufferPointer { s in
                     let out = s.baseAddress!
-                    parallelChunks(vm.rowCount, threads: threads, minChunk: 8192) { range in
-                        for i in range { out[i] += tree.leafValue[tree.leaf(binned: vm, row: i, nanBins: nanBins)] }
+                    nodes.withUnsafeBufferPointer { nb in
+                        tree.leafValue.withUnsafeBufferPointer { lv in
+                            let nodes = nb.baseAddress!, values = lv.baseAddress!
+                            let single = tree.nodeCount == 0
+                            parallelChunks(vm.rowCount, threads: threads, minChunk: 8192) { range in
+                                if single { for i in range { out[i] += values[0] }; return }
+                                for i in range {
+                                    var node: Int32 = 0
+                                    while node >= 0 {
+                                        let n = nodes[Int(node)]
+                                        let b = n.column[i]
+                                        let goLeft = b == n.nanBin ? n.defaultLeft : b <= n.thresholdBin
+                                        node = goLeft ? n.left : n.right
+                                    }
+                                    out[i] += values[Int(~node)]
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -361,16 +398,18 @@ public enum GBDTTrainer {
             var trainLoss = Double.nan
             if recordCurve || callback != nil {
                 trainLoss = scores.withUnsafeBufferPointer { s in
-                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n) }
+                    labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: n, threads: threads) }
                 }
                 curve.trainLogLoss.append(trainLoss)
             }
             var validMetrics: ValidationMetrics? = nil
             if let v = validData {
                 let loss = validScores.withUnsafeBufferPointer { s in
-                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount) }
+                    v.labels.withUnsafeBufferPointer { Metrics.logLoss(margins: s.baseAddress!, labels: $0.baseAddress!, count: v.rowCount, threads: threads) }
                 }
-                let auc = Metrics.auc(scores: validScores, labels: v.labels)
+                let auc = validScores.withUnsafeBufferPointer { s in
+                    v.labels.withUnsafeBufferPointer { Metrics.auc(scores: s.baseAddress, labels: $0.baseAddress, count: v.rowCount, threads: threads) }
+                }
                 validMetrics = ValidationMetrics(logLoss: loss, auc: auc)
                 curve.validLogLoss.append(loss)
                 curve.validAUC.append(auc)
@@ -385,5 +424,27 @@ public enum GBDTTrainer {
         }
         return GradientBoostedModel(schema: train.schema, binnings: binnings, trees: trees, initialScore: initial,
                                     parameters: p, curve: curve)
+    }
+}
+
+/// A split as the validation pass reads it: everything one step needs in one place,
+/// instead of six arrays indexed per step (the per-iteration validation update walks
+/// every validation row through the new tree).
+struct BinnedTreeNode {
+    let column: UnsafePointer<UInt8>
+    let thresholdBin: UInt8
+    let nanBin: UInt8
+    let defaultLeft: Bool
+    let left: Int32
+    let right: Int32
+
+    /// `data` must outlive the nodes (its columns are pointed at).
+    static func flatten(_ tree: RegressionTree, data: BinnedMatrix, nanBins: [Int]) -> [BinnedTreeNode] {
+        (0..<tree.nodeCount).map { i in
+            let f = Int(tree.splitFeature[i])
+            return BinnedTreeNode(column: UnsafePointer(data.column(f)), thresholdBin: tree.thresholdBin[i],
+                                  nanBin: UInt8(truncatingIfNeeded: nanBins[f]), defaultLeft: tree.defaultLeft[i],
+                                  left: tree.leftChild[i], right: tree.rightChild[i])
+        }
     }
 }

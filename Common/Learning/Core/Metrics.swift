@@ -8,26 +8,118 @@ public enum Metrics {
     /// there are no positives or no negatives.
     public static func auc(scores: [Double], labels: [Float]) -> Double {
         precondition(scores.count == labels.count, "one score per label")
-        let n = scores.count
-        var order = Array(0..<n)
-        order.sort { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        return scores.withUnsafeBufferPointer { s in
+            labels.withUnsafeBufferPointer { y in auc(scores: s.baseAddress, labels: y.baseAddress, count: s.count) }
+        }
+    }
+
+    /// AUC of raw pointers; the booster calls it on the validation scores every
+    /// iteration, where a comparison sort through an index array cost as much as growing
+    /// the tree. Scores are ranked by a stable radix sort of order-preserving integer
+    /// keys, which gives exactly the order (ties included) of a comparison sort.
+    static func auc(scores: UnsafePointer<Double>?, labels: UnsafePointer<Float>?, count n: Int, threads: Int = 1) -> Double {
+        guard n > 0, let scores, let labels else { return .nan }
+        var keys = [UInt64](repeating: 0, count: n), keys2 = keys
+        var positive = [UInt32](repeating: 0, count: n), positive2 = positive
         var positives = 0.0
         var rankSumPositives = 0.0
-        var i = 0
-        while i < n {
-            var j = i
-            while j + 1 < n && scores[order[j + 1]] == scores[order[i]] { j += 1 }
-            // Ranks i+1 … j+1 share their average.
-            let averageRank = Double(i + j + 2) / 2
-            for k in i...j where labels[order[k]] > 0.5 {
-                positives += 1
-                rankSumPositives += averageRank
+        keys.withUnsafeMutableBufferPointer { k in
+            positive.withUnsafeMutableBufferPointer { r in
+                keys2.withUnsafeMutableBufferPointer { k2 in
+                    positive2.withUnsafeMutableBufferPointer { r2 in
+                        let k = k.baseAddress!, r = r.baseAddress!, k2 = k2.baseAddress!, r2 = r2.baseAddress!
+                        // Two halves sorted at once, then merged with ties taken from the
+                        // first half first: the same order as one stable sort.
+                        let halves = threads > 1 && n >= 16_384 ? 2 : 1
+                        let mid = halves == 2 ? n / 2 : n
+                        parallelFor(halves, threads: halves) { part in
+                            let lo = part == 0 ? 0 : mid, hi = part == 0 ? mid : n
+                            for i in lo..<hi {
+                                k[i] = orderedKey(scores[i])
+                                // Only the label travels with the key: the rank sums then
+                                // read it in sorted order instead of looking rows up.
+                                r[i] = labels[i] > 0.5 ? 1 : 0
+                            }
+                            radixSort(keys: k + lo, rows: r + lo, scratchKeys: k2 + lo, scratchRows: r2 + lo, count: hi - lo)
+                        }
+                        // The sorted sequence: in place for one half, the merge buffer for two.
+                        var sk = UnsafePointer(k), sp = UnsafePointer(r)
+                        if halves == 2 {
+                            var a = 0, b = mid, o = 0
+                            while a < mid && b < n {
+                                if k[b] < k[a] { k2[o] = k[b]; r2[o] = r[b]; b += 1 } else { k2[o] = k[a]; r2[o] = r[a]; a += 1 }
+                                o += 1
+                            }
+                            while a < mid { k2[o] = k[a]; r2[o] = r[a]; a += 1; o += 1 }
+                            while b < n { k2[o] = k[b]; r2[o] = r[b]; b += 1; o += 1 }
+                            sk = UnsafePointer(k2); sp = UnsafePointer(r2)
+                        }
+                        var i = 0
+                        while i < n {
+                            var j = i
+                            var groupPositives = Int(sp[i])
+                            while j + 1 < n && sk[j + 1] == sk[i] { j += 1; groupPositives += Int(sp[j]) }
+                            // Ranks i+1 … j+1 share their average.
+                            let averageRank = Double(i + j + 2) / 2
+                            for _ in 0..<groupPositives {
+                                positives += 1
+                                rankSumPositives += averageRank
+                            }
+                            i = j + 1
+                        }
+                    }
+                }
             }
-            i = j + 1
         }
         let negatives = Double(n) - positives
         guard positives > 0 && negatives > 0 else { return .nan }
         return (rankSumPositives - positives * (positives + 1) / 2) / (positives * negatives)
+    }
+
+    /// An unsigned key whose order is the numeric order of `v` (−0 and +0 equal, as `<`
+    /// treats them).
+    @inline(__always)
+    static func orderedKey(_ v: Double) -> UInt64 {
+        let bits = (v == 0 ? 0.0 : v).bitPattern
+        return bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+    }
+
+    /// Stable LSD radix sort of `keys` carrying `rows`, 11 bits per pass; passes where
+    /// every key has the same digit (typically the sign and exponent of scores in a
+    /// narrow range) are skipped. The sorted result ends in `keys`/`rows`.
+    static func radixSort(keys: UnsafeMutablePointer<UInt64>, rows: UnsafeMutablePointer<UInt32>,
+                          scratchKeys: UnsafeMutablePointer<UInt64>, scratchRows: UnsafeMutablePointer<UInt32>, count n: Int) {
+        if n == 0 { return }
+        let bits = 11, radix = 1 << bits, passes = 6
+        var counts = [Int](repeating: 0, count: radix * passes)
+        counts.withUnsafeMutableBufferPointer { cb in
+            let c = cb.baseAddress!
+            for i in 0..<n {
+                let k = keys[i]
+                for p in 0..<passes { c[p * radix + Int((k >> UInt64(p * bits)) & UInt64(radix - 1))] += 1 }
+            }
+            var src = (keys, rows), dst = (scratchKeys, scratchRows)
+            for p in 0..<passes {
+                let pc = c + p * radix
+                let digit0 = Int((src.0[0] >> UInt64(p * bits)) & UInt64(radix - 1))
+                if pc[digit0] == n { continue }
+                var sum = 0
+                for d in 0..<radix { let x = pc[d]; pc[d] = sum; sum += x }
+                for i in 0..<n {
+                    let k = src.0[i]
+                    let d = Int((k >> UInt64(p * bits)) & UInt64(radix - 1))
+                    let at = pc[d]
+                    pc[d] = at + 1
+                    dst.0[at] = k
+                    dst.1[at] = src.1[i]
+                }
+                swap(&src, &dst)
+            }
+            if src.0 != keys {
+                keys.update(from: src.0, count: n)
+                rows.update(from: src.1, count: n)
+            }
+        }
     }
 
     /// Mean negative log-likelihood of probabilities, clipped to [1e-15, 1 − 1e-15] so a
@@ -45,15 +137,21 @@ public enum Metrics {
 
     /// Mean log-loss of margins (log-odds), computed from the margin directly so that no
     /// clipping is needed: the loss the booster records for its curves every iteration.
-    static func logLoss(margins scores: UnsafePointer<Double>, labels: UnsafePointer<Float>, count: Int) -> Double {
-        var s = 0.0
-        for i in 0..<count {
-            let m = scores[i]
-            // log(1 + e^m) − y·m, written to avoid overflow for large |m|.
-            let softplus = m > 0 ? m + log1p(exp(-m)) : log1p(exp(m))
-            s += softplus - Double(labels[i]) * m
+    /// Summed in fixed blocks (`deterministicSum`), so the value is the same at any
+    /// thread count.
+    static func logLoss(margins scores: UnsafePointer<Double>, labels: UnsafePointer<Float>, count: Int,
+                        threads: Int = 1) -> Double {
+        let total = deterministicSum(count, threads: count >= 32_768 ? threads : 1) { range in
+            var s = 0.0
+            for i in range {
+                let m = scores[i]
+                // log(1 + e^m) − y·m, written to avoid overflow for large |m|.
+                let softplus = m > 0 ? m + log1p(exp(-m)) : log1p(exp(m))
+                s += softplus - Double(labels[i]) * m
+            }
+            return s
         }
-        return s / Double(max(1, count))
+        return total / Double(max(1, count))
     }
 
     /// Mean squared error of probabilities against 0/1 labels.

@@ -1,9 +1,13 @@
 import Dispatch
 import Foundation
+#if os(Linux)
+import Glibc
+import Synchronization
+#endif
 
-/// Runs `body(0..<count)` on up to `threads` threads with a fixed striping (worker t
-/// takes t, t+threads, …), so work assignment — and hence any per-item result — does not
-/// depend on scheduling.
+/// Runs `body(i)` for every i in 0..<count on up to `threads` threads. Which thread runs
+/// an item depends on scheduling, so a body must key everything it writes by `i` (never
+/// by thread); then the result does not depend on the thread count.
 @inline(__always)
 func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
     let workers = min(threads, count)
@@ -15,6 +19,9 @@ func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
     // which is what the unchecked box asserts to the compiler.
     withoutActuallyEscaping(body) { escapable in
         let box = UncheckedSendable(escapable)
+        #if os(Linux)
+        if WorkerPool.shared.run(count: count, workers: workers, { i in box.value(i) }) { return }
+        #endif
         DispatchQueue.concurrentPerform(iterations: workers) { t in
             var i = t
             while i < count {
@@ -40,6 +47,199 @@ func parallelChunks(_ count: Int, threads: Int, minChunk: Int = 4096, _ body: (R
         if lo < hi { body(lo..<hi) }
     }
 }
+
+/// Sum of `part(range)` over `count` items split into blocks whose size depends only on
+/// `count` and `block`, added in block order: the same bits at any thread count, which a
+/// per-thread partial sum would not give (floating-point addition is not associative).
+func deterministicSum(_ count: Int, threads: Int, block: Int = 8192, _ part: (Range<Int>) -> Double) -> Double {
+    let blocks = max(1, (count + block - 1) / block)
+    if blocks == 1 { return part(0..<count) }
+    var partials = [Double](repeating: 0, count: blocks)
+    partials.withUnsafeMutableBufferPointer { out in
+        let o = out.baseAddress!
+        parallelFor(blocks, threads: threads) { b in
+            o[b] = part((b * block)..<min(count, (b + 1) * block))
+        }
+    }
+    var s = 0.0
+    for p in partials { s += p }
+    return s
+}
+
+#if os(Linux)
+/// A few long-lived threads that wake within microseconds. A tree of 31 leaves asks
+/// for a parallel region several times per node, thousands of times per model, many on
+/// nodes of a few hundred rows; GCD's `concurrentPerform` mostly ran such short regions
+/// on the calling thread alone, so threads only paid on large nodes.
+///
+/// Items are claimed from a shared counter rather than dealt out in advance: on a
+/// machine shared with other work a worker may not get a core for milliseconds, and the
+/// caller then simply runs the items itself instead of waiting for it (a fixed
+/// assignment made a 2-thread run slower than a 1-thread run under load). Results do not
+/// depend on who runs an item: callers key all output by item index.
+///
+/// Workers spin briefly after a region (the next one usually comes within microseconds)
+/// and then sleep on a condition variable, so an idle pool costs nothing. One region runs
+/// at a time; a caller that finds the pool busy (a concurrent caller, or a region nested
+/// inside another) falls back to GCD rather than waiting.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    /// Odd while a region is open for workers to join, even when closed; a region moves
+    /// it up by two.
+    private let generation = Atomic<Int>(0)
+    /// Next item to claim, and items not finished yet.
+    private let next = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    /// Workers that have joined the open region and not yet left it: the caller does not
+    /// reuse `job` until this is zero.
+    private let inside = Atomic<Int>(0)
+    private let busy = Atomic<Bool>(false)
+    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    private let wake: UnsafeMutablePointer<pthread_cond_t>
+    private let done: UnsafeMutablePointer<pthread_cond_t>
+    /// Guarded by `lock`.
+    private var sleepers = 0
+    private var callerWaiting = false
+    private var threadCount = 0
+    /// Written only while the region is closed and no worker is inside; read by workers
+    /// inside an open region.
+    private nonisolated(unsafe) var job: (@Sendable (Int) -> Void)? = nil
+    private nonisolated(unsafe) var jobCount = 0
+    /// Workers with an index below this join (the pool may hold more threads than a
+    /// region asks for).
+    private nonisolated(unsafe) var jobWorkers = 0
+    /// Spins before sleeping: long enough to bridge the gaps between the regions of one
+    /// training, short enough that idle workers do not compete with other processes.
+    private let spinLimit = 20_000
+
+    private init() {
+        lock = .allocate(capacity: 1)
+        wake = .allocate(capacity: 1)
+        done = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(done, nil)
+    }
+
+    /// Runs `body(0..<count)` on the caller and up to `workers − 1` pool threads. False
+    /// when the pool is busy or cannot start threads; the caller then runs the region
+    /// some other way.
+    func run(count: Int, workers: Int, _ body: @escaping @Sendable (Int) -> Void) -> Bool {
+        guard workers > 1, workers <= 64, count > 0 else { return false }
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        pthread_mutex_lock(lock)
+        while threadCount < workers - 1 {
+            if !startThread(index: threadCount + 1, seen: generation.load(ordering: .relaxed)) {
+                pthread_mutex_unlock(lock)
+                return false
+            }
+            threadCount += 1
+        }
+        job = body
+        jobCount = count
+        jobWorkers = workers
+        next.store(0, ordering: .relaxed)
+        pending.store(count, ordering: .relaxed)
+        generation.add(1, ordering: .sequentiallyConsistent)  // open
+        if sleepers > 0 { pthread_cond_broadcast(wake) }
+        pthread_mutex_unlock(lock)
+
+        while true {
+            let i = next.add(1, ordering: .relaxed).oldValue
+            if i >= count { break }
+            body(i)
+            _ = pending.subtract(1, ordering: .acquiringAndReleasing)
+        }
+        // Closed before counting who is inside: a worker that joins after this sees the
+        // region closed and leaves without touching `job` (its check and this one are
+        // both sequentially consistent, so one of the two sees the other).
+        generation.add(1, ordering: .sequentiallyConsistent)
+        var spins = 0
+        while !finished() && spins < spinLimit { spins += 1 }
+        if !finished() {
+            pthread_mutex_lock(lock)
+            while !finished() {
+                callerWaiting = true
+                pthread_cond_wait(done, lock)
+            }
+            callerWaiting = false
+            pthread_mutex_unlock(lock)
+        }
+        job = nil
+        return true
+    }
+
+    @inline(__always) private func finished() -> Bool {
+        pending.load(ordering: .acquiring) == 0 && inside.load(ordering: .sequentiallyConsistent) == 0
+    }
+
+    private func notifyCaller() {
+        pthread_mutex_lock(lock)
+        if callerWaiting { pthread_cond_signal(done) }
+        pthread_mutex_unlock(lock)
+    }
+
+    /// `seen`: the generation when the thread was asked for, so it joins the region that
+    /// needed it even if it starts after the region opened.
+    private func startThread(index: Int, seen: Int) -> Bool {
+        let context = Unmanaged.passRetained(WorkerStart(pool: self, index: index, seen: seen)).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+            start.pool.workerLoop(index: start.index, seen: start.seen)
+            return nil
+        }, context)
+        if started != 0 {
+            Unmanaged<WorkerStart>.fromOpaque(context).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+
+    private func workerLoop(index: Int, seen initial: Int) {
+        var seen = initial
+        while true {
+            var current = generation.load(ordering: .acquiring)
+            var spins = 0
+            while current == seen && spins < spinLimit {
+                spins += 1
+                current = generation.load(ordering: .acquiring)
+            }
+            if current == seen {
+                pthread_mutex_lock(lock)
+                sleepers += 1
+                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, lock) }
+                sleepers -= 1
+                pthread_mutex_unlock(lock)
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            if current & 1 == 0 { continue }  // closed: wait for the next region
+            inside.add(1, ordering: .sequentiallyConsistent)
+            if generation.load(ordering: .sequentiallyConsistent) == current && index < jobWorkers, let body = job {
+                let count = jobCount
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    if i >= count { break }
+                    body(i)
+                    if pending.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { notifyCaller() }
+                }
+            }
+            if inside.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { notifyCaller() }
+        }
+    }
+}
+
+private final class WorkerStart {
+    let pool: WorkerPool
+    let index: Int
+    let seen: Int
+    init(pool: WorkerPool, index: Int, seen: Int) { self.pool = pool; self.index = index; self.seen = seen }
+}
+#endif
 
 /// Cores available to this process; the default thread count.
 var availableCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }

@@ -1,10 +1,48 @@
 import Foundation
 
-/// Gradient and hessian sums and the row count of one histogram bin.
+/// Gradient and hessian sums and the row count of one histogram bin, in the fixed-point
+/// units of `GradientQuantizer`. Integer sums are exact, so a bin's value does not depend
+/// on how its rows were split among threads or in which order partial histograms were
+/// added — the property that lets histograms be built over row ranges in parallel and
+/// still give the same model at any thread count — and parent − child is exactly the
+/// sibling's histogram.
 struct HistogramBin {
-    var g: Double
-    var h: Double
-    var c: Double
+    var g: Int64
+    var h: Int64
+    var c: Int64
+    static let zero = HistogramBin(g: 0, h: 0, c: 0)
+}
+
+/// Per-iteration fixed-point form of gradients and hessians: each is scaled by a power of
+/// two chosen so the largest magnitude maps to about 2^30 and rounded to an Int32. The
+/// rounding error (≤ 2^-31 of the largest gradient) is far below Float's own resolution
+/// for the gradients that matter, and sums of up to 2^33 rows fit an Int64.
+struct GradientQuantizer {
+    let gradientScale: Double
+    let hessianScale: Double
+
+    init(maxGradient: Double, maxHessian: Double) {
+        gradientScale = Self.scale(for: maxGradient)
+        hessianScale = Self.scale(for: maxHessian)
+    }
+
+    /// The largest power of two s with maxAbs · s ≤ 2^30 (a power of two so that
+    /// converting back is an exact multiplication).
+    static func scale(for maxAbs: Double) -> Double {
+        guard maxAbs > 0, maxAbs.isFinite else { return 1 }
+        let target = Double(1 << 30) / maxAbs
+        return Double(sign: .plus, exponent: target.exponent, significand: 1)
+    }
+
+    /// Round-half-even to an integer by adding 1.5·2^52, which leaves the rounded value in
+    /// the low bits; exact for |x| < 2^31 and much cheaper than a call to libm's `round`
+    /// (which took a tenth of the training time on few-feature data).
+    @inline(__always) static func round(_ x: Double) -> Int32 {
+        Int32(truncatingIfNeeded: Int64(bitPattern: (x + 6_755_399_441_055_744.0).bitPattern))
+    }
+
+    @inline(__always) func g(_ q: Int64) -> Double { Double(q) / gradientScale }
+    @inline(__always) func h(_ q: Int64) -> Double { Double(q) / hessianScale }
 }
 
 /// The best split found for one leaf.
@@ -13,7 +51,7 @@ struct SplitCandidate {
     var feature: Int = -1
     var thresholdBin: Int = 0
     var defaultLeft = false
-    var leftG = 0.0, leftH = 0.0, leftC = 0.0
+    var leftG: Int64 = 0, leftH: Int64 = 0, leftC: Int64 = 0
     var isValid: Bool { feature >= 0 }
 }
 
@@ -26,6 +64,16 @@ struct TreeLearnerSettings {
     var minGainToSplit: Double
     var learningRate: Double
     var threads: Int
+    /// Below this much work (rows × features plus bins searched) a node is handled on one
+    /// thread: waking the others would cost more than it saves. Tests set it to 0 to
+    /// drive every parallel path on small data.
+    var minParallelWork = 24_000
+    /// Rows per thread from which a node with too few features to share out is
+    /// histogrammed by row ranges instead (each thread its own histogram, then summed).
+    var minRowsPerThread = 4_096
+    /// Rows per chunk of the parallel partition; a node of fewer than two chunks is
+    /// partitioned on one thread.
+    var partitionChunk = 8_192
 }
 
 /// Grows one regression tree leaf-wise on binned data from per-row gradients and
@@ -34,9 +82,15 @@ struct TreeLearnerSettings {
 /// How it stays fast: rows of each leaf are a contiguous range of one index array
 /// (re-partitioned in place at every split); gradients are gathered into leaf order
 /// once per histogram so the inner loop reads them sequentially; only the smaller child's
-/// histogram is built, the larger one is the parent's minus the smaller's; histogram
-/// building is spread over features across threads with a fixed assignment, so results
-/// do not depend on scheduling.
+/// histogram is built, the larger one is the parent's minus the smaller's.
+///
+/// How threads pay at every node size: a node with enough features has them shared out
+/// in groups (each thread builds, subtracts and searches its own features — no merge);
+/// a large node with few features is cut into row ranges, each thread building a whole
+/// histogram of its range, then the ranges' histograms are summed and searched per
+/// feature in parallel; small nodes stay on one thread. Histograms hold exact integer
+/// sums (`HistogramBin`), so every strategy gives the same bits and the model does not
+/// depend on the thread count.
 final class HistogramTreeLearner {
     let data: BinnedMatrix
     let binnings: [FeatureBinning]
@@ -46,9 +100,14 @@ final class HistogramTreeLearner {
     private let indices: UnsafeMutablePointer<Int32>
     private let scratch: UnsafeMutablePointer<Int32>
     private let scratch2: UnsafeMutablePointer<Int32>
-    private let orderedG: UnsafeMutablePointer<Float>
-    private let orderedH: UnsafeMutablePointer<Float>
+    private let quantizedG: UnsafeMutablePointer<Int32>
+    private let quantizedH: UnsafeMutablePointer<Int32>
+    private let orderedG: UnsafeMutablePointer<Int32>
+    private let orderedH: UnsafeMutablePointer<Int32>
     private let histograms: UnsafeMutablePointer<HistogramBin>
+    /// One whole histogram per extra thread, for row-range building.
+    private let threadHistograms: UnsafeMutablePointer<HistogramBin>
+    private var quantizer = GradientQuantizer(maxGradient: 1, maxHessian: 1)
 
     /// After `grow`: each leaf's rows are `rowIndices[leafBegin[l] ..< leafBegin[l] + leafRowCount[l]]`.
     private(set) var leafBegin: [Int] = []
@@ -68,23 +127,29 @@ final class HistogramTreeLearner {
         indices = .allocate(capacity: n)
         scratch = .allocate(capacity: n)
         scratch2 = .allocate(capacity: n)
+        quantizedG = .allocate(capacity: n)
+        quantizedH = .allocate(capacity: n)
         orderedG = .allocate(capacity: n)
         orderedH = .allocate(capacity: n)
         let slots = max(2, settings.numLeaves)
         histograms = .allocate(capacity: slots * max(1, total))
-        histograms.initialize(repeating: HistogramBin(g: 0, h: 0, c: 0), count: slots * max(1, total))
+        histograms.initialize(repeating: .zero, count: slots * max(1, total))
+        let extra = max(1, settings.threads - 1) * max(1, total)
+        threadHistograms = .allocate(capacity: extra)
+        threadHistograms.initialize(repeating: .zero, count: extra)
     }
 
     deinit {
-        indices.deallocate(); scratch.deallocate(); scratch2.deallocate(); orderedG.deallocate(); orderedH.deallocate()
-        histograms.deallocate()
+        indices.deallocate(); scratch.deallocate(); scratch2.deallocate()
+        quantizedG.deallocate(); quantizedH.deallocate(); orderedG.deallocate(); orderedH.deallocate()
+        histograms.deallocate(); threadHistograms.deallocate()
     }
 
     private struct Leaf {
         var begin: Int
         var count: Int
-        var g: Double
-        var h: Double
+        var g: Int64
+        var h: Int64
         var depth: Int
         var slot: Int = -1
         var best = SplitCandidate()
@@ -93,22 +158,69 @@ final class HistogramTreeLearner {
         var isLeft = false
     }
 
+    /// Converts this iteration's gradients to fixed point (see `GradientQuantizer`). The
+    /// scale comes from the largest magnitudes over all rows, a maximum, so it does not
+    /// depend on how the rows were split among threads.
+    private func quantize(gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>) -> (g: Int64, h: Int64) {
+        let n = data.rowCount
+        let threads = settings.threads
+        let blocks = max(1, (n + 16_383) / 16_384)
+        var maxima = [Float](repeating: 0, count: 2 * blocks)
+        maxima.withUnsafeMutableBufferPointer { m in
+            let out = m.baseAddress!
+            parallelFor(blocks, threads: n >= 32_768 ? threads : 1) { b in
+                var mg: Float = 0, mh: Float = 0
+                for i in (b * 16_384)..<min(n, (b + 1) * 16_384) {
+                    mg = max(mg, abs(gradients[i])); mh = max(mh, abs(hessians[i]))
+                }
+                out[2 * b] = mg; out[2 * b + 1] = mh
+            }
+        }
+        var mg: Float = 0, mh: Float = 0
+        for b in 0..<blocks { mg = max(mg, maxima[2 * b]); mh = max(mh, maxima[2 * b + 1]) }
+        let q = GradientQuantizer(maxGradient: Double(mg), maxHessian: Double(mh))
+        quantizer = q
+        let qg = quantizedG, qh = quantizedH
+        let gs = q.gradientScale, hs = q.hessianScale
+        // Sums over all rows come with the conversion (integer sums, so blocking does not
+        // matter); they are the root's sums when there is no bag.
+        var sums = [Int64](repeating: 0, count: 2 * blocks)
+        sums.withUnsafeMutableBufferPointer { sb in
+            let out = sb.baseAddress!
+            parallelFor(blocks, threads: n >= 32_768 ? threads : 1) { b in
+                var sg: Int64 = 0, sh: Int64 = 0
+                for i in (b * 16_384)..<min(n, (b + 1) * 16_384) {
+                    let a = GradientQuantizer.round(Double(gradients[i]) * gs)
+                    let c = GradientQuantizer.round(Double(hessians[i]) * hs)
+                    qg[i] = a; qh[i] = c
+                    sg &+= Int64(a); sh &+= Int64(c)
+                }
+                out[2 * b] = sg; out[2 * b + 1] = sh
+            }
+        }
+        var g: Int64 = 0, h: Int64 = 0
+        for b in 0..<blocks { g &+= sums[2 * b]; h &+= sums[2 * b + 1] }
+        return (g, h)
+    }
+
     /// Grows a tree on `bag` (all rows when nil) using only `features`.
     func grow(gradients: UnsafePointer<Float>, hessians: UnsafePointer<Float>, bag: [Int32]?,
               features: [Int]) -> RegressionTree {
         let s = settings
+        var (g, h) = quantize(gradients: gradients, hessians: hessians)
+        let q = quantizer
         let rootCount: Int
         if let bag {
             rootCount = bag.count
             bag.withUnsafeBufferPointer { indices.update(from: $0.baseAddress!, count: bag.count) }
+            g = 0; h = 0
+            for k in 0..<rootCount {
+                let i = Int(indices[k])
+                g &+= Int64(quantizedG[i]); h &+= Int64(quantizedH[i])
+            }
         } else {
             rootCount = data.rowCount
             for i in 0..<rootCount { indices[i] = Int32(i) }
-        }
-        var g = 0.0, h = 0.0
-        for k in 0..<rootCount {
-            let i = Int(indices[k])
-            g += Double(gradients[i]); h += Double(hessians[i])
         }
         var tree = RegressionTree()
         var leaves = [Leaf(begin: 0, count: rootCount, g: g, h: h, depth: 0)]
@@ -117,8 +229,8 @@ final class HistogramTreeLearner {
             leaves[0].slot = nextSlot; nextSlot += 1
             leaves[0].best = buildAndSearch(buildSlot: 0, begin: 0, count: rootCount, identity: bag == nil,
                                             subtractFrom: nil,
-                                            searches: [SearchRequest(slot: 0, g: g, h: h, c: Double(rootCount))],
-                                            gradients: gradients, hessians: hessians, features: features)[0]
+                                            searches: [SearchRequest(slot: 0, g: g, h: h, c: Int64(rootCount))],
+                                            features: features)[0]
         }
 
         while leaves.count < s.numLeaves {
@@ -152,8 +264,7 @@ final class HistogramTreeLearner {
             let leftCan = canSplit(left), rightCan = canSplit(right)
             if leftCan || rightCan {
                 // Build the smaller child's histogram, derive the larger one as parent minus
-                // smaller, and search both for their best split — all in one parallel pass
-                // over feature groups.
+                // smaller, and search both for their best split.
                 let smallerIsLeft = left.count <= right.count
                 let newSlot = nextSlot
                 nextSlot += 1
@@ -164,9 +275,9 @@ final class HistogramTreeLearner {
                 let found = buildAndSearch(
                     buildSlot: newSlot, begin: smaller.begin, count: smaller.count, identity: false,
                     subtractFrom: largerCan ? parent.slot : nil,
-                    searches: [leftCan ? SearchRequest(slot: left.slot, g: left.g, h: left.h, c: Double(left.count)) : nil,
-                               rightCan ? SearchRequest(slot: right.slot, g: right.g, h: right.h, c: Double(right.count)) : nil],
-                    gradients: gradients, hessians: hessians, features: features)
+                    searches: [leftCan ? SearchRequest(slot: left.slot, g: left.g, h: left.h, c: Int64(left.count)) : nil,
+                               rightCan ? SearchRequest(slot: right.slot, g: right.g, h: right.h, c: Int64(right.count)) : nil],
+                    features: features)
                 left.best = found[0]
                 right.best = found[1]
             }
@@ -175,8 +286,8 @@ final class HistogramTreeLearner {
         }
 
         tree.leafValue = leaves.map { leaf in
-            let denominator = leaf.h + s.lambdaL2
-            return denominator > 0 ? -leaf.g / denominator * s.learningRate : 0
+            let denominator = q.h(leaf.h) + s.lambdaL2
+            return denominator > 0 ? -q.g(leaf.g) / denominator * s.learningRate : 0
         }
         tree.leafCover = leaves.map { Double($0.count) }
         leafBegin = leaves.map(\.begin)
@@ -187,79 +298,110 @@ final class HistogramTreeLearner {
     private func canSplit(_ leaf: Leaf) -> Bool {
         leaf.count >= 2 * max(1, settings.minDataInLeaf)
             && (settings.maxDepth <= 0 || leaf.depth < settings.maxDepth)
-            && leaf.h >= 2 * settings.minSumHessianInLeaf
+            && quantizer.h(leaf.h) >= 2 * settings.minSumHessianInLeaf
     }
 
     struct SearchRequest {
         var slot: Int
-        var g: Double
-        var h: Double
-        var c: Double
+        var g: Int64
+        var h: Int64
+        var c: Int64
     }
 
     /// Builds the histogram of rows `begin..<begin+count` into `buildSlot`, optionally
     /// subtracts it from `subtractFrom` (turning the parent's histogram into the larger
-    /// sibling's), then finds the best split for each request — all per feature group in
-    /// one parallel region, since every step only touches that group's features. The
-    /// per-feature winners are reduced in feature order, so the result equals a serial
-    /// scan regardless of the thread count.
+    /// sibling's), then finds the best split for each request. The per-feature winners
+    /// are reduced in feature order, so the result equals a serial scan.
     private func buildAndSearch(buildSlot: Int, begin: Int, count: Int, identity: Bool, subtractFrom parentSlot: Int?,
-                                searches: [SearchRequest?], gradients: UnsafePointer<Float>,
-                                hessians: UnsafePointer<Float>, features: [Int]) -> [SplitCandidate] {
+                                searches: [SearchRequest?], features: [Int]) -> [SplitCandidate] {
         let hist = histograms + buildSlot * totalBins
         let parentHist = parentSlot.map { histograms + $0 * totalBins }
         let idx = UnsafePointer(indices + begin)
-        let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
-        // Gather once into leaf order, so the per-feature passes read gradients sequentially.
-        let orderedG = self.orderedG, orderedH = self.orderedH
-        parallelChunks(count, threads: settings.threads, minChunk: 32_768) { range in
-            if identity {
-                (orderedG + range.lowerBound).update(from: gradients + range.lowerBound, count: range.count)
-                (orderedH + range.lowerBound).update(from: hessians + range.lowerBound, count: range.count)
-            } else {
-                for k in range {
-                    let i = Int(idx[k])
-                    orderedG[k] = gradients[i]
-                    orderedH[k] = hessians[i]
+        let featureCount = features.count
+        let searchCount = searches.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        let work = count * featureCount + searchCount * featureCount * 256
+        let threads = settings.threads > 1 && work >= settings.minParallelWork ? settings.threads : 1
+        let data = self.data, offsets = self.offsets, binnings = self.binnings
+        var candidates = [SplitCandidate](repeating: SplitCandidate(), count: searches.count * featureCount)
+
+        // Subtract and search one feature; the feature's histogram in `hist` is complete.
+        func finish(_ j: Int, _ cand: UnsafeMutablePointer<SplitCandidate>) {
+            let f = features[j]
+            if let parentHist {
+                let p = parentHist + offsets[f], c = hist + offsets[f]
+                for b in 0..<binnings[f].totalBinCount {
+                    p[b].g -= c[b].g; p[b].h -= c[b].h; p[b].c -= c[b].c
                 }
             }
+            for (si, request) in searches.enumerated() {
+                guard let request else { continue }
+                cand[si * featureCount + j] = self.bestSplit(feature: f, slot: request.slot,
+                                                             g: request.g, h: request.h, c: request.c)
+            }
         }
-        let featureCount = features.count
-        let threads = count * featureCount >= 1 << 16 ? settings.threads : 1
-        let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
-        let data = self.data
-        let offsets = self.offsets
-        let binnings = self.binnings
-        var candidates = [SplitCandidate](repeating: SplitCandidate(), count: searches.count * featureCount)
+
+        let rowParallel = threads > 1 && featureCount < 4 * threads && count >= settings.minRowsPerThread * threads
         candidates.withUnsafeMutableBufferPointer { out in
             let cand = out.baseAddress!
-            parallelFor(groups.count, threads: threads) { gi in
-                let group = groups[gi]
-                var cols: [UnsafePointer<UInt8>] = []
-                var hists: [UnsafeMutablePointer<HistogramBin>] = []
-                for j in group {
-                    let f = features[j]
-                    let hb = hist + offsets[f]
-                    hb.update(repeating: HistogramBin(g: 0, h: 0, c: 0), count: binnings[f].totalBinCount)
-                    hists.append(hb)
-                    cols.append(UnsafePointer(data.column(f)))
+            if rowParallel {
+                // Few features: each thread histograms a contiguous row range (thread 0
+                // straight into the slot), then features are shared out to add the
+                // ranges' histograms, subtract and search.
+                let ranges = threads
+                let extra = threadHistograms, total = totalBins
+                let groups = Self.featureGroups(Array(0..<featureCount), threads: 1)
+                parallelFor(ranges, threads: threads) { t in
+                    let lo = count * t / ranges, hi = count * (t + 1) / ranges
+                    let target = t == 0 ? hist : extra + (t - 1) * total
+                    self.gather(identity: identity, begin: begin, range: lo..<hi)
+                    let og = UnsafePointer(self.orderedG + lo), oh = UnsafePointer(self.orderedH + lo)
+                    for group in groups {
+                        var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
+                        for j in group {
+                            let f = features[j]
+                            let hb = target + offsets[f]
+                            hb.update(repeating: .zero, count: binnings[f].totalBinCount)
+                            hists.append(hb)
+                            cols.append(UnsafePointer(data.column(f)))
+                        }
+                        Self.accumulate(cols: cols, hists: hists, idx: idx + lo, og: og, oh: oh, count: hi - lo)
+                    }
                 }
-                Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
-                if let parentHist {
-                    for j in group {
-                        let f = features[j]
-                        let p = parentHist + offsets[f], c = hist + offsets[f]
+                parallelFor(featureCount, threads: threads) { j in
+                    let f = features[j]
+                    let c = hist + offsets[f]
+                    for t in 1..<ranges {
+                        let e = extra + (t - 1) * total + offsets[f]
                         for b in 0..<binnings[f].totalBinCount {
-                            p[b].g -= c[b].g; p[b].h -= c[b].h; p[b].c -= c[b].c
+                            c[b].g += e[b].g; c[b].h += e[b].h; c[b].c += e[b].c
                         }
                     }
+                    finish(j, cand)
                 }
-                for (si, request) in searches.enumerated() {
-                    guard let request else { continue }
-                    for j in group {
-                        cand[si * featureCount + j] = self.bestSplit(feature: features[j], slot: request.slot,
-                                                                     g: request.g, h: request.h, c: request.c)
+            } else {
+                // The gather is the one pass of a node that every feature group waits for,
+                // so it is shared out from a modest size on.
+                if threads > 1 && count >= 16_384 {
+                    parallelChunks(count, threads: threads, minChunk: 8_192) { range in
+                        self.gather(identity: identity, begin: begin, range: range)
                     }
+                } else {
+                    gather(identity: identity, begin: begin, range: 0..<count)
+                }
+                let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
+                let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
+                parallelFor(groups.count, threads: threads) { gi in
+                    let group = groups[gi]
+                    var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
+                    for j in group {
+                        let f = features[j]
+                        let hb = hist + offsets[f]
+                        hb.update(repeating: .zero, count: binnings[f].totalBinCount)
+                        hists.append(hb)
+                        cols.append(UnsafePointer(data.column(f)))
+                    }
+                    Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+                    for j in group { finish(j, cand) }
                 }
             }
         }
@@ -270,6 +412,23 @@ final class HistogramTreeLearner {
                 if c.isValid && c.gain > best.gain { best = c }
             }
             return best.gain > max(0, settings.minGainToSplit) ? best : SplitCandidate()
+        }
+    }
+
+    /// Copies the quantized gradients of a node's rows `range` (positions within the
+    /// node) into leaf order, so the per-feature passes read them sequentially.
+    private func gather(identity: Bool, begin: Int, range: Range<Int>) {
+        let og = orderedG, oh = orderedH, qg = quantizedG, qh = quantizedH
+        if identity {
+            (og + range.lowerBound).update(from: qg + begin + range.lowerBound, count: range.count)
+            (oh + range.lowerBound).update(from: qh + begin + range.lowerBound, count: range.count)
+        } else {
+            let idx = indices + begin
+            for k in range {
+                let i = Int(idx[k])
+                og[k] = qg[i]
+                oh[k] = qh[i]
+            }
         }
     }
 
@@ -294,36 +453,46 @@ final class HistogramTreeLearner {
 
     @inline(__always)
     static func accumulate(cols: [UnsafePointer<UInt8>], hists: [UnsafeMutablePointer<HistogramBin>],
-                           idx: UnsafePointer<Int32>, og: UnsafePointer<Float>, oh: UnsafePointer<Float>, count: Int) {
+                           idx: UnsafePointer<Int32>, og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
         switch cols.count {
         case 4:
             let c0 = cols[0], c1 = cols[1], c2 = cols[2], c3 = cols[3]
             let h0 = hists[0], h1 = hists[1], h2 = hists[2], h3 = hists[3]
             for k in 0..<count {
                 let i = Int(idx[k])
-                let g = Double(og[k]), h = Double(oh[k])
+                let g = Int64(og[k]), h = Int64(oh[k])
                 let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i]), b3 = Int(c3[i])
-                h0[b0].g += g; h0[b0].h += h; h0[b0].c += 1
-                h1[b1].g += g; h1[b1].h += h; h1[b1].c += 1
-                h2[b2].g += g; h2[b2].h += h; h2[b2].c += 1
-                h3[b3].g += g; h3[b3].h += h; h3[b3].c += 1
+                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
+                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
+                h2[b2].g &+= g; h2[b2].h &+= h; h2[b2].c &+= 1
+                h3[b3].g &+= g; h3[b3].h &+= h; h3[b3].c &+= 1
             }
         case 3:
             let c0 = cols[0], c1 = cols[1], c2 = cols[2]
             let h0 = hists[0], h1 = hists[1], h2 = hists[2]
             for k in 0..<count {
                 let i = Int(idx[k])
-                let g = Double(og[k]), h = Double(oh[k])
+                let g = Int64(og[k]), h = Int64(oh[k])
                 let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i])
-                h0[b0].g += g; h0[b0].h += h; h0[b0].c += 1
-                h1[b1].g += g; h1[b1].h += h; h1[b1].c += 1
-                h2[b2].g += g; h2[b2].h += h; h2[b2].c += 1
+                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
+                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
+                h2[b2].g &+= g; h2[b2].h &+= h; h2[b2].c &+= 1
+            }
+        case 2:
+            let c0 = cols[0], c1 = cols[1]
+            let h0 = hists[0], h1 = hists[1]
+            for k in 0..<count {
+                let i = Int(idx[k])
+                let g = Int64(og[k]), h = Int64(oh[k])
+                let b0 = Int(c0[i]), b1 = Int(c1[i])
+                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
+                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
             }
         default:
             for (c, hb) in zip(cols, hists) {
                 for k in 0..<count {
                     let b = Int(c[Int(idx[k])])
-                    hb[b].g += Double(og[k]); hb[b].h += Double(oh[k]); hb[b].c += 1
+                    hb[b].g &+= Int64(og[k]); hb[b].h &+= Int64(oh[k]); hb[b].c &+= 1
                 }
             }
         }
@@ -332,48 +501,52 @@ final class HistogramTreeLearner {
     /// Best threshold of one feature for a leaf whose histogram is in `slot`: maximises
     /// G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), trying NaN rows on either side. Ties keep
     /// the first threshold, so the result is deterministic.
-    private func bestSplit(feature f: Int, slot: Int, g: Double, h: Double, c: Double) -> SplitCandidate {
+    private func bestSplit(feature f: Int, slot: Int, g gq: Int64, h hq: Int64, c cq: Int64) -> SplitCandidate {
         let s = settings
+        let q = quantizer
         let lambda = s.lambdaL2
-        let minData = Double(max(1, s.minDataInLeaf))
+        let minData = Int64(max(1, s.minDataInLeaf))
         let minHess = s.minSumHessianInLeaf
+        let g = q.g(gq), h = q.h(hq), c = Double(cq)
         let parentScore = g * g / (h + lambda)
         // A child must hold min_data_in_leaf rows both by count and by hessian weight
         // (hessian × rows-per-unit-hessian of this leaf). Rows the model is already sure
         // of carry almost no hessian; a leaf made of them alone would get a huge value
         // −G/H and wreck calibration. LightGBM has the same effective rule because it
         // estimates counts from hessians.
-        let minChildHessian = max(minHess, minData * h / max(c, 1))
+        let minChildHessian = max(minHess, Double(minData) * h / max(c, 1))
         var best = SplitCandidate()
         let binning = binnings[f]
         let nb = binning.valueBinCount
         let hb = histograms + slot * totalBins + offsets[f]
         let nan = hb[nb]
         if nb < 2 && nan.c == 0 { return best }
-        var lg = 0.0, lh = 0.0, lc = 0.0
+        var lgq: Int64 = 0, lhq: Int64 = 0, lc: Int64 = 0
         for t in 0..<nb {
-            lg += hb[t].g; lh += hb[t].h; lc += hb[t].c
+            lgq &+= hb[t].g; lhq &+= hb[t].h; lc &+= hb[t].c
             if t == nb - 1 && nan.c == 0 { break }
             // NaN rows go right.
-            let rc = c - lc
+            let rc = cq - lc
             if rc < minData { break }
+            let lg = q.g(lgq), lh = q.h(lhq)
             if lc >= minData && lh >= minChildHessian && h - lh >= minChildHessian {
                 let rg = g - lg, rh = h - lh
                 let gain = lg * lg / (lh + lambda) + rg * rg / (rh + lambda) - parentScore
                 if gain > best.gain {
                     best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: false,
-                                          leftG: lg, leftH: lh, leftC: lc)
+                                          leftG: lgq, leftH: lhq, leftC: lc)
                 }
             }
             // NaN rows go left (not at the last bin, where that would leave nothing right).
             if nan.c > 0 && t < nb - 1 {
-                let g2 = lg + nan.g, h2 = lh + nan.h, c2 = lc + nan.c
-                if c2 >= minData && c - c2 >= minData && h2 >= minChildHessian && h - h2 >= minChildHessian {
+                let g2q = lgq &+ nan.g, h2q = lhq &+ nan.h, c2 = lc &+ nan.c
+                let g2 = q.g(g2q), h2 = q.h(h2q)
+                if c2 >= minData && cq - c2 >= minData && h2 >= minChildHessian && h - h2 >= minChildHessian {
                     let rg = g - g2, rh = h - h2
                     let gain = g2 * g2 / (h2 + lambda) + rg * rg / (rh + lambda) - parentScore
                     if gain > best.gain {
                         best = SplitCandidate(gain: gain, feature: f, thresholdBin: t, defaultLeft: true,
-                                              leftG: g2, leftH: h2, leftC: c2)
+                                              leftG: g2q, leftH: h2q, leftC: c2)
                     }
                 }
             }
@@ -390,11 +563,11 @@ final class HistogramTreeLearner {
         let nanBin = UInt8(binnings[split.feature].nanBin)
         let t = UInt8(split.thresholdBin)
         let defaultLeft = split.defaultLeft
-        let chunk = 16_384
+        let chunk = max(1, settings.partitionChunk)
         let chunks = (count + chunk - 1) / chunk
         let indices = self.indices, leftScratch = self.scratch, rightScratch = self.scratch2
         var leftCounts = [Int](repeating: 0, count: max(1, chunks))
-        let threads = count >= 32_768 ? settings.threads : 1
+        let threads = chunks >= 2 ? settings.threads : 1
         leftCounts.withUnsafeMutableBufferPointer { lc in
             let counts = lc.baseAddress!
             parallelFor(chunks, threads: threads) { c in
