@@ -48,7 +48,7 @@ struct TLSThroughput: AsyncParsableCommand {
                 try await server.channel.close()
             }
             if let ceiling = OpenSSLSpeed.aes128gcm16k() { samples["openssl", default: []].append(ceiling) }
-            print("run \(run)/\(runs) done", to: &standardError)
+            FileHandle.standardError.write(Data("run \(run)/\(runs) done\n".utf8))
         }
         let ceiling = samples["openssl"].map(median)
         func cell(_ key: String, scale: Double) -> String {
@@ -114,11 +114,6 @@ struct CumulatingFrameDecoder: ByteToMessageDecoder {
         context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
         return .continue
     }
-}
-
-var standardError = StandardError()
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }
 
 enum OpenSSLSpeed {

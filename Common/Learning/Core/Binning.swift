@@ -85,48 +85,64 @@ public struct FeatureBinning: Sendable, Equatable {
 func sortedIgnoringNaN(_ values: [Float]) -> [Float] {
     var keys: [UInt32] = []
     keys.reserveCapacity(values.count)
-    for v in values where !v.isNaN {
-        let bits = (v == 0 ? Float(0) : v).bitPattern
-        keys.append(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000)
-    }
+    for v in values where !v.isNaN { keys.append(floatSortKey(v == 0 ? 0 : v)) }
+    radixSort(&keys)
+    return keys.map(floatFromSortKey)
+}
+
+/// Maps a float's bits to an unsigned key with the same order (negative numbers
+/// reversed, positives above them), so floats sort as integers.
+@inline(__always)
+func floatSortKey(_ v: Float) -> UInt32 {
+    let bits = v.bitPattern
+    return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+}
+
+@inline(__always)
+func floatFromSortKey(_ key: UInt32) -> Float {
+    Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7FFF_FFFF : ~key)
+}
+
+/// Sorts `keys` ascending: an LSD radix sort of three 11-bit digits, all three counted in
+/// one read of the keys, a pass skipped where every key has the same digit; a comparison
+/// sort below 256 keys. Shared by training's binning and drift's reference bins.
+func radixSort(_ keys: inout [UInt32]) {
     let n = keys.count
-    if n == 0 { return [] }
     if n < 256 {
         keys.sort()
-    } else {
-        var scratch = [UInt32](repeating: 0, count: n)
-        keys.withUnsafeMutableBufferPointer { kb in
-            scratch.withUnsafeMutableBufferPointer { sb in
-                var src = kb.baseAddress!, dst = sb.baseAddress!
-                var counts = [Int](repeating: 0, count: 3 * 2048)
-                counts.withUnsafeMutableBufferPointer { cb in
-                    let c = cb.baseAddress!
+        return
+    }
+    var scratch = [UInt32](repeating: 0, count: n)
+    keys.withUnsafeMutableBufferPointer { kb in
+        scratch.withUnsafeMutableBufferPointer { sb in
+            var src = kb.baseAddress!, dst = sb.baseAddress!
+            var counts = [Int](repeating: 0, count: 3 * 2048)
+            counts.withUnsafeMutableBufferPointer { cb in
+                let c = cb.baseAddress!
+                for i in 0..<n {
+                    let k = src[i]
+                    c[Int(k & 2047)] += 1
+                    c[2048 + Int((k >> 11) & 2047)] += 1
+                    c[4096 + Int(k >> 22)] += 1
+                }
+                for pass in 0..<3 {
+                    let pc = c + pass * 2048
+                    let shift = UInt32(pass * 11)
+                    if pc[Int((src[0] >> shift) & 2047)] == n { continue }
+                    var sum = 0
+                    for d in 0..<2048 { let x = pc[d]; pc[d] = sum; sum += x }
                     for i in 0..<n {
                         let k = src[i]
-                        c[Int(k & 2047)] += 1
-                        c[2048 + Int((k >> 11) & 2047)] += 1
-                        c[4096 + Int(k >> 22)] += 1
+                        let d = Int((k >> shift) & 2047)
+                        dst[pc[d]] = k
+                        pc[d] += 1
                     }
-                    for pass in 0..<3 {
-                        let pc = c + pass * 2048
-                        let shift = UInt32(pass * 11)
-                        if pc[Int((src[0] >> shift) & 2047)] == n { continue }
-                        var sum = 0
-                        for d in 0..<2048 { let x = pc[d]; pc[d] = sum; sum += x }
-                        for i in 0..<n {
-                            let k = src[i]
-                            let d = Int((k >> shift) & 2047)
-                            dst[pc[d]] = k
-                            pc[d] += 1
-                        }
-                        swap(&src, &dst)
-                    }
+                    swap(&src, &dst)
                 }
-                if src != kb.baseAddress! { kb.baseAddress!.update(from: src, count: n) }
             }
+            if src != kb.baseAddress! { kb.baseAddress!.update(from: src, count: n) }
         }
     }
-    return keys.map { k in Float(bitPattern: k & 0x8000_0000 != 0 ? k & 0x7FFF_FFFF : ~k) }
 }
 
 /// A data set's features as bin indices, one contiguous UInt8 column per feature

@@ -137,9 +137,10 @@ public struct PreparedTreeSHAP: Sendable {
     /// Contributions of each feature (schema order) to the margin of `row`.
     public func contributions(row: [Float]) -> [Double] {
         var phi = [Double](repeating: 0, count: featureCount)
+        for prepared in trees where prepared.recursive { TreeSHAP.add(prepared.tree, row: row, into: &phi) }
         row.withUnsafeBufferPointer { x in
             phi.withUnsafeMutableBufferPointer { out in
-                for prepared in trees { add(prepared, row: x, into: out) }
+                for prepared in trees where !prepared.recursive { add(prepared, row: x, into: out) }
             }
         }
         return phi
@@ -147,12 +148,6 @@ public struct PreparedTreeSHAP: Sendable {
 
     private func add(_ t: PreparedTree, row x: UnsafeBufferPointer<Float>, into phi: UnsafeMutableBufferPointer<Double>) {
         let tree = t.tree
-        if t.recursive {
-            var whole = Array(phi)
-            TreeSHAP.add(tree, row: Array(x), into: &whole)
-            for j in 0..<phi.count { phi[j] = whole[j] }
-            return
-        }
         guard !t.leafValue.isEmpty else { return }
         withUnsafeTemporaryAllocation(of: Bool.self, capacity: tree.nodeCount) { goesLeft in
             // Which way the row goes at every split, once.

@@ -324,6 +324,21 @@ final class HistogramTreeLearner {
         let data = self.data, offsets = self.offsets, binnings = self.binnings
         var candidates = [SplitCandidate](repeating: SplitCandidate(), count: searches.count * featureCount)
 
+        // Zeroes a feature group's histograms in the histogram set at `target` and adds
+        // `count` rows (positions `idx`, gradients `og`/`oh`) into them.
+        func histogram(_ group: [Int], into target: UnsafeMutablePointer<HistogramBin>, idx: UnsafePointer<Int32>,
+                       og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
+            var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
+            for j in group {
+                let f = features[j]
+                let hb = target + offsets[f]
+                hb.update(repeating: .zero, count: binnings[f].totalBinCount)
+                hists.append(hb)
+                cols.append(UnsafePointer(data.column(f)))
+            }
+            Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+        }
+
         // Subtract and search one feature; the feature's histogram in `hist` is complete.
         func finish(_ j: Int, _ cand: UnsafeMutablePointer<SplitCandidate>) {
             let f = features[j]
@@ -355,17 +370,7 @@ final class HistogramTreeLearner {
                     let target = t == 0 ? hist : extra + (t - 1) * total
                     self.gather(identity: identity, begin: begin, range: lo..<hi)
                     let og = UnsafePointer(self.orderedG + lo), oh = UnsafePointer(self.orderedH + lo)
-                    for group in groups {
-                        var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
-                        for j in group {
-                            let f = features[j]
-                            let hb = target + offsets[f]
-                            hb.update(repeating: .zero, count: binnings[f].totalBinCount)
-                            hists.append(hb)
-                            cols.append(UnsafePointer(data.column(f)))
-                        }
-                        Self.accumulate(cols: cols, hists: hists, idx: idx + lo, og: og, oh: oh, count: hi - lo)
-                    }
+                    for group in groups { histogram(group, into: target, idx: idx + lo, og: og, oh: oh, count: hi - lo) }
                 }
                 parallelFor(featureCount, threads: threads) { j in
                     let f = features[j]
@@ -391,17 +396,8 @@ final class HistogramTreeLearner {
                 let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
                 let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
                 parallelFor(groups.count, threads: threads) { gi in
-                    let group = groups[gi]
-                    var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
-                    for j in group {
-                        let f = features[j]
-                        let hb = hist + offsets[f]
-                        hb.update(repeating: .zero, count: binnings[f].totalBinCount)
-                        hists.append(hb)
-                        cols.append(UnsafePointer(data.column(f)))
-                    }
-                    Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
-                    for j in group { finish(j, cand) }
+                    histogram(groups[gi], into: hist, idx: idx, og: og, oh: oh, count: count)
+                    for j in groups[gi] { finish(j, cand) }
                 }
             }
         }

@@ -153,52 +153,15 @@ public struct DriftBinning: Sendable, Equatable {
         return out
     }
 
-    /// The finite values of `column`, ascending: an LSD radix sort (three 11-bit passes)
-    /// on order-preserving integer keys, several times faster than a comparison sort for
-    /// the million-row columns a drift job sees.
+    /// The finite values of `column`, ascending: a radix sort (``radixSort(_:)``) on
+    /// order-preserving integer keys, several times faster than a comparison sort for the
+    /// million-row columns a drift job sees.
     static func sortedFinite(_ column: [Float]) -> [Float] {
         var keys: [UInt32] = []
         keys.reserveCapacity(column.count)
-        for v in column where v.isFinite { keys.append(sortKey(v)) }
-        let n = keys.count
-        if n < 256 {
-            keys.sort()
-        } else {
-            var scratch = [UInt32](repeating: 0, count: n)
-            keys.withUnsafeMutableBufferPointer { a in
-                scratch.withUnsafeMutableBufferPointer { b in
-                    var src = a, dst = b
-                    for shift: UInt32 in [0, 11, 22] {
-                        var histogram = [Int](repeating: 0, count: 2048)
-                        for key in src { histogram[Int((key >> shift) & 0x7FF)] += 1 }
-                        var total = 0
-                        for i in 0..<2048 { let c = histogram[i]; histogram[i] = total; total += c }
-                        for key in src {
-                            let d = Int((key >> shift) & 0x7FF)
-                            dst[histogram[d]] = key
-                            histogram[d] += 1
-                        }
-                        swap(&src, &dst)
-                    }
-                    // Three passes leave the result in the scratch buffer.
-                    if src.baseAddress != a.baseAddress { _ = a.update(fromContentsOf: src) }
-                }
-            }
-        }
+        for v in column where v.isFinite { keys.append(floatSortKey(v)) }
+        radixSort(&keys)
         return keys.map(floatFromSortKey)
-    }
-
-    /// Maps a float's bits to an unsigned key with the same order (negative numbers
-    /// reversed, positives above them).
-    @inline(__always)
-    static func sortKey(_ v: Float) -> UInt32 {
-        let bits = v.bitPattern
-        return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
-    }
-
-    @inline(__always)
-    static func floatFromSortKey(_ key: UInt32) -> Float {
-        Float(bitPattern: key & 0x8000_0000 != 0 ? key & 0x7FFF_FFFF : ~key)
     }
 
     // MARK: Encoding

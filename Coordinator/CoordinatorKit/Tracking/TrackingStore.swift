@@ -251,10 +251,7 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     public func curve(_ run: String, metric: String) throws -> [(step: Int, value: Double)] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT step, value FROM run_metric WHERE run_id = ? AND key = ? ORDER BY step", arguments: [run, metric])
-                .map { ($0["step"], $0["value"]) }
-        }
+        try curves([run], metric: metric)[run] ?? []
     }
 
     /// The curves of one metric for many runs, a query per 500 runs.
@@ -274,7 +271,7 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     public func run(_ id: String) throws -> RunSummary {
-        guard let run = try runs(where: "run.id = ?", [id]).first else { throw RegistryError.unknownRun(id) }
+        guard let run = try pool.read({ db in try Self.summaries(db, ids: [id]) }).first else { throw RegistryError.unknownRun(id) }
         return run
     }
 
@@ -349,12 +346,6 @@ public final class TrackingStore: @unchecked Sendable {
             try String.fetchAll(db, sql: """
                 SELECT DISTINCT key FROM run_metric_latest WHERE experiment_id = (SELECT id FROM experiment WHERE name = ?) ORDER BY key
                 """, arguments: [experiment])
-        }
-    }
-
-    private func runs(where clause: String, _ arguments: StatementArguments) throws -> [RunSummary] {
-        try pool.read { db in
-            try Self.summaries(db, ids: try String.fetchAll(db, sql: "SELECT id FROM run WHERE \(clause) ORDER BY started_at, id", arguments: arguments))
         }
     }
 
