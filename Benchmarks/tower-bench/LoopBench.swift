@@ -576,5 +576,10 @@ struct ShapBench: ParsableCommand {
             ["prepared (PreparedTreeSHAP)", perRow(prepared), String(format: "%.2f× faster", median(recursive) / median(prepared))],
             ["  preparing the model, once", String(format: "%.1f ms", median(prepare) * 1000), ""],
         ])
+        // Trees with a path over PreparedTreeSHAP.maxPathFeatures unique features are
+        // explained recursively inside the prepared explainer too.
+        let explainer = PreparedTreeSHAP(model)
+        let long = explainer.recursiveTreeCount
+        print("\(long) of \(model.trees.count) trees have a path with more than \(PreparedTreeSHAP.maxPathFeatures) features (explained recursively); tables \(explainer.tableBytes / 1024) KiB")
     }
 }

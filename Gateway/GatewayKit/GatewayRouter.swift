@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Learning
 import NIOCore
+import NIOPosix
 import Wire
 
 /// The gateway's HTTP API, as plain functions on a Hummingbird router.
@@ -61,7 +62,7 @@ public enum GatewayRouter {
             return precomputedResponse(user: user, k: k, stored: stored, snapshot: snapshot)
         }
         return json(RecommendationsResponse(user_id: user, model: snapshot.modelName, model_version: snapshot.modelVersion,
-                                            source: "live", items: live(profile, k: k, filter: CandidateFilter(), snapshot: snapshot)))
+                                            source: "live", items: try await live(profile, k: k, filter: CandidateFilter(), snapshot: snapshot)))
     }
 
     /// The bytes `json(RecommendationsResponse(...))` gives for stored recommendations (keys
@@ -128,10 +129,19 @@ public enum GatewayRouter {
                               preferredRegion: p.region, budget: p.budget)
         let filter = CandidateFilter(budgetCeiling: p.budget_ceiling ?? 1.2, regionOnly: p.region_only ?? false)
         return json(RecommendationsResponse(user_id: nil, model: snapshot.modelName, model_version: snapshot.modelVersion, source: "live",
-                                            items: live(user, k: k, filter: filter, snapshot: snapshot)))
+                                            items: try await live(user, k: k, filter: filter, snapshot: snapshot)))
     }
 
-    static func live(_ user: MarketUser, k: Int, filter: CandidateFilter, snapshot: ServingSnapshot) -> [RecommendationItem] {
+    /// Live scoring runs on NIO's thread pool (a thread per core), not on the task serving
+    /// the connection: the pool takes work first come, first served, so with more
+    /// connections than cores a request waits for those before it only. On Swift's
+    /// cooperative pool later requests overtook earlier ones: at 8 connections on 2 cores
+    /// the p99 was 6× the median (150 ms against 25 ms).
+    static func live(_ user: MarketUser, k: Int, filter: CandidateFilter, snapshot: ServingSnapshot) async throws -> [RecommendationItem] {
+        try await NIOThreadPool.singleton.runIfActive { scoreLive(user, k: k, filter: filter, snapshot: snapshot) }
+    }
+
+    static func scoreLive(_ user: MarketUser, k: Int, filter: CandidateFilter, snapshot: ServingSnapshot) -> [RecommendationItem] {
         var recommender = snapshot.recommender
         recommender.k = k
         recommender.filter = filter

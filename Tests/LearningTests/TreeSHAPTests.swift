@@ -28,13 +28,17 @@ import Testing
                 }
             }
         }
-        // Trees whose paths hold more unique features than the tables allow fall back to
-        // the recursive algorithm; the answer is the same.
+        // Trees whose paths hold more unique features than the tables allow, or whose
+        // tables would be too big, fall back to the recursive algorithm; the answer is the same.
         let (wide, data) = try Self.model(features: 20, trees: 5, leaves: 255)
-        let deepest = PreparedTreeSHAP(wide).trees.filter(\.recursive).count
         let row = data.row(3)
-        #expect(deepest > 0, "no tree exceeded the table limit; the fallback went untested")
-        #expect(PreparedTreeSHAP(wide).contributions(row: row).enumerated().allSatisfy { abs($1 - TreeSHAP.contributions(wide, row: row)[$0]) < 1e-9 })
+        for (paths, entries) in [(12, Int.max), (16, 50_000)] {
+            let explainer = PreparedTreeSHAP(wide, maxPathFeatures: paths, maxTableEntriesPerTree: entries)
+            #expect(explainer.recursiveTreeCount > 0, "no tree exceeded \(paths) path features or \(entries) table values; the fallback went untested")
+            #expect(explainer.recursiveTreeCount < wide.trees.count, "every tree went recursive; the tables went untested")
+            let expected = TreeSHAP.contributions(wide, row: row)
+            #expect(explainer.contributions(row: row).enumerated().allSatisfy { abs($1 - expected[$0]) < 1e-9 })
+        }
     }
 
     @Test func contributionsAddUpToTheMargin() throws {
