@@ -69,14 +69,21 @@ public enum GatewayRouter {
     /// sorted), assembled from items encoded when they were cached: the precomputed path is
     /// the one that must be cheap, so per request only the envelope is written.
     static func precomputedResponse(user: Int, k: Int, stored: ServingState.CachedRecommendations, snapshot: ServingSnapshot) -> Response {
-        var body = ByteBuffer()
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: precomputedBody(user: user, k: k, stored: stored, snapshot: snapshot, allocator: ByteBufferAllocator())))
+    }
+
+    static func precomputedBody(user: Int, k: Int, stored: ServingState.CachedRecommendations, snapshot: ServingSnapshot,
+                                allocator: ByteBufferAllocator) -> ByteBuffer {
+        let items = stored.encoded.prefix(k)
+        var body = allocator.buffer(capacity: items.reduce(160) { $0 + $1.readableBytes + 1 })
         body.writeString(#"{"items":["#)
-        for (i, item) in stored.encoded.prefix(k).enumerated() {
+        for (i, item) in items.enumerated() {
             if i > 0 { body.writeString(",") }
             body.writeImmutableBuffer(item)
         }
         body.writeString(#"],"model":\#(snapshot.modelNameJSON),"model_version":\#(snapshot.modelVersion),"source":"precomputed","user_id":\#(user)}"#)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        return body
     }
 
     /// An ad-hoc profile: what someone tells the product about themselves.

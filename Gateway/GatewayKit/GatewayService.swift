@@ -34,7 +34,10 @@ public final class Gateway: Sendable {
         let router = GatewayRouter.make(link: link, metrics: metrics)
         let bound = boundPort
         let log = logger
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "tower-gateway"),
+        let (link, metrics) = (link, metrics)
+        let app = Application(router: router,
+                              server: .http1(configuration: .init(additionalChannelHandlers: [PrecomputedFastPath(link: link, metrics: metrics)])),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "tower-gateway"),
                               onServerRunning: { channel in
                                   let p = channel.localAddress?.port
                                   bound.withLockedValue { $0 = p }

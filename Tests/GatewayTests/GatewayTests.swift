@@ -187,6 +187,22 @@ import Wire
         #expect(items.map { $0["listing_id"] as? Int } == expected.map(\.listingID))
         #expect(items.map { $0["rank"] as? Int } == [1, 2, 3, 4])
         #expect(items.map { $0["reasons"] as? [String] } == expected.map { $0.reasons.map(\.phrase) })
+        // Once cached, the answer comes from the event loop's fast path: the same bytes, counted
+        // in the same metric as the router's answer.
+        let again = try await t.get("/v1/recommendations?k=4&user_id=3")
+        #expect(again.0 == 200)
+        #expect(again.1 == body)
+        #expect(try await t.get("/metrics").1.contains(#"tower_gateway_requests_total{route="/v1/recommendations",status="200"} 2"#))
+        // Pipelined on one connection, a stored answer waits for the live one asked before it.
+        let port = try #require(t.gateway?.port_)
+        let live = #"{"budget": 900, "region": "Mapo", "k": 2}"#
+        let replies = try rawHTTP(port: port, """
+            POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(live.utf8.count)\r\n\r\n\(live)\
+            GET /v1/recommendations?user_id=3&k=4 HTTP/1.1\r\nHost: x\r\n\r\n
+            """, until: ["\"source\":\"live\"", "\"source\":\"precomputed\""])
+        let liveAt = try #require(replies.range(of: "\"source\":\"live\""), "\(replies)")
+        let storedAt = try #require(replies.range(of: "\"source\":\"precomputed\""), "\(replies)")
+        #expect(liveAt.lowerBound < storedAt.lowerBound, "responses out of request order: \(replies)")
         // More than the 10 stored per user: scored live.
         #expect(json(try await t.get("/v1/recommendations?user_id=3&k=11").1)["source"] as? String == "live")
 
@@ -219,4 +235,51 @@ import Wire
 
 extension GatewayTestCluster {
     func promoteNewVersionSilently() { _ = try? promoteNewVersion() }
+}
+
+/// Writes `request` on one TCP connection to 127.0.0.1:`port` and reads until every
+/// string of `until` has arrived, the peer closes, or 10 s pass.
+func rawHTTP(port: Int, _ request: String, until: [String]) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(request.utf8)
+    guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw POSIXError(.EIO) }
+    var received = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
+        let text = String(decoding: received, as: UTF8.self)
+        if until.allSatisfy(text.contains) { return text }
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        received += chunk[0..<n]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+/// The fast path's query reading: only what it can answer exactly as the router would.
+struct PrecomputedFastPathTests {
+    @Test func readsOnlyPlainUserAndKQueries() {
+        #expect(PrecomputedFastPath.query("/v1/recommendations?user_id=3") ?? (0, 0) == (3, 10))
+        #expect(PrecomputedFastPath.query("/v1/recommendations?user_id=3&k=4") ?? (0, 0) == (3, 4))
+        #expect(PrecomputedFastPath.query("/v1/recommendations?k=100&user_id=12") ?? (0, 0) == (12, 100))
+        for path in ["/v1/recommendations", "/v1/recommendations?", "/v1/recommendations?user_id=", "/v1/recommendations?user_id=0",
+                     "/v1/recommendations?user_id=-3", "/v1/recommendations?user_id=3&k=0", "/v1/recommendations?user_id=3&k=101",
+                     "/v1/recommendations?user_id=3&k=4&debug=1", "/v1/recommendations?user_id=3&user_id=4", "/v1/recommendations?user_id=%33",
+                     "/v1/recommendations?user_id=3&", "/v1/recommendations?user_id=9999999999", "/v1/recommendationsX?user_id=3",
+                     "/v1/recommendations/?user_id=3", "/healthz"] {
+            #expect(PrecomputedFastPath.query(path) == nil, "\(path)")
+        }
+    }
 }
