@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tower needs. Idempotent: skips what is present, and runs
-# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media] [--test] [--bench]
+# apt-get only when something is missing. Usage: install-deps.sh [--proto] [--media] [--test] [--bench] [--housing]
 # --test adds what the multi-host tests use (network namespaces, nftables for half-open links)
 # and the browser the user app's test drives (Chromium over chromedriver's WebDriver).
 # --bench adds the load generator and the virtualenv support the peer benchmarks use.
+# --housing adds R's interpreter alone (r-base-core, 3 packages with --no-install-recommends),
+# which Benchmarks/learning/housing.sh uses to read the real housing data sets out of the
+# Debian packages r-cran-modeldata and r-cran-mlbench (downloaded, not installed).
 set -euo pipefail
 packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates curl)
 for arg in "$@"; do
@@ -12,7 +15,8 @@ for arg in "$@"; do
     --media) packages+=(ffmpeg espeak-ng fonts-noto-cjk) ;;
     --test) packages+=(iproute2 nftables chromium chromium-driver) ;;
     --bench) packages+=(wrk python3-venv) ;;
-    *) echo "install-deps.sh: unknown option $arg (use --proto, --media, --test or --bench)" >&2; exit 2 ;;
+    --housing) packages+=(r-base-core) ;;
+    *) echo "install-deps.sh: unknown option $arg (use --proto, --media, --test, --bench or --housing)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -11,7 +11,10 @@
 # goes first; the table gives the median training time with min–max and the ratio of
 # medians, and the test AUC of both.
 # Environment: DATASETS (default market,few,wide: the project's market generator with
-# INTERACTIONS interactions, 171k × 5 and 145k × 32 synthetic tables), THREADS (default
+# INTERACTIONS interactions, 171k × 5 and 145k × 32 synthetic tables; ames and sacramento
+# are real housing sales, written by housing.sh from Debian's r-cran-modeldata on first
+# use into Benchmarks/results/learning/housing, split 80/20 by learning-bench after a
+# fixed-seed shuffle), THREADS (default
 # 1,2), REPEAT (default 3), INTERACTIONS (default 200000), PREDICT_ROWS (default 1000000,
 # measured on the market only; 0 skips), PACKAGE_PATH (Swift package to build, default
 # the repository root).
@@ -46,12 +49,18 @@ for DATASET in ${DATASETS//,/ }; do
     mkdir -p "$DIR"
     PREDICT=0
     [ "$DATASET" = market ] && PREDICT="$PREDICT_ROWS"
+    SOURCE=()
+    case "$DATASET" in
+        ames|sacramento)
+            [ -f "$OUT/housing/$DATASET.csv" ] || "$ROOT/Benchmarks/learning/housing.sh" "$OUT/housing"
+            SOURCE=(--csv "$OUT/housing") ;;
+    esac
     # The first call writes the CSVs and times nothing (1 tree, no validation).
-    "$BIN" --dataset "$DATASET" --interactions "$INTERACTIONS" --out "$DIR" --threads 1 --trees 1 --predict-rows 0 --valid 0 > /dev/null
+    "$BIN" --dataset "$DATASET" "${SOURCE[@]}" --interactions "$INTERACTIONS" --out "$DIR" --threads 1 --trees 1 --predict-rows 0 --valid 0 > /dev/null
     for RUN in $(seq 1 "$REPEAT"); do
         echo "== $DATASET run $RUN: load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/results.txt"
         P="$([ "$RUN" = 1 ] && echo "$PREDICT" || echo 0)"
-        tower() { "$BIN" --dataset "$DATASET" --interactions "$INTERACTIONS" --out "$DIR" --threads "$THREADS" --predict-rows "$P" | grep RESULT | sed "s/run=1/run=$RUN/"; }
+        tower() { "$BIN" --dataset "$DATASET" "${SOURCE[@]}" --interactions "$INTERACTIONS" --out "$DIR" --threads "$THREADS" --predict-rows "$P" | grep RESULT | sed "s/run=1/run=$RUN/"; }
         peer() { "$VENV/bin/python" "$ROOT/Benchmarks/learning/lightgbm_peer.py" --data "$DIR" --dataset "$DATASET" --threads "$THREADS" --predict-rows "$P" | grep RESULT | sed "s/run=1/run=$RUN/"; }
         # Alternate which side goes first, so neither always meets a warmer or cooler machine.
         if [ $((RUN % 2)) = 1 ]; then tower; peer; else peer; tower; fi | tee -a "$OUT/results.txt"

@@ -30,7 +30,7 @@ def fmt(s):
 
 print("| data set | threads | Tower wall | LightGBM wall | **wall ratio** | Tower CPU | LightGBM CPU | CPU ratio | test AUC Tower / LightGBM (diff) | load (1 min) per run |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-order = {"market": 0, "few": 1, "wide": 2}
+order = {"market": 0, "few": 1, "wide": 2, "ames": 3, "sacramento": 4}
 for ds, t in sorted({(k[0], k[1]) for k in runs}, key=lambda x: (order.get(x[0], 9), x[1])):
     tw, lg = runs.get((ds, t, "tower"), []), runs.get((ds, t, "lightgbm"), [])
     if not tw or not lg:

@@ -1,9 +1,12 @@
-// learning-bench: Tower's GBDT on the demo market or a synthetic table, for side-by-side comparison with
+// learning-bench: Tower's GBDT on the demo market, a synthetic table or a real CSV, for side-by-side comparison with
 // LightGBM (Benchmarks/learning/lightgbm_peer.py reads the CSVs written here).
 //
-// usage: learning-bench [--dataset market|few|wide] [--rows N] [--interactions N] [--out DIR]
-//                       [--threads 1,2] [--repeat 3] [--valid 1|0] [--trees 200] [--seed S]
-//                       [--predict-rows N] [--curve] [--shap] [--bins]
+// usage: learning-bench [--dataset market|few|wide|NAME --csv DIR] [--rows N] [--interactions N]
+//                       [--out DIR] [--threads 1,2] [--repeat 3] [--valid 1|0] [--trees 200]
+//                       [--seed S] [--predict-rows N] [--curve] [--shap] [--bins]
+// `--dataset NAME --csv DIR` reads DIR/NAME.csv (numeric columns and a 0/1 `label`, as
+// Benchmarks/learning/housing.sh writes the real housing sets `ames` and `sacramento`)
+// and splits its rows 80/20 after a shuffle with the fixed `--seed`.
 // Prints one `RESULT key=value ...` line per thread count; run.sh parses them.
 import Foundation
 import Learning
@@ -46,8 +49,10 @@ let threadCounts = argument("--threads", "1,2").split(separator: ",").compactMap
 let trees = Int(argument("--trees", "200"))!
 let predictRows = Int(argument("--predict-rows", "1000000"))!
 let marketSeed = UInt64(argument("--seed", "7"))!
-/// market: the project's own generator; few: 171k × 5 synthetic; wide: 145k × 32 synthetic.
+/// market: the project's own generator; few: 171k × 5 synthetic; wide: 145k × 32 synthetic;
+/// any other name with `--csv DIR`: DIR/NAME.csv (real data).
 let dataset = argument("--dataset", "market")
+let csvDirectory = argument("--csv", "")
 let repeats = max(1, Int(argument("--repeat", "1"))!)
 /// Validation log-loss and AUC on the test rows after every iteration, as the HPO trials
 /// do; the LightGBM peer gets the same test rows as its valid set.
@@ -56,6 +61,9 @@ let perIterationValidation = argument("--valid", "1") != "0"
 let source: Dataset
 var genTime = 0.0
 switch dataset {
+case _ where !csvDirectory.isEmpty:
+    let url = URL(fileURLWithPath: csvDirectory).appendingPathComponent("\(dataset).csv")
+    source = try TabularCSV.load(url, options: TabularCSVOptions(labelColumn: "label"))
 case "few":
     let rows = Int(argument("--rows", "171000"))!
     var d: Dataset!
@@ -75,12 +83,21 @@ default:
     source = try PairFeatures.build(market)
 }
 // Synthetic rows are i.i.d., so the first 80% train and the rest test; the market is
-// split by time as the product does.
+// split by time as the product does; a CSV's rows (the housing sets are stored in
+// price or sale order) are shuffled first with the fixed seed (Fisher–Yates over
+// Xoshiro256), then 80/20.
 let trainPart: Dataset, testPart: Dataset
-if dataset == "market" {
+if dataset == "market" && csvDirectory.isEmpty {
     let split = try TimeSplit(source, trainFraction: 0.8, validFraction: 0)
     trainPart = split.train
     testPart = split.test
+} else if !csvDirectory.isEmpty {
+    var order = Array(0..<source.rowCount)
+    var rng = Xoshiro256(seed: marketSeed)
+    for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.index(below: i + 1)) }
+    let cut = source.rowCount * 4 / 5
+    trainPart = source.subset(Array(order[..<cut]))
+    testPart = source.subset(Array(order[cut...]))
 } else {
     let cut = source.rowCount * 4 / 5
     trainPart = source.subset(Array(0..<cut))
