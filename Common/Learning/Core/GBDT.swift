@@ -295,6 +295,12 @@ public enum GBDTTrainer {
         let featureCount = train.featureCount
         // Features with a single value bin and no NaN can never split.
         let usable = (0..<featureCount).filter { binnings[$0].valueBinCount > 1 }
+        // Nor can a feature none of whose thresholds leaves min_data_in_leaf training rows
+        // on both sides (NaN rows on either side): a node's rows are a subset, so its
+        // sides are smaller still. Such features (a rare second value, as in real data's
+        // Street or Pool_Area) are left out of every node's histograms, after the feature
+        // sampling, so the sampled sets and the model are exactly what they were.
+        let splittable = Self.splittableFeatures(matrix, binnings: binnings, minDataInLeaf: p.minDataInLeaf)
 
         var settings = TreeLearnerSettings(numLeaves: p.numLeaves, maxDepth: p.maxDepth, minDataInLeaf: p.minDataInLeaf,
                                            minSumHessianInLeaf: p.minSumHessianInLeaf, lambdaL2: p.lambdaL2,
@@ -347,6 +353,7 @@ public enum GBDTTrainer {
                 }
                 features = Array(features[0..<keep]).sorted()
             }
+            features.removeAll { !splittable[$0] }
 
             let tree = gradients.withUnsafeBufferPointer { g in
                 hessians.withUnsafeBufferPointer { h in
@@ -424,6 +431,29 @@ public enum GBDTTrainer {
         }
         return GradientBoostedModel(schema: train.schema, binnings: binnings, trees: trees, initialScore: initial,
                                     parameters: p, curve: curve)
+    }
+
+    /// Per feature: whether some threshold leaves at least `minDataInLeaf` of the training
+    /// rows on each side, with the NaN rows right or left, exactly the count conditions
+    /// the split search applies (so a `false` feature would never yield a candidate).
+    static func splittableFeatures(_ matrix: BinnedMatrix, binnings: [FeatureBinning], minDataInLeaf: Int) -> [Bool] {
+        let n = matrix.rowCount
+        let m = max(1, minDataInLeaf)
+        var counts = [Int](repeating: 0, count: 256)
+        return binnings.indices.map { f in
+            let nb = binnings[f].valueBinCount
+            for b in 0...nb { counts[b] = 0 }
+            let col = matrix.column(f)
+            for r in 0..<n { counts[Int(col[r])] += 1 }
+            let nan = counts[nb]
+            var left = 0
+            for t in 0..<nb {
+                left += counts[t]
+                if left >= m && n - left >= m { return true }                     // NaN right
+                if nan > 0 && t < nb - 1 && left + nan >= m && n - left - nan >= m { return true }  // NaN left
+            }
+            return false
+        }
     }
 }
 

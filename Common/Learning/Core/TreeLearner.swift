@@ -20,10 +20,16 @@ struct HistogramBin {
 struct GradientQuantizer {
     let gradientScale: Double
     let hessianScale: Double
+    /// 1 / scale: exact, the scales being powers of two, so multiplying by it gives the
+    /// same bits as dividing by the scale, without a division in the split search.
+    let gradientUnit: Double
+    let hessianUnit: Double
 
     init(maxGradient: Double, maxHessian: Double) {
         gradientScale = Self.scale(for: maxGradient)
         hessianScale = Self.scale(for: maxHessian)
+        gradientUnit = 1 / gradientScale
+        hessianUnit = 1 / hessianScale
     }
 
     /// The largest power of two s with maxAbs · s ≤ 2^30 (a power of two so that
@@ -41,8 +47,8 @@ struct GradientQuantizer {
         Int32(truncatingIfNeeded: Int64(bitPattern: (x + 6_755_399_441_055_744.0).bitPattern))
     }
 
-    @inline(__always) func g(_ q: Int64) -> Double { Double(q) / gradientScale }
-    @inline(__always) func h(_ q: Int64) -> Double { Double(q) / hessianScale }
+    @inline(__always) func g(_ q: Int64) -> Double { Double(q) * gradientUnit }
+    @inline(__always) func h(_ q: Int64) -> Double { Double(q) * hessianUnit }
 }
 
 /// The best split found for one leaf.
@@ -519,6 +525,12 @@ final class HistogramTreeLearner {
         if nb < 2 && nan.c == 0 { return best }
         var lgq: Int64 = 0, lhq: Int64 = 0, lc: Int64 = 0
         for t in 0..<nb {
+            // An empty bin after the first leaves the left sums as they were at the
+            // previous threshold, so every candidate here equals one already tried (with
+            // the same conditions), and ties keep the first: skipping it changes nothing.
+            // Small nodes over 255-bin features are mostly empty bins, and small data
+            // sets are mostly small nodes.
+            if t > 0 && hb[t].c == 0 { continue }
             lgq &+= hb[t].g; lhq &+= hb[t].h; lc &+= hb[t].c
             if t == nb - 1 && nan.c == 0 { break }
             // NaN rows go right.
