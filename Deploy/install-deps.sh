@@ -6,7 +6,7 @@
 # --bench adds the load generator and the virtualenv support the peer benchmarks use.
 # --housing adds R's interpreter alone (r-base-core, 3 packages with --no-install-recommends),
 # which Benchmarks/learning/housing.sh uses to read the real housing data sets out of the
-# Debian packages r-cran-modeldata and r-cran-mlbench (downloaded, not installed).
+# Debian package r-cran-modeldata (downloaded, not installed).
 set -euo pipefail
 packages=(libsqlite3-dev libssl-dev libcurl4-openssl-dev openssl ca-certificates curl)
 for arg in "$@"; do

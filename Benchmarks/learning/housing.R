@@ -13,8 +13,7 @@
 #   sacramento.csv    932 rows:  8 features + label, label = price > median(price)
 #   *_levels.csv    every factor column's levels and the code each got
 # Factor columns become integer codes 0..k-1 in R's level order (the order the package
-# defines: alphabetical for nominal columns, worst to best for the graded ones such as
-# Overall_Cond). Both learners read the same codes as ordinary numbers (Tower bins
+# defines: worst to best for graded columns such as Overall_Cond). Both learners read the same codes as ordinary numbers (Tower bins
 # categorical codes like numbers, and the LightGBM peer is given no categorical_feature),
 # so neither side gets a categorical treatment the other lacks. The target column itself
 # is not written. Neither data set has missing values (checked here).

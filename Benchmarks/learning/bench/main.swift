@@ -83,9 +83,9 @@ default:
     source = try PairFeatures.build(market)
 }
 // Synthetic rows are i.i.d., so the first 80% train and the rest test; the market is
-// split by time as the product does; a CSV's rows (the housing sets are stored in
-// price or sale order) are shuffled first with the fixed seed (Fisher–Yates over
-// Xoshiro256), then 80/20.
+// split by time as the product does; a CSV's rows (the housing sets are not stored in
+// random order: Sacramento's come in runs sorted by price) are shuffled first with the
+// fixed seed (Fisher–Yates over Xoshiro256), then 80/20.
 let trainPart: Dataset, testPart: Dataset
 if dataset == "market" && csvDirectory.isEmpty {
     let split = try TimeSplit(source, trainFraction: 0.8, validFraction: 0)
