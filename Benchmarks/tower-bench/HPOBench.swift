@@ -18,13 +18,14 @@ struct HPOBench: AsyncParsableCommand {
     @Flag(help: "Also stop weak trials with ASHA (Optuna runs without pruning).") var asha = false
     @Flag(name: .customLong("no-peer-files"), help: "Skip writing the featurized CSVs the Optuna peer reads (scale runs).") var noPeerFiles = false
     @Option(help: "Boosting rounds per trial.") var iterations = 200
+    @Option(help: "The sampler's seed (the peer's --seed), to tell a search's luck from a systematic gap.") var seed: UInt64 = 7
 
-    static func space(trials: Int, workers: Int, asha: Bool, iterations: Int = 200) -> String {
+    static func space(trials: Int, workers: Int, asha: Bool, iterations: Int = 200, seed: UInt64 = 7) -> String {
         """
         model: gbdt
         metric: auc
         sampler: tpe
-        seed: 7
+        seed: \(seed)
         max_trials: \(trials)
         max_concurrent: \(workers)
         \(asha ? "asha: {min_iterations: 20, max_iterations: 200, reduction_factor: 3}" : "")
@@ -62,7 +63,7 @@ struct HPOBench: AsyncParsableCommand {
         var spec = WireHPOSpec()
         spec.experiment = "bench"
         spec.modelName = "bench"
-        spec.space = Self.space(trials: trials, workers: workers, asha: asha, iterations: iterations)
+        spec.space = Self.space(trials: trials, workers: workers, asha: asha, iterations: iterations, seed: seed)
         spec.dataset = try DatasetArchive.pack(directory: market)
         var job = WireJobSpec()
         job.kind = JobKind.hpo
@@ -70,7 +71,7 @@ struct HPOBench: AsyncParsableCommand {
         let started = DispatchTime.now()
         let id = try await op.submit(job).jobID
         var line = ProgressLine()
-        let end = try await op.follow(id, every: .milliseconds(200)) { s in FileHandle.standardError.write(Data("\r\(line.render(s))".utf8)) }
+        let end = try await op.follow(id, every: .milliseconds(50)) { s in FileHandle.standardError.write(Data("\r\(line.render(s))".utf8)) }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         FileHandle.standardError.write(Data("\n".utf8))
         let summary = try WireHPOSummary(serializedBytes: end.summary)

@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Testing
 import Wire
 @testable import CoordinatorKit
@@ -15,7 +16,10 @@ import Wire
         var spec = WireHPOSpec()
         spec.experiment = "exp"
         spec.space = space
-        spec.dataset = try DatasetArchive.pack([("users.csv", Data("id\n1\n".utf8))])
+        // A real (small) market: the planner featurizes and bins it once for every trial.
+        let market = dir.appendingPathComponent("market")
+        try DemoMarket(.init(users: 200, listings: 150, interactions: 3_000, seed: 2)).generate().write(to: market)
+        spec.dataset = try DatasetArchive.pack(directory: market)
         let job = JobRow(id: "j", kind: JobKind.hpo, name: "s", spec: try spec.serializedData(), state: .queued, total: 0, maxAttempts: 3,
                          createdAt: Date(), finishedAt: nil, error: nil, summary: nil, submittedBy: "op")
         let planner = HPOPlanner()

@@ -169,6 +169,13 @@ final class BinnedMatrix: @unchecked Sendable {
         }
     }
 
+    /// Uninitialized codes, for a reader to fill (a binned training set's blob).
+    init(rowCount: Int, featureCount: Int) {
+        self.rowCount = rowCount
+        self.featureCount = featureCount
+        bins = .allocate(capacity: max(1, rowCount * featureCount))
+    }
+
     deinit { bins.deallocate() }
 
     @inline(__always) func column(_ f: Int) -> UnsafeMutablePointer<UInt8> { bins + f * rowCount }

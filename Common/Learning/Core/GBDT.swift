@@ -261,6 +261,17 @@ public enum GBDTTrainer {
                        callback: callback, parallelTuning: nil)
     }
 
+    /// Trains on a set binned in advance (a search's trials share one): the same model
+    /// as training on `data.train` and `data.valid` with `p`, without binning again when
+    /// the set's bins are the ones `p` would learn (otherwise they are learned here).
+    public static func train(_ data: BinnedTrainingSet, parameters p: BoostingParameters = .init(),
+                             objective: any Objective = BinaryLogLoss(),
+                             recordCurve: Bool = true, callback: IterationCallback? = nil) throws -> GradientBoostedModel {
+        let binned = try data.rebinned(for: p)
+        return try self.train(binned.train, valid: binned.valid, parameters: p, objective: objective, recordCurve: recordCurve,
+                              callback: callback, parallelTuning: nil, binned: binned)
+    }
+
     /// The tree learner's thresholds for going parallel.
     struct ParallelTuning {
         var minParallelWork: Int
@@ -269,10 +280,11 @@ public enum GBDTTrainer {
     }
 
     /// `parallelTuning`: the learner's thresholds for going parallel, which tests lower
-    /// so that small data takes every parallel path.
+    /// so that small data takes every parallel path. `binned`: `train` and `valid`
+    /// already binned as `p` bins them.
     static func train(_ train: Dataset, valid: Dataset?, parameters p: BoostingParameters, objective: any Objective,
                       recordCurve: Bool, callback: IterationCallback?,
-                      parallelTuning: ParallelTuning?) throws -> GradientBoostedModel {
+                      parallelTuning: ParallelTuning?, binned: BinnedTrainingSet? = nil) throws -> GradientBoostedModel {
         guard train.hasLabels else { throw TrainingError.noLabels }
         let rate = train.positiveRate
         if rate == 0 || rate == 1 { throw TrainingError.singleClass(positiveRate: rate) }
@@ -287,9 +299,14 @@ public enum GBDTTrainer {
 
         let threads = p.threads > 0 ? p.threads : availableCores
         // Binning follows the threads setting too: a one-thread figure is one thread throughout.
-        let binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed, threads: threads)
-        let matrix = BinnedMatrix(train, binnings: binnings, threads: threads)
-        let validMatrix = validData.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
+        let binnings: [FeatureBinning], matrix: BinnedMatrix, validMatrix: BinnedMatrix?
+        if let binned {
+            (binnings, matrix, validMatrix) = (binned.binnings, binned.matrix, binned.validMatrix)
+        } else {
+            binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed, threads: threads)
+            matrix = BinnedMatrix(train, binnings: binnings, threads: threads)
+            validMatrix = validData.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
+        }
         let nanBins = binnings.map(\.nanBin)
         let n = train.rowCount
         let featureCount = train.featureCount

@@ -1535,8 +1535,8 @@ public nonisolated struct WireTrialInput: Sendable {
   public var metric: String = String()
 
   /// The SHAP summary (the costly per-trial extra) is computed only when the trial's
-  /// validation metric is at least this good: the best finished trial's when this one was
-  /// planned. Unset (the first trials, a rerun): always.
+  /// validation metric is at least this good. Unset: always. The coordinator sets a bound
+  /// no trial reaches (±infinity) and computes the summary for the search's winner alone.
   public var shapIfAtLeast: Double {
     get {_shapIfAtLeast ?? 0}
     set {_shapIfAtLeast = newValue}

@@ -66,11 +66,18 @@ public struct HPOPlanner: JobPlanner {
         // The first wave, drawn by the same state machine the controller runs (it draws
         // the same wave again from the same seed).
         var search = HyperparameterSearch(space: checked.space)
-        var tasks: [PlannedTask] = []
-        while let trial = search.nextTrial(elapsedSeconds: 0) {
-            tasks.append(try HPOController.task(index: trial.number, parameters: trial.parameters, space: checked.space, dataset: dataset))
+        var wave: [(number: Int, parameters: TrialParameters)] = []
+        while let trial = search.nextTrial(elapsedSeconds: 0) { wave.append((trial.number, trial.parameters)) }
+        guard let first = wave.first else { return [] }
+        // Featurized and binned once here, so that trials start training at once.
+        let prepared: SearchData
+        do {
+            prepared = try SearchData.prepared(dataset: dataset, model: checked.space.model,
+                                               params: checked.space.parameters(for: first.parameters), context: context)
+        } catch { throw WireError.invalidArgument("hpo.dataset cannot be prepared for training: \(error)") }
+        return try wave.map { trial in
+            try HPOController.task(index: trial.number, parameters: trial.parameters, space: checked.space, trialData: prepared.trialBlob)
         }
-        return tasks
     }
 
     public func summarize(spec: Data, results: [TaskResultRow]) throws -> Data { Data() }
@@ -116,7 +123,11 @@ final class HPOController: JobController {
     let policy: PromotionPolicy
     let experiment: String
     let modelName: String
+    /// The data set's address, as runs record it (a re-run starts from it).
     let dataset: String
+    /// What the trials train on, prepared once from `dataset`; its holdout and validation
+    /// rows serve the end of the search.
+    let prepared: SearchData
     let rerunOf: String
     let context: JobContext
     let logger: Logger
@@ -143,7 +154,11 @@ final class HPOController: JobController {
         self.search = HyperparameterSearch(space: checked.space)
         // The planner drew the first wave from the same seed; drawing it again leaves this
         // machine's sampler where the planner's stopped.
-        while search.nextTrial(elapsedSeconds: 0) != nil {}
+        var first: TrialParameters?
+        while let trial = search.nextTrial(elapsedSeconds: 0) { first = first ?? trial.parameters }
+        // The planner's preparation, from the cache (or the same bytes again after a restart).
+        self.prepared = try SearchData.prepared(dataset: dataset, model: checked.space.model,
+                                                params: first.map { checked.space.parameters(for: $0) } ?? [:], context: context)
         // A resumed search: rebuild the trials and their ends from what was stored.
         let inputs = existing.isEmpty ? [:] : ((try? context.store.taskInputs(job: job.id)) ?? [:])
         for row in existing.sorted(by: { $0.index < $1.index }) {
@@ -183,19 +198,20 @@ final class HPOController: JobController {
         }
     }
 
-    /// `shapIfAtLeast`: the best finished trial's value, below which the worker skips the
-    /// SHAP summary — such a trial cannot become the search's winner (ties go to the
-    /// earlier trial), so only registered models need it.
-    static func task(index: Int, parameters: TrialParameters, space: SearchSpace, dataset: String, shapIfAtLeast: Double? = nil) throws -> PlannedTask {
+    /// `trialData`: the blob the trial trains on (``SearchData/trialBlob``). No trial
+    /// computes the SHAP summary: only the registered winner needs one, and the
+    /// coordinator computes it for the winner alone when the search ends (the bound
+    /// below is one no trial reaches; a worker computes it for a trial without a bound).
+    static func task(index: Int, parameters: TrialParameters, space: SearchSpace, trialData: String) throws -> PlannedTask {
         var input = WireTrialInput()
         input.trial = UInt32(index)
-        input.datasetSha256 = dataset
+        input.datasetSha256 = trialData
         input.modelKind = space.model.rawValue
         input.params = space.parameters(for: parameters)
         input.reportEvery = UInt32(max(1, space.asha.map { min($0.minIterations, 10) } ?? 10))
         input.metric = space.metric.rawValue
-        if let shapIfAtLeast { input.shapIfAtLeast = shapIfAtLeast }
-        return PlannedTask(input: try input.serializedData(), blobs: [dataset])
+        input.shapIfAtLeast = MetricName.lowerIsBetter(input.metric) ? -.infinity : .infinity
+        return PlannedTask(input: try input.serializedData(), blobs: [trialData])
     }
 
     func runID(_ index: Int) -> String { "\(job.id)-t\(index)" }
@@ -281,8 +297,8 @@ final class HPOController: JobController {
         var tasks: [PlannedTask] = []
         var runs: [(@Sendable (Database) throws -> Void)?] = []
         while let trial = search.nextTrial(elapsedSeconds: Date().timeIntervalSince(startedAt)) {
-            guard let task = try? Self.task(index: trial.number, parameters: trial.parameters, space: space, dataset: dataset,
-                                            shapIfAtLeast: search.best?.value) else { break }
+            guard let task = try? Self.task(index: trial.number, parameters: trial.parameters, space: space,
+                                            trialData: prepared.trialBlob) else { break }
             tasks.append(task)
             runs.append(startRunRecord(trial.number))
         }
@@ -318,6 +334,8 @@ final class HPOController: JobController {
             return try summary.serializedData()
         }
         let decision = try evaluateAndPromote(best.output, run: runID(best.index))
+        do { try recordSHAPSummary(best.output, run: runID(best.index)) }
+        catch { logger.warning("no SHAP summary for the winner", metadata: ["run": "\(runID(best.index))", "error": "\(error)"]) }
         summary.version = UInt32(decision.version)
         summary.promoted = decision.promoted
         summary.reasons = decision.reasons
@@ -335,19 +353,20 @@ final class HPOController: JobController {
 
     /// The holdout: the test window of the search's own data set.
     func holdoutData() throws -> Dataset {
-        let bytes = try context.blobs.read(dataset)
-        let prepared: PreparedData
-        if TrainingSetFile.isTrainingSet(bytes) {
-            prepared = try LearningWorkflow.prepare(trainingSet: bytes)
-        } else {
-            let directory = context.dataDirectory.appendingPathComponent("datasets").appendingPathComponent(dataset)
-            try DatasetArchive.unpack(bytes, into: directory)
-            prepared = try LearningWorkflow.prepare(.market(directory: directory))
-        }
         guard let test = prepared.test else {
             throw WireError.invalidArgument("the data set has no holdout window")
         }
         return test
+    }
+
+    /// The winner's SHAP summary on the validation rows (as trials computed it before:
+    /// up to 500 rows), on every core here, as an artifact of the winner's run.
+    func recordSHAPSummary(_ winner: WireTrialOutput, run: String) throws {
+        guard winner.shapSummarySvg.isEmpty, let valid = prepared.valid,
+              case let .gradientBoosted(model) = try ModelFile.decode(winner.modelFile) else { return }
+        let shap = try TreeSHAP.meanAbsolute(model, data: valid, maxRows: 500)
+        let svg = Data(Plots.shapSummary(featureNames: model.schema.names, meanAbsoluteSHAP: shap).rendered.utf8)
+        try context.tracking.addArtifact(run, name: "shap-summary.svg", sha256: try context.blobs.put(svg), size: svg.count)
     }
 
 }

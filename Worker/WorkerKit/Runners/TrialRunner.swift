@@ -34,7 +34,7 @@ public struct TrialRunner: TaskRunner {
         return MetricName.lowerIsBetter(input.metric) ? value <= input.shapIfAtLeast : value >= input.shapIfAtLeast
     }
 
-    static func train(_ input: WireTrialInput, data: PreparedData, context: TaskContext) throws -> Data {
+    static func train(_ input: WireTrialInput, data: TrialData, context: TaskContext) throws -> Data {
         let started = DispatchTime.now().uptimeNanoseconds
         var parameters = BoostingParameters()
         do {
@@ -62,7 +62,7 @@ public struct TrialRunner: TaskRunner {
         default:
             let every = max(1, Int(input.reportEvery))
             var stopped = false
-            let m = try GBDTTrainer.train(data.train, valid: data.valid, parameters: parameters) { iteration, loss, valid in
+            let m = try GBDTTrainer.train(try data.binned(for: parameters), parameters: parameters) { iteration, loss, valid in
                 if iteration % every == 0, let valid {
                     context.report(iteration, [MetricName.valid(MetricName.auc): valid.auc, MetricName.valid(MetricName.logLoss): valid.logLoss,
                                               MetricName.train(MetricName.logLoss): loss])
@@ -89,22 +89,55 @@ public struct TrialRunner: TaskRunner {
     }
 }
 
-/// Data sets this worker has unpacked and featurized, by content address: every trial of
-/// a search reuses them.
-actor PreparedDatasets {
-    private var cache: [String: PreparedData] = [:]
+/// One search's data on this worker: the rows every trial trains and validates on, and
+/// their bins per binning key (see ``BinnedTrainingSet/binningKey(rows:parameters:)``),
+/// learned once — or received from the coordinator already binned — instead of per trial.
+final class TrialData: @unchecked Sendable {
+    let train: Dataset
+    let valid: Dataset?
+    private let lock = NSLock()
+    private var binned: [String: BinnedTrainingSet] = [:]
 
-    func prepared(_ hash: String, context: TaskContext) async throws -> PreparedData {
+    init(_ prepared: PreparedData) {
+        train = prepared.train
+        valid = prepared.valid
+    }
+
+    init(_ set: BinnedTrainingSet) {
+        train = set.train
+        valid = set.valid
+        binned[set.binningKey] = set
+    }
+
+    /// The rows binned as a training with `p` bins them; binned here (on the caller's
+    /// thread, outside the lock) the first time a key is asked for.
+    func binned(for p: BoostingParameters) throws -> BinnedTrainingSet {
+        let key = BinnedTrainingSet.binningKey(rows: train.rowCount, parameters: p)
+        if let set = lock.withLock({ binned[key] }) { return set }
+        let set = try BinnedTrainingSet(train: train, valid: valid, maxBin: p.maxBin, seed: p.seed, threads: p.threads)
+        lock.withLock { binned[key] = binned[key] ?? set }
+        return set
+    }
+}
+
+/// Data sets this worker has decoded, or unpacked and featurized, by content address:
+/// every trial of a search reuses them.
+actor PreparedDatasets {
+    private var cache: [String: TrialData] = [:]
+
+    func prepared(_ hash: String, context: TaskContext) async throws -> TrialData {
         if let data = cache[hash] { return data }
         let archive = try await context.blob(hash)
         let directory = context.cacheDirectory.appendingPathComponent("datasets").appendingPathComponent(hash)
         do {
-            let data: PreparedData
-            if TrainingSetFile.isTrainingSet(archive) {
-                data = try LearningWorkflow.prepare(trainingSet: archive)
+            let data: TrialData
+            if BinnedTrainingSet.isBinnedTrainingSet(archive) {
+                data = TrialData(try BinnedTrainingSet.decode(archive))
+            } else if TrainingSetFile.isTrainingSet(archive) {
+                data = TrialData(try LearningWorkflow.prepare(trainingSet: archive))
             } else {
                 try DatasetArchive.unpack(archive, into: directory)
-                data = try LearningWorkflow.prepare(.market(directory: directory))
+                data = TrialData(try LearningWorkflow.prepare(.market(directory: directory)))
             }
             cache[hash] = data
             return data
