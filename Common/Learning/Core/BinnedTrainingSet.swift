@@ -123,15 +123,7 @@ public final class BinnedTrainingSet: @unchecked Sendable {
     }
 
     private static func write(_ d: Dataset, to w: inout ByteWriter) {
-        w.u32(UInt32(d.schema.count))
-        for f in d.schema.features {
-            w.string(f.name)
-            w.string(f.kind.rawValue)
-            w.u32(UInt32(f.categories.count))
-            for c in f.categories { w.string(c) }
-        }
-        w.u64(UInt64(d.rowCount))
-        for c in d.columns { w.f32Block(c) }
+        w.schemaAndColumns(d)
         w.u8(d.hasLabels ? 1 : 0)
         if d.hasLabels { w.f32Block(d.labels) }
         w.u8(d.groups == nil ? 0 : 1)

@@ -252,15 +252,7 @@ public enum TrainingSetFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         w.bytes(Array((try? encoder.encode(definition)) ?? Data()))
-        w.u32(UInt32(d.schema.count))
-        for f in d.schema.features {
-            w.string(f.name)
-            w.string(f.kind.rawValue)
-            w.u32(UInt32(f.categories.count))
-            for c in f.categories { w.string(c) }
-        }
-        w.u64(UInt64(d.rowCount))
-        for c in d.columns { w.f32Block(c) }
+        w.schemaAndColumns(d)
         let labels = d.labels.isEmpty ? [Float](repeating: 0, count: d.rowCount) : d.labels
         w.f32Block(labels)
         for g in d.groups ?? [Int](repeating: 0, count: d.rowCount) { w.u64(UInt64(bitPattern: Int64(g))) }
@@ -316,6 +308,21 @@ extension ByteWriter {
     /// Float32s without a count, in one copy (the host is little-endian, as the format).
     mutating func f32Block(_ a: [Float]) {
         a.withUnsafeBytes { buffer.append(contentsOf: $0) }
+    }
+
+    /// A data set's schema (count, then per feature: name, kind, categories), its row
+    /// count (UInt64) and its columns as float32 blocks: the part the training-set file
+    /// and the binned training set share.
+    mutating func schemaAndColumns(_ d: Dataset) {
+        u32(UInt32(d.schema.count))
+        for f in d.schema.features {
+            string(f.name)
+            string(f.kind.rawValue)
+            u32(UInt32(f.categories.count))
+            for c in f.categories { string(c) }
+        }
+        u64(UInt64(d.rowCount))
+        for c in d.columns { f32Block(c) }
     }
 }
 
