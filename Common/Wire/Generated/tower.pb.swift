@@ -1534,9 +1534,8 @@ public nonisolated struct WireTrialInput: Sendable {
 
   public var metric: String = String()
 
-  /// The SHAP summary (the costly per-trial extra) is computed only when the trial's
-  /// validation metric is at least this good. Unset: always. The coordinator sets a bound
-  /// no trial reaches (±infinity) and computes the summary for the search's winner alone.
+  /// No longer sent: trials compute no SHAP summary; the coordinator computes the
+  /// search's winner's when the search ends. (Once the bound above which a trial computed it.)
   public var shapIfAtLeast: Double {
     get {_shapIfAtLeast ?? 0}
     set {_shapIfAtLeast = newValue}

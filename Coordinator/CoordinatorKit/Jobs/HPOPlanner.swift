@@ -200,8 +200,7 @@ final class HPOController: JobController {
 
     /// `trialData`: the blob the trial trains on (``SearchData/trialBlob``). No trial
     /// computes the SHAP summary: only the registered winner needs one, and the
-    /// coordinator computes it for the winner alone when the search ends (the bound
-    /// below is one no trial reaches; a worker computes it for a trial without a bound).
+    /// coordinator computes it for the winner alone when the search ends.
     static func task(index: Int, parameters: TrialParameters, space: SearchSpace, trialData: String) throws -> PlannedTask {
         var input = WireTrialInput()
         input.trial = UInt32(index)
@@ -210,7 +209,6 @@ final class HPOController: JobController {
         input.params = space.parameters(for: parameters)
         input.reportEvery = UInt32(max(1, space.asha.map { min($0.minIterations, 10) } ?? 10))
         input.metric = space.metric.rawValue
-        input.shapIfAtLeast = MetricName.lowerIsBetter(input.metric) ? -.infinity : .infinity
         return PlannedTask(input: try input.serializedData(), blobs: [trialData])
     }
 

@@ -27,13 +27,6 @@ public struct TrialRunner: TaskRunner {
         }
     }
 
-    /// Whether the trial is at least as good as the best one finished when it was planned,
-    /// so it may be the search's winner (stopped trials never are).
-    static func mayWin(_ metrics: [String: Double], _ input: WireTrialInput) -> Bool {
-        guard input.hasShapIfAtLeast, let value = metrics[MetricName.valid(input.metric)] else { return true }
-        return MetricName.lowerIsBetter(input.metric) ? value <= input.shapIfAtLeast : value >= input.shapIfAtLeast
-    }
-
     static func train(_ input: WireTrialInput, data: TrialData, context: TaskContext) throws -> Data {
         let started = DispatchTime.now().uptimeNanoseconds
         var parameters = BoostingParameters()
@@ -78,10 +71,6 @@ public struct TrialRunner: TaskRunner {
         }
         if let valid = data.valid {
             for (k, v) in try classifier.evaluate(valid).dictionary { output.metrics[MetricName.valid(k)] = v }
-            if case let .gradientBoosted(m) = model, !output.stoppedEarly, Self.mayWin(output.metrics, input) {
-                let shap = try TreeSHAP.meanAbsolute(m, data: valid, maxRows: 500)
-                output.shapSummarySvg = Data(Plots.shapSummary(featureNames: m.schema.names, meanAbsoluteSHAP: shap).rendered.utf8)
-            }
         }
         output.modelFile = ModelFile.encode(model)
         output.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
