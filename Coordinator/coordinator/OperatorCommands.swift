@@ -67,11 +67,9 @@ func followJob(_ client: OperatorClient, _ id: String) async throws {
 }
 
 func printJob(_ j: WireJobSummary) {
-    let created = Date(timeIntervalSince1970: Double(j.createdAtMs) / 1000)
-    let finished = j.finishedAtMs > 0 ? Date(timeIntervalSince1970: Double(j.finishedAtMs) / 1000) : nil
     print("job \(j.jobID)  \(j.kind) \"\(j.name)\"  \(j.state.label)")
     print("  tasks: \(j.done) done, \(j.failed) failed, \(j.running) running, \(j.queued) queued of \(j.total); \(j.retries) retries")
-    if let finished { print(String(format: "  took %.2f s", finished.timeIntervalSince(created))) }
+    if let took = j.tookSeconds { print(String(format: "  took %.2f s", took)) }
     if !j.error.isEmpty { print("  error: \(j.error)") }
     if !j.waiting.isEmpty { print("  waiting: \(j.waiting)") }
     // The kind's own words, from its descriptor on the coordinator: any kind prints here.
