@@ -144,8 +144,24 @@ import Testing
             let bin = Int(b.bin(v))
             for t in 0..<b.valueBinCount { #expect((bin <= t) == (v <= b.upperBounds[t])) }
         }
-        // Few distinct values: one bin each.
-        #expect(FeatureBinning.fit([1, 2, 2, 3, 3, 3], maxBin: 255).valueBinCount == 3)
+        // Few distinct values: one bin each when every value is seen minDataInBin times.
+        #expect(FeatureBinning.fit([1, 1, 1, 2, 2, 2, 3, 3, 3], maxBin: 255).upperBounds == [1.5, 2.5, .infinity])
+        #expect(FeatureBinning.fit([1, 2, 2, 3, 3, 3], maxBin: 255, minDataInBin: 1).valueBinCount == 3)
+    }
+
+    /// Values seen fewer than `minDataInBin` (3) times share a bin with the values above
+    /// them, as LightGBM bins; with more distinct values than bins, no more bins than
+    /// leave `minDataInBin` values in each on average.
+    @Test func rareValuesShareABin() {
+        // 1 once, 2 twice: together they reach 3 and close a bin; 3 thrice; 4 and 5 once
+        // each are left in the last bin with no more values to reach 3.
+        let b = FeatureBinning.fit([1, 2, 2, 3, 3, 3, 4, 5], maxBin: 255)
+        #expect(b.upperBounds == [2.5, 3.5, .infinity])
+        for (v, bin) in [(1, 0), (2, 0), (3, 1), (4, 2), (5, 2)] as [(Float, UInt8)] { #expect(b.bin(v) == bin) }
+        // 1,000 distinct values seen once each, 255 bins asked, 10 values a bin at least.
+        let many = (0..<1000).map { Float($0) }
+        #expect(FeatureBinning.fit(many, maxBin: 255, minDataInBin: 10).valueBinCount == 100)
+        #expect(FeatureBinning.fit(many, maxBin: 255, minDataInBin: 1).valueBinCount == 255)
     }
 
     @Test func beatsLogisticOnTheNonLinearMarket() throws {

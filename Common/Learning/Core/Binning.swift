@@ -37,11 +37,20 @@ public struct FeatureBinning: Sendable, Equatable {
         }
     }
 
+    /// Values seen fewer times than this share a bin with their neighbours (LightGBM's
+    /// `min_data_in_bin` default). A bin of one or two rows can never be split off on
+    /// its own under any sensible `min_data_in_leaf`, yet every node's histogram carries
+    /// it and every split search walks it: on the Ames sales (2,344 rows, 73 columns)
+    /// one bin per distinct value gave 4,341 bins, this 3,7xx, and LightGBM bins the same.
+    public static let minDataInBin = 3
+
     /// Bins from a sample of values: one bin per distinct value when there are at most
-    /// `maxBin`, otherwise greedy equal-frequency bins whose bounds sit halfway between
-    /// neighbouring distinct values (a value that alone fills a bin gets its own bin).
-    public static func fit(_ values: [Float], maxBin: Int) -> FeatureBinning {
-        let maxBin = min(255, max(2, maxBin))
+    /// `maxBin` (values seen fewer than `minDataInBin` times merged upwards into the
+    /// next bin), otherwise greedy equal-frequency bins whose bounds sit halfway between
+    /// neighbouring distinct values (a value that alone fills a bin gets its own bin),
+    /// with no more bins than leave `minDataInBin` values in each on average.
+    public static func fit(_ values: [Float], maxBin: Int, minDataInBin: Int = minDataInBin) -> FeatureBinning {
+        var maxBin = min(255, max(2, maxBin))
         let sorted = sortedIgnoringNaN(values)
         if sorted.isEmpty { return FeatureBinning(upperBounds: [.infinity]) }
         var distinct: [Float] = []
@@ -54,8 +63,17 @@ public struct FeatureBinning: Sendable, Equatable {
             return (mid >= b || mid < a) ? a : mid
         }
         var bounds: [Float] = []
+        let minData = max(1, minDataInBin)
+        if distinct.count > maxBin { maxBin = max(2, min(maxBin, sorted.count / minData)) }
         if distinct.count <= maxBin {
-            for i in 0..<(distinct.count - 1) { bounds.append(between(distinct[i], distinct[i + 1])) }
+            var inBin = 0
+            for i in 0..<(distinct.count - 1) {
+                inBin += counts[i]
+                if inBin >= minData {
+                    bounds.append(between(distinct[i], distinct[i + 1]))
+                    inBin = 0
+                }
+            }
         } else {
             var remaining = sorted.count
             var binsLeft = maxBin

@@ -114,6 +114,13 @@ final class HistogramTreeLearner {
     /// One whole histogram per extra thread, for row-range building.
     private let threadHistograms: UnsafeMutablePointer<HistogramBin>
     private var quantizer = GradientQuantizer(maxGradient: 1, maxHessian: 1)
+    /// Per feature: value bins (NaN bin excluded) and the binned column. Read in the
+    /// innermost loops, where going through `binnings[f]` (a struct holding an array)
+    /// cost a retain and release per feature and node.
+    private let valueBins: UnsafeMutablePointer<Int>
+    private let columns: UnsafeMutablePointer<UnsafePointer<UInt8>>
+    /// Feature groups of the last `features` count, for one thread and for `threads`.
+    private var groupsFor: (count: Int, serial: [[Int]], parallel: [[Int]]) = (-1, [], [])
 
     /// After `grow`: each leaf's rows are `rowIndices[leafBegin[l] ..< leafBegin[l] + leafRowCount[l]]`.
     private(set) var leafBegin: [Int] = []
@@ -143,12 +150,19 @@ final class HistogramTreeLearner {
         let extra = max(1, settings.threads - 1) * max(1, total)
         threadHistograms = .allocate(capacity: extra)
         threadHistograms.initialize(repeating: .zero, count: extra)
+        valueBins = .allocate(capacity: max(1, binnings.count))
+        columns = .allocate(capacity: max(1, binnings.count))
+        for (f, b) in binnings.enumerated() {
+            valueBins[f] = b.valueBinCount
+            columns[f] = UnsafePointer(data.column(f))
+        }
     }
 
     deinit {
         indices.deallocate(); scratch.deallocate(); scratch2.deallocate()
         quantizedG.deallocate(); quantizedH.deallocate(); orderedG.deallocate(); orderedH.deallocate()
         histograms.deallocate(); threadHistograms.deallocate()
+        valueBins.deallocate(); columns.deallocate()
     }
 
     private struct Leaf {
@@ -227,6 +241,11 @@ final class HistogramTreeLearner {
         } else {
             rootCount = data.rowCount
             for i in 0..<rootCount { indices[i] = Int32(i) }
+        }
+        if groupsFor.count != features.count {
+            let positions = Array(features.indices)
+            groupsFor = (features.count, Self.featureGroups(positions, threads: 1),
+                         Self.featureGroups(positions, threads: s.threads))
         }
         var tree = RegressionTree()
         var leaves = [Leaf(begin: 0, count: rootCount, g: g, h: h, depth: 0)]
@@ -327,22 +346,19 @@ final class HistogramTreeLearner {
         let searchCount = searches.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let work = count * featureCount + searchCount * featureCount * 256
         let threads = settings.threads > 1 && work >= settings.minParallelWork ? settings.threads : 1
-        let data = self.data, offsets = self.offsets, binnings = self.binnings
+        let offsets = self.offsets, valueBins = self.valueBins, columns = self.columns
         var candidates = [SplitCandidate](repeating: SplitCandidate(), count: searches.count * featureCount)
 
         // Zeroes a feature group's histograms in the histogram set at `target` and adds
         // `count` rows (positions `idx`, gradients `og`/`oh`) into them.
         func histogram(_ group: [Int], into target: UnsafeMutablePointer<HistogramBin>, idx: UnsafePointer<Int32>,
                        og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
-            var cols: [UnsafePointer<UInt8>] = [], hists: [UnsafeMutablePointer<HistogramBin>] = []
             for j in group {
                 let f = features[j]
-                let hb = target + offsets[f]
-                hb.update(repeating: .zero, count: binnings[f].totalBinCount)
-                hists.append(hb)
-                cols.append(UnsafePointer(data.column(f)))
+                (target + offsets[f]).update(repeating: .zero, count: valueBins[f] + 1)
             }
-            Self.accumulate(cols: cols, hists: hists, idx: idx, og: og, oh: oh, count: count)
+            Self.accumulate(group, features: features, columns: columns, offsets: offsets, into: target,
+                            idx: idx, og: og, oh: oh, count: count)
         }
 
         // Subtract and search one feature; the feature's histogram in `hist` is complete.
@@ -350,8 +366,8 @@ final class HistogramTreeLearner {
             let f = features[j]
             if let parentHist {
                 let p = parentHist + offsets[f], c = hist + offsets[f]
-                for b in 0..<binnings[f].totalBinCount {
-                    p[b].g -= c[b].g; p[b].h -= c[b].h; p[b].c -= c[b].c
+                for b in 0...valueBins[f] {
+                    p[b].g &-= c[b].g; p[b].h &-= c[b].h; p[b].c &-= c[b].c
                 }
             }
             for (si, request) in searches.enumerated() {
@@ -370,7 +386,7 @@ final class HistogramTreeLearner {
                 // ranges' histograms, subtract and search.
                 let ranges = threads
                 let extra = threadHistograms, total = totalBins
-                let groups = Self.featureGroups(Array(0..<featureCount), threads: 1)
+                let groups = groupsFor.serial
                 parallelFor(ranges, threads: threads) { t in
                     let lo = count * t / ranges, hi = count * (t + 1) / ranges
                     let target = t == 0 ? hist : extra + (t - 1) * total
@@ -383,8 +399,8 @@ final class HistogramTreeLearner {
                     let c = hist + offsets[f]
                     for t in 1..<ranges {
                         let e = extra + (t - 1) * total + offsets[f]
-                        for b in 0..<binnings[f].totalBinCount {
-                            c[b].g += e[b].g; c[b].h += e[b].h; c[b].c += e[b].c
+                        for b in 0...valueBins[f] {
+                            c[b].g &+= e[b].g; c[b].h &+= e[b].h; c[b].c &+= e[b].c
                         }
                     }
                     finish(j, cand)
@@ -400,7 +416,7 @@ final class HistogramTreeLearner {
                     gather(identity: identity, begin: begin, range: 0..<count)
                 }
                 let og = UnsafePointer(orderedG), oh = UnsafePointer(orderedH)
-                let groups = Self.featureGroups(Array(0..<featureCount), threads: threads)
+                let groups = threads > 1 ? groupsFor.parallel : groupsFor.serial
                 parallelFor(groups.count, threads: threads) { gi in
                     histogram(groups[gi], into: hist, idx: idx, og: og, oh: oh, count: count)
                     for j in groups[gi] { finish(j, cand) }
@@ -453,13 +469,18 @@ final class HistogramTreeLearner {
         return groups
     }
 
+    /// Adds `count` rows (positions `idx`, gradients `og`/`oh`) into the histograms of
+    /// the features at `group` (positions in `features`) in the histogram set `target`.
     @inline(__always)
-    static func accumulate(cols: [UnsafePointer<UInt8>], hists: [UnsafeMutablePointer<HistogramBin>],
+    static func accumulate(_ group: [Int], features: [Int], columns: UnsafePointer<UnsafePointer<UInt8>>,
+                           offsets: [Int], into target: UnsafeMutablePointer<HistogramBin>,
                            idx: UnsafePointer<Int32>, og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
-        switch cols.count {
+        @inline(__always) func column(_ k: Int) -> UnsafePointer<UInt8> { columns[features[group[k]]] }
+        @inline(__always) func hist(_ k: Int) -> UnsafeMutablePointer<HistogramBin> { target + offsets[features[group[k]]] }
+        switch group.count {
         case 4:
-            let c0 = cols[0], c1 = cols[1], c2 = cols[2], c3 = cols[3]
-            let h0 = hists[0], h1 = hists[1], h2 = hists[2], h3 = hists[3]
+            let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
+            let h0 = hist(0), h1 = hist(1), h2 = hist(2), h3 = hist(3)
             for k in 0..<count {
                 let i = Int(idx[k])
                 let g = Int64(og[k]), h = Int64(oh[k])
@@ -470,8 +491,8 @@ final class HistogramTreeLearner {
                 h3[b3].g &+= g; h3[b3].h &+= h; h3[b3].c &+= 1
             }
         case 3:
-            let c0 = cols[0], c1 = cols[1], c2 = cols[2]
-            let h0 = hists[0], h1 = hists[1], h2 = hists[2]
+            let c0 = column(0), c1 = column(1), c2 = column(2)
+            let h0 = hist(0), h1 = hist(1), h2 = hist(2)
             for k in 0..<count {
                 let i = Int(idx[k])
                 let g = Int64(og[k]), h = Int64(oh[k])
@@ -481,8 +502,8 @@ final class HistogramTreeLearner {
                 h2[b2].g &+= g; h2[b2].h &+= h; h2[b2].c &+= 1
             }
         case 2:
-            let c0 = cols[0], c1 = cols[1]
-            let h0 = hists[0], h1 = hists[1]
+            let c0 = column(0), c1 = column(1)
+            let h0 = hist(0), h1 = hist(1)
             for k in 0..<count {
                 let i = Int(idx[k])
                 let g = Int64(og[k]), h = Int64(oh[k])
@@ -491,10 +512,11 @@ final class HistogramTreeLearner {
                 h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
             }
         default:
-            for (c, hb) in zip(cols, hists) {
-                for k in 0..<count {
-                    let b = Int(c[Int(idx[k])])
-                    hb[b].g &+= Int64(og[k]); hb[b].h &+= Int64(oh[k]); hb[b].c &+= 1
+            for k in 0..<group.count {
+                let c = column(k), hb = hist(k)
+                for r in 0..<count {
+                    let b = Int(c[Int(idx[r])])
+                    hb[b].g &+= Int64(og[r]); hb[b].h &+= Int64(oh[r]); hb[b].c &+= 1
                 }
             }
         }
@@ -518,8 +540,7 @@ final class HistogramTreeLearner {
         // estimates counts from hessians.
         let minChildHessian = max(minHess, Double(minData) * h / max(c, 1))
         var best = SplitCandidate()
-        let binning = binnings[f]
-        let nb = binning.valueBinCount
+        let nb = valueBins[f]
         let hb = histograms + slot * totalBins + offsets[f]
         let nan = hb[nb]
         if nb < 2 && nan.c == 0 { return best }
