@@ -47,6 +47,12 @@ struct TLSThroughput: AsyncParsableCommand {
                 samples["blob-\(framing)", default: []].append(try await Stream.run(port: server.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB / 2, envelope: true, framing: framing))
                 try await server.channel.close()
             }
+            // The ceiling for any framing: the server only counts decrypted bytes.
+            let rawStream = streamMiB << 20
+            let counting = try await BenchServer.start(identity: serverIdentity, group: serverGroup, framing: .tlsOnly,
+                                                       expect: (plaintext: rawStream + (rawStream >> 20) * 5 + 4, payload: rawStream))
+            samples["raw-tlsOnly", default: []].append(try await Stream.run(port: counting.port, identity: clientIdentity, group: clientGroup, chunkBytes: 1 << 20, totalMiB: streamMiB, envelope: false, framing: .tlsOnly))
+            try await counting.channel.close()
             if let ceiling = OpenSSLSpeed.aes128gcm16k() { samples["openssl", default: []].append(ceiling) }
             FileHandle.standardError.write(Data("run \(run)/\(runs) done\n".utf8))
         }
@@ -68,6 +74,7 @@ struct TLSThroughput: AsyncParsableCommand {
             rows.append([what + ", assembler with 64 KiB reads", cell("\(key)-assemblingSmallReads", scale: 1e6), "MB/s", share("\(key)-assemblingSmallReads")])
             rows.append([what + ", before (cumulation, 64 KiB reads)", cell("\(key)-cumulating", scale: 1e6), "MB/s", share("\(key)-cumulating")])
         }
+        rows.append(["1 MiB frames one way, TLS alone (receiver counts decrypted bytes, no framing)", cell("raw-tlsOnly", scale: 1e6), "MB/s", share("raw-tlsOnly")])
         rows.append(["openssl speed -evp aes-128-gcm, 16 KiB blocks", cell("openssl", scale: 1e6), "MB/s", "single-core ceiling"])
         printTable("TLS 1.3 over loopback with Tower framing (client and server on one 2-core machine), median of \(runs) (min–max)", ["measure", "value", "unit", "ratio"], rows)
         if let ceiling, let raw = samples["raw-product"], let blob = samples["blob-product"] {
@@ -84,12 +91,18 @@ enum BenchFraming: String, CustomStringConvertible {
     case assemblingSmallReads
     /// What session 4 shipped: NIO's cumulation buffer and default receive allocator.
     case cumulating
+    /// No inbound framing on the server: what NIOSSL and the kernel leave for framing to
+    /// use (the client still frames, with the product's framing).
+    case tlsOnly
     var description: String { rawValue }
 
-    func install(on channel: Channel) throws {
+    func install(on channel: Channel, server: Bool = false) throws {
         let sync = channel.pipeline.syncOperations
         switch self {
-        case .product, .assemblingSmallReads:
+        case .tlsOnly where server:
+            try sync.addHandler(LengthFieldPrepender(lengthFieldLength: .four))
+            return
+        case .product, .assemblingSmallReads, .tlsOnly:
             try sync.addHandler(BoundedFrameDecoder(maxFrameBytes: 64 << 20))
         case .cumulating:
             try sync.addHandler(ByteToMessageHandler(CumulatingFrameDecoder(maxFrameBytes: 64 << 20)))
@@ -98,7 +111,7 @@ enum BenchFraming: String, CustomStringConvertible {
     }
 
     var receiveAllocator: RecvByteBufferAllocator {
-        self == .product ? BulkTransfer.receiveAllocator : AdaptiveRecvByteBufferAllocator()
+        self == .product || self == .tlsOnly ? BulkTransfer.receiveAllocator : AdaptiveRecvByteBufferAllocator()
     }
 }
 
@@ -170,7 +183,10 @@ final class BenchServer {
     var port: Int { channel.localAddress!.port! }
     init(channel: Channel) { self.channel = channel }
 
-    static func start(identity: TLSIdentity, group: EventLoopGroup, framing: BenchFraming = .product) async throws -> BenchServer {
+    /// `expect`: for `.tlsOnly`, the plaintext bytes of the whole stream (frame headers
+    /// included) and the payload byte count to acknowledge once they have arrived.
+    static func start(identity: TLSIdentity, group: EventLoopGroup, framing: BenchFraming = .product,
+                      expect: (plaintext: Int, payload: Int) = (0, 0)) async throws -> BenchServer {
         let ssl = try identity.makeServerContext()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -179,12 +195,34 @@ final class BenchServer {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: ssl))
-                    try framing.install(on: channel)
-                    try channel.pipeline.syncOperations.addHandler(Handler())
+                    try framing.install(on: channel, server: true)
+                    if framing == .tlsOnly {
+                        try channel.pipeline.syncOperations.addHandler(CountingHandler(expect: expect))
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(Handler())
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         return BenchServer(channel: channel)
+    }
+
+    /// Counts decrypted bytes; acknowledges the payload count when the stream is in.
+    final class CountingHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let expect: (plaintext: Int, payload: Int)
+        var received = 0
+        init(expect: (plaintext: Int, payload: Int)) { self.expect = expect }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received += unwrapInboundIn(data).readableBytes
+            if received == expect.plaintext {
+                var ack = context.channel.allocator.buffer(capacity: 8)
+                ack.writeInteger(UInt64(expect.payload))
+                context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
+            }
+        }
     }
 
     final class Handler: ChannelInboundHandler {
