@@ -40,8 +40,8 @@ public struct FeatureBinning: Sendable, Equatable {
     /// Values seen fewer times than this share a bin with their neighbours (LightGBM's
     /// `min_data_in_bin` default). A bin of one or two rows can never be split off on
     /// its own under any sensible `min_data_in_leaf`, yet every node's histogram carries
-    /// it and every split search walks it: on the Ames sales (2,344 rows, 73 columns)
-    /// one bin per distinct value gave 4,341 bins, this 3,7xx, and LightGBM bins the same.
+    /// it and every split search walks it. On the Ames sales (2,344 training rows, 73
+    /// columns) one bin per distinct value gave 4,341 bins against LightGBM's 3,792.
     public static let minDataInBin = 3
 
     /// Bins from a sample of values: one bin per distinct value when there are at most
