@@ -70,7 +70,7 @@ struct TLSThroughput: AsyncParsableCommand {
                 try await stream("blob-\(framing)", port: server.port, mib: streamMiB / 2, envelope: true, framing: framing)
                 try await server.channel.close()
             }
-            // The ceiling for any framing: the server only counts decrypted bytes.
+            // For comparison, no framing at all: the server only counts decrypted bytes.
             let rawStream = streamMiB << 20
             let counting = try await BenchServer.start(identity: serverIdentity, group: serverGroup, framing: .tlsOnly,
                                                        expect: (plaintext: rawStream + (rawStream >> 20) * 5 + 4, payload: rawStream))
