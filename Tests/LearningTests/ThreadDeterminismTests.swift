@@ -76,6 +76,38 @@ import Testing
         for c in 0..<callers { #expect(totals[c] == 50 * count) }
     }
 
+    /// The caller claims a region's items from the front and workers from the back, so
+    /// the items the caller ran are a prefix and the rest a suffix (what keeps a
+    /// feature's histograms on one core from node to node), and each runs once.
+    @Test func theCallerTakesItemsFromTheFrontAndWorkersFromTheBack() {
+        #if os(Linux)
+        let pool = WorkerPool()  // its own: the shared pool may be busy with other tests
+        let count = 200
+        let byCaller = UnsafeMutablePointer<Bool>.allocate(capacity: count)
+        let runs = UnsafeMutablePointer<Int>.allocate(capacity: count)
+        byCaller.initialize(repeating: false, count: count)
+        runs.initialize(repeating: 0, count: count)
+        defer { byCaller.deallocate(); runs.deallocate() }
+        let sink = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        defer { sink.deallocate() }
+        let out = UncheckedSendable((byCaller, runs, pthread_self(), sink))
+        for _ in 0..<20 {
+            runs.update(repeating: 0, count: count)
+            let ran = pool.run(count: count, workers: 2) { i in
+                out.value.0[i] = pthread_equal(pthread_self(), out.value.2) != 0
+                out.value.1[i] += 1
+                var x = UInt64(i)
+                for _ in 0..<2_000 { x = x &* 6364136223846793005 &+ 1 }  // some work, so the worker joins
+                out.value.3[i] = x
+            }
+            #expect(ran)
+            #expect((0..<count).allSatisfy { runs[$0] == 1 })
+            let callerItems = (0..<count).filter { byCaller[$0] }
+            #expect(callerItems == Array(0..<callerItems.count))
+        }
+        #endif
+    }
+
     /// The fixed-point histograms' rounding: integers round half to even, exactly.
     @Test func binningRadixSortMatchesComparisonSort() {
         #expect(sortedIgnoringNaN([3, .nan, -1, 0, -0.0, 2.5, -7]) == [-7, -1, 0, 0, 2.5, 3])

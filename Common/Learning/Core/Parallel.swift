@@ -72,14 +72,15 @@ func deterministicSum(_ count: Int, threads: Int, block: Int = 8192, _ part: (Ra
 /// nodes of a few hundred rows; GCD's `concurrentPerform` mostly ran such short regions
 /// on the calling thread alone, so threads only paid on large nodes.
 ///
-/// Items are claimed from a shared counter rather than dealt out in advance: on a
-/// machine shared with other work a worker may not get a core for milliseconds, and the
-/// caller then simply runs the items itself instead of waiting for it (a fixed
-/// assignment made a 2-thread run slower than a 1-thread run under load). Results do not
-/// depend on who runs an item: callers key all output by item index.
+/// Items are claimed one at a time rather than dealt out in advance — the caller from
+/// the front, workers from the back: on a machine shared with other work a worker may
+/// not get a core for milliseconds, and the caller then simply runs the items itself
+/// instead of waiting for it (a fixed assignment made a 2-thread run slower than a
+/// 1-thread run under load). Results do not depend on who runs an item: callers key all
+/// output by item index.
 ///
-/// Workers spin briefly after a region (the next one usually comes within microseconds)
-/// and then sleep on a condition variable, so an idle pool costs nothing. One region runs
+/// Workers spin for a while after a region (the next one usually comes within
+/// microseconds) and then sleep on a condition variable, so an idle pool costs nothing. One region runs
 /// at a time; a caller that finds the pool busy (a concurrent caller, or a region nested
 /// inside another) falls back to GCD rather than waiting.
 final class WorkerPool: @unchecked Sendable {
@@ -93,7 +94,8 @@ final class WorkerPool: @unchecked Sendable {
     /// (one per tree node, features in the same order) then give each end mostly the
     /// same items, whose histograms stay in that core's cache; handing items out from
     /// one counter moved about half of them between cores at every node (Ames, 2
-    /// threads: 0.220 → 0.207 s, median of 8). Either end still takes whatever the other leaves.
+    /// threads: 0.220 → 0.207 s, median of 8). Either end still takes whatever the
+    /// other leaves.
     private let ends = Atomic<Int>(0)
     /// Items not finished yet.
     private let pending = Atomic<Int>(0)
@@ -121,7 +123,9 @@ final class WorkerPool: @unchecked Sendable {
     /// at 200,000 (~100 µs) 0.22 s.
     private let spinLimit = 200_000
 
-    private init() {
+    /// The learner uses `shared`; a test makes its own so that no other test's region
+    /// makes it fall back to GCD.
+    init() {
         lock = .allocate(capacity: 1)
         wake = .allocate(capacity: 1)
         done = .allocate(capacity: 1)
