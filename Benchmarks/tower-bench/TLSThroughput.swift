@@ -39,10 +39,11 @@ struct TLSThroughput: AsyncParsableCommand {
         // scheduler, its wake-affine placement often puts the receiver on the sender's
         // core (the sender wakes it with every write): the same binary then measured
         // 1,200–1,500 or 2,400–2,900 MB/s from one repetition to the next.
-        let pinned = !noPin && availableCPUs() >= 2
-        if pinned {
-            try await serverGroup.next().submit { pinCurrentThread(toCPU: 0) }.get()
-            try await clientGroup.next().submit { pinCurrentThread(toCPU: 1) }.get()
+        var pinned: (server: Int, client: Int)? = nil
+        if !noPin, let cpus = allowedCPUs(), cpus.count >= 2,
+           try await serverGroup.next().submit({ pinCurrentThread(toCPU: cpus[0]) }).get(),
+           try await clientGroup.next().submit({ pinCurrentThread(toCPU: cpus[1]) }).get() {
+            pinned = (cpus[0], cpus[1])
         }
         var samples: [String: [Double]] = [:]
         /// One stream: bytes per second of wall time under `key`, and under `key-cpu`
@@ -101,7 +102,7 @@ struct TLSThroughput: AsyncParsableCommand {
         rows.append(["1 MiB frames one way, TLS alone (receiver counts decrypted bytes, no framing)", cell("raw-tlsOnly", scale: 1e6), "MB/s", share("raw-tlsOnly")])
         rows.append(["same, per CPU-second of the busier end", cell("raw-tlsOnly-cpu", scale: 1e6), "MB/core-s", share("raw-tlsOnly-cpu")])
         rows.append(["openssl speed -evp aes-128-gcm, 16 KiB blocks", cell("openssl", scale: 1e6), "MB/s", "single-core ceiling"])
-        let placement = pinned ? "client and server event loops pinned to cores 1 and 0" : "event loops placed by the scheduler"
+        let placement = pinned.map { "server and client event loops pinned to CPUs \($0.server) and \($0.client)" } ?? "event loops placed by the scheduler"
         printTable("TLS 1.3 over loopback with Tower framing (\(placement)), median of \(runs) (min–max)", ["measure", "value", "unit", "ratio"], rows)
         if let ceiling, let raw = samples["raw-product"], let blob = samples["blob-product"],
            let rawCPU = samples["raw-product-cpu"], let blobCPU = samples["blob-product-cpu"] {
@@ -120,18 +121,28 @@ func threadCPUSeconds(on group: EventLoopGroup) async throws -> Double {
     }.get()
 }
 
-/// Cores this process may run on.
-func availableCPUs() -> Int { ProcessInfo.processInfo.activeProcessorCount }
+/// The CPUs this process may run on, in order (a container's cpuset need not start
+/// at 0). Glibc's Swift module leaves out the GNU affinity calls, so they are looked up.
+func allowedCPUs() -> [Int]? {
+    typealias GetAffinity = @convention(c) (Int32, Int, UnsafeMutableRawPointer) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity") else { return nil }
+    var set = cpu_set_t()
+    let getAffinity = unsafeBitCast(symbol, to: GetAffinity.self)
+    guard withUnsafeMutableBytes(of: &set, { getAffinity(0, $0.count, $0.baseAddress!) }) == 0 else { return nil }
+    return withUnsafeBytes(of: &set) { bytes in
+        (0..<(bytes.count * 8)).filter { bytes[$0 / 8] & UInt8(1 << ($0 % 8)) != 0 }
+    }
+}
 
-/// Restricts the calling thread to one CPU. Glibc's Swift module leaves out the GNU
-/// affinity calls, so `sched_setaffinity` (pid 0: the calling thread) is looked up.
-func pinCurrentThread(toCPU cpu: Int) {
+/// Restricts the calling thread to one CPU (`sched_setaffinity` with pid 0 is the
+/// calling thread); false if the kernel refused.
+func pinCurrentThread(toCPU cpu: Int) -> Bool {
     typealias SetAffinity = @convention(c) (Int32, Int, UnsafeRawPointer) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity") else { return }
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity") else { return false }
     var set = cpu_set_t()
     withUnsafeMutableBytes(of: &set) { $0[cpu / 8] |= UInt8(1 << (cpu % 8)) }
     let setAffinity = unsafeBitCast(symbol, to: SetAffinity.self)
-    _ = withUnsafeBytes(of: &set) { setAffinity(0, MemoryLayout<cpu_set_t>.size, $0.baseAddress!) }
+    return withUnsafeBytes(of: &set) { setAffinity(0, $0.count, $0.baseAddress!) } == 0
 }
 
 /// The inbound framing a benchmark connection uses.
