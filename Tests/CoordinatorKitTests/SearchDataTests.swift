@@ -73,13 +73,13 @@ import Wire
         spec.dataset = archive
         let tasks = try HPOPlanner().plan(spec: try spec.serializedData(), context: context)
         let input = try WireTrialInput(serializedBytes: tasks[0].input)
-        let truncated = try context.blobs.read(input.datasetSha256).prefix(8)
+        let truncated = try context.blobs.read(input.datasetSha256).prefix(10)
         do {
             _ = try await PreparedDatasets().prepared(input.datasetSha256, context: Self.taskContext(truncated, cache: dir))
             Issue.record("a truncated blob was prepared")
         } catch let error as TaskError {
             #expect(!error.retryable)
-            #expect(error.message == "data set \(input.datasetSha256.prefix(12)) cannot be prepared: binned training set truncated at byte 8 while reading the seed; the coordinator prepares this blob from the search's data set; submit the search again")
+            #expect(error.message == "data set \(input.datasetSha256.prefix(12)) cannot be prepared: binned training set truncated at byte 10 while reading the seed; the coordinator prepares this blob from the search's data set; submit the search again")
         }
     }
 

@@ -31,8 +31,8 @@ import Testing
         p.threads = 1
         let set = try BinnedTrainingSet.decode(try BinnedTrainingSet(train: train, valid: valid).encode())
         #expect(!set.binsApply(to: p))
-        #expect(BinnedTrainingSet.binningKey(rows: train.rowCount, parameters: p) == "max_bin=31")
-        #expect(set.binningKey == "max_bin=255")
+        #expect(BinnedTrainingSet.binningKey(rows: train.rowCount, parameters: p) == "max_bin=31,min_data_in_bin=3")
+        #expect(set.binningKey == "max_bin=255,min_data_in_bin=3")
         let fromBlob = try GBDTTrainer.train(set, parameters: p)
         let fromRows = try GBDTTrainer.train(train, valid: valid, parameters: p)
         #expect(fromBlob.binnings.allSatisfy { $0.valueBinCount <= 31 })
@@ -41,9 +41,9 @@ import Testing
 
     @Test func theBlobKeepsEveryRowAndItsBins() throws {
         let (train, valid) = Self.trainAndValid()
-        let set = try BinnedTrainingSet(train: train, valid: valid, maxBin: 63, seed: 3)
+        let set = try BinnedTrainingSet(train: train, valid: valid, maxBin: 63, minDataInBin: 5, seed: 3)
         let decoded = try BinnedTrainingSet.decode(set.encode())
-        #expect(decoded.maxBin == 63 && decoded.binningSeed == 3)
+        #expect(decoded.maxBin == 63 && decoded.minDataInBin == 5 && decoded.binningSeed == 3)
         // Bit for bit (the columns hold NaNs, which == would call unequal).
         #expect(zip(decoded.train.columns, train.columns).allSatisfy { a, b in a.map(\.bitPattern) == b.map(\.bitPattern) })
         #expect(decoded.train.labels == train.labels && decoded.train.groups == train.groups && decoded.train.days == nil)
@@ -59,13 +59,13 @@ import Testing
     @Test func aTruncatedBlobIsRefusedWithWhereItEnded() throws {
         let (train, valid) = Self.trainAndValid()
         let blob = try BinnedTrainingSet(train: train, valid: valid).encode()
-        // magic (4), version (2), max_bin (2): the seed is missing.
-        #expect(throws: BinnedTrainingSetError.truncated(at: 8, reading: "the seed")) { try BinnedTrainingSet.decode(blob.prefix(8)) }
+        // magic (4), version (2), max_bin (2), min_data_in_bin (2): the seed is missing.
+        #expect(throws: BinnedTrainingSetError.truncated(at: 10, reading: "the seed")) { try BinnedTrainingSet.decode(blob.prefix(10)) }
         do {
-            _ = try BinnedTrainingSet.decode(blob.prefix(8))
+            _ = try BinnedTrainingSet.decode(blob.prefix(10))
             Issue.record("a truncated blob decoded")
         } catch {
-            #expect("\(error)" == "binned training set truncated at byte 8 while reading the seed; the coordinator prepares this blob from the search's data set; submit the search again")
+            #expect("\(error)" == "binned training set truncated at byte 10 while reading the seed; the coordinator prepares this blob from the search's data set; submit the search again")
         }
         // Cut inside the validation bin codes: the last field read.
         let cut = blob.count - 10
@@ -74,6 +74,31 @@ import Testing
         }
         #expect(throws: BinnedTrainingSetError.notBinned) { try BinnedTrainingSet.decode(Data("TWTS....".utf8)) }
         #expect("\(BinnedTrainingSetError.notBinned)" == "not a binned training set (no TWBN header)")
+    }
+
+    /// `min_data_in_bin` is part of what makes bins apply: a trial asking for another
+    /// value is binned afresh and trains the model it would train from the rows; a
+    /// version 1 blob (before the field) was binned one value per bin and says so.
+    @Test func minDataInBinDecidesWhetherTheBinsApply() throws {
+        let (train, valid) = Self.trainAndValid()
+        let blob = try BinnedTrainingSet(train: train, valid: valid).encode()
+        let set = try BinnedTrainingSet.decode(blob)
+        var p = try BoostingParameters(parsing: Self.parameters + ",min_data_in_bin=1")
+        p.threads = 1
+        #expect(set.minDataInBin == 3 && !set.binsApply(to: p))
+        let fromBlob = try GBDTTrainer.train(set, parameters: p)
+        let fromRows = try GBDTTrainer.train(train, valid: valid, parameters: p)
+        #expect(ModelFile.encode(.gradientBoosted(fromBlob)) == ModelFile.encode(.gradientBoosted(fromRows)))
+        // The same blob as version 1 wrote it: no min_data_in_bin field.
+        var v1 = Data(blob.prefix(4))
+        v1.append(contentsOf: [1, 0])
+        v1.append(blob[6..<8])
+        v1.append(blob[10...])
+        let old = try BinnedTrainingSet.decode(v1)
+        #expect(old.minDataInBin == 1 && old.binsApply(to: p) && old.binnings == set.binnings)
+        var future = blob
+        future[4] = 3
+        #expect(throws: BinnedTrainingSetError.unsupportedVersion(3, supported: 2)) { try BinnedTrainingSet.decode(future) }
     }
 
     @Test func aBinCodeBeyondItsFeaturesBinsIsRefused() throws {

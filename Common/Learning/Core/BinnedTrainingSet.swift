@@ -10,13 +10,15 @@ import Foundation
 /// Guarantees: a model trained from a binned set is byte-for-byte the model trained from
 /// `train` and `valid` themselves with the same parameters — the bins are exactly those
 /// ``GBDTTrainer`` would learn, and a trial whose parameters would bin differently
-/// (another `max_bin`, or another seed when the bounds are learned from a sample) is
+/// (another `max_bin` or `min_data_in_bin`, or another seed when the bounds are learned
+/// from a sample) is
 /// binned afresh (see ``binsApply(to:)``).
 public final class BinnedTrainingSet: @unchecked Sendable {
     public let train: Dataset
     /// Aligned to `train`'s schema; nil when there is no validation data.
     public let valid: Dataset?
     public let maxBin: Int
+    public let minDataInBin: Int
     /// The seed the bounds were learned with. It matters only for a training set larger
     /// than the binning sample (``Binner/sampleLimit``), where it picks the sample.
     public let binningSeed: UInt64
@@ -25,10 +27,10 @@ public final class BinnedTrainingSet: @unchecked Sendable {
     let matrix: BinnedMatrix
     let validMatrix: BinnedMatrix?
 
-    /// Bins `train` (and `valid` with the same bounds) as a training with `maxBin` and
-    /// `seed` would.
-    public init(train: Dataset, valid: Dataset?, maxBin: Int = BoostingParameters().maxBin, seed: UInt64 = 0,
-                threads: Int = 0) throws {
+    /// Bins `train` (and `valid` with the same bounds) as a training with `maxBin`,
+    /// `minDataInBin` and `seed` would.
+    public init(train: Dataset, valid: Dataset?, maxBin: Int = BoostingParameters().maxBin,
+                minDataInBin: Int = FeatureBinning.minDataInBin, seed: UInt64 = 0, threads: Int = 0) throws {
         let threads = threads > 0 ? threads : availableCores
         let aligned: Dataset?
         // As GBDTTrainer reads them: an empty validation set is none; a missing feature
@@ -36,21 +38,24 @@ public final class BinnedTrainingSet: @unchecked Sendable {
         do { aligned = try valid.flatMap { $0.rowCount == 0 ? nil : try $0.aligned(to: train.schema) } }
         catch DataError.schemaMismatch(let missing) { throw TrainingError.schemaMismatch(missing: missing) }
         let bins = Self.clamped(maxBin)
-        let binnings = Binner.fit(train, maxBin: bins, seed: seed, threads: threads)
+        let minData = max(1, minDataInBin)
+        let binnings = Binner.fit(train, maxBin: bins, minDataInBin: minData, seed: seed, threads: threads)
         self.train = train
         self.valid = aligned
         self.maxBin = bins
+        self.minDataInBin = minData
         self.binningSeed = seed
         self.binnings = binnings
         self.matrix = BinnedMatrix(train, binnings: binnings, threads: threads)
         self.validMatrix = aligned.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
     }
 
-    private init(train: Dataset, valid: Dataset?, maxBin: Int, binningSeed: UInt64, binnings: [FeatureBinning],
-                 matrix: BinnedMatrix, validMatrix: BinnedMatrix?) {
+    private init(train: Dataset, valid: Dataset?, maxBin: Int, minDataInBin: Int, binningSeed: UInt64,
+                 binnings: [FeatureBinning], matrix: BinnedMatrix, validMatrix: BinnedMatrix?) {
         self.train = train
         self.valid = valid
         self.maxBin = maxBin
+        self.minDataInBin = minDataInBin
         self.binningSeed = binningSeed
         self.binnings = binnings
         self.matrix = matrix
@@ -61,30 +66,34 @@ public final class BinnedTrainingSet: @unchecked Sendable {
     /// and ``FeatureBinning/fit(_:maxBin:)`` clamp it).
     static func clamped(_ maxBin: Int) -> Int { min(255, max(2, maxBin)) }
 
-    /// Whether a training with `p` would learn exactly these bins: the same bin count,
-    /// and — only when the bounds come from a sample of the rows — the same seed.
+    /// Whether a training with `p` would learn exactly these bins: the same bin count and
+    /// rows per bin, and — only when the bounds come from a sample of the rows — the same
+    /// seed.
     public func binsApply(to p: BoostingParameters) -> Bool {
-        Self.clamped(p.maxBin) == maxBin && (train.rowCount <= Binner.sampleLimit || p.seed == binningSeed)
+        Self.clamped(p.maxBin) == maxBin && max(1, p.minDataInBin) == minDataInBin
+            && (train.rowCount <= Binner.sampleLimit || p.seed == binningSeed)
     }
 
     /// The same rows binned as a training with `p` would bin them: `self` when the bins
     /// apply, else a new set (the caller may keep it for other trials with such `p`).
     public func rebinned(for p: BoostingParameters) throws -> BinnedTrainingSet {
         if binsApply(to: p) { return self }
-        return try BinnedTrainingSet(train: train, valid: valid, maxBin: p.maxBin, seed: p.seed,
-                                     threads: p.threads)
+        return try BinnedTrainingSet(train: train, valid: valid, maxBin: p.maxBin, minDataInBin: p.minDataInBin,
+                                     seed: p.seed, threads: p.threads)
     }
 
     /// The key under which a worker keeps the binned variants of one data set of
     /// `rows` training rows: two parameter sets with equal keys bin the rows identically.
     public static func binningKey(rows: Int, parameters p: BoostingParameters) -> String {
-        rows <= Binner.sampleLimit ? "max_bin=\(clamped(p.maxBin))" : "max_bin=\(clamped(p.maxBin)),seed=\(p.seed)"
+        let bins = "max_bin=\(clamped(p.maxBin)),min_data_in_bin=\(max(1, p.minDataInBin))"
+        return rows <= Binner.sampleLimit ? bins : bins + ",seed=\(p.seed)"
     }
 
     /// This set's own key (see ``binningKey(rows:parameters:)``).
     public var binningKey: String {
         var p = BoostingParameters()
         p.maxBin = maxBin
+        p.minDataInBin = minDataInBin
         p.seed = binningSeed
         return Self.binningKey(rows: train.rowCount, parameters: p)
     }
@@ -93,13 +102,15 @@ public final class BinnedTrainingSet: @unchecked Sendable {
 
     /// "TWBN", then a little-endian version; the rest is documented in ``encode()``.
     public static let magic = Array("TWBN".utf8)
-    public static let version: UInt16 = 1
+    /// Version 2 added `min_data_in_bin`; a version 1 blob was binned one value per bin.
+    public static let version: UInt16 = 2
 
     public static func isBinnedTrainingSet(_ data: Data) -> Bool {
         data.count >= 4 && Array(data.prefix(4)) == magic
     }
 
-    /// The blob: magic, version, max_bin (u16), seed (u64), the training rows and the
+    /// The blob: magic, version, max_bin (u16), min_data_in_bin (u16), seed (u64), the
+    /// training rows and the
     /// validation rows (a flag, then the rows) as data sets, every feature's upper bounds,
     /// then the bin codes (one byte per value, column by column) of training, then of
     /// validation rows. Data sets are written as: feature count, per feature its name,
@@ -110,6 +121,7 @@ public final class BinnedTrainingSet: @unchecked Sendable {
         w.raw(Self.magic)
         w.u16(Self.version)
         w.u16(UInt16(maxBin))
+        w.u16(UInt16(clamping: minDataInBin))
         w.u64(binningSeed)
         Self.write(train, to: &w)
         w.u8(valid == nil ? 0 : 1)
@@ -140,9 +152,11 @@ public final class BinnedTrainingSet: @unchecked Sendable {
         guard isBinnedTrainingSet(data) else { throw BinnedTrainingSetError.notBinned }
         r.position = 4
         let version = try r.u16("the version")
-        guard version == Self.version else { throw BinnedTrainingSetError.unsupportedVersion(Int(version), supported: Int(Self.version)) }
+        guard (1...Self.version).contains(version) else { throw BinnedTrainingSetError.unsupportedVersion(Int(version), supported: Int(Self.version)) }
         let maxBin = Int(try r.u16("max_bin"))
         guard maxBin == clamped(maxBin) else { throw BinnedTrainingSetError.malformed("max_bin \(maxBin) is outside 2…255") }
+        let minDataInBin = version == 1 ? 1 : Int(try r.u16("min_data_in_bin"))
+        guard minDataInBin >= 1 else { throw BinnedTrainingSetError.malformed("min_data_in_bin is 0; 1 or more expected") }
         let seed = try r.u64("the seed")
         let train = try read(&r, what: "training rows", schema: nil)
         let valid = try r.u8("the validation flag") == 0 ? nil : try read(&r, what: "validation rows", schema: train.schema)
@@ -161,8 +175,8 @@ public final class BinnedTrainingSet: @unchecked Sendable {
         guard r.position == r.bytes.count else {
             throw BinnedTrainingSetError.malformed("\(r.bytes.count - r.position) bytes after the last bin code")
         }
-        return BinnedTrainingSet(train: train, valid: valid, maxBin: maxBin, binningSeed: seed, binnings: binnings,
-                                 matrix: matrix, validMatrix: validMatrix)
+        return BinnedTrainingSet(train: train, valid: valid, maxBin: maxBin, minDataInBin: minDataInBin,
+                                 binningSeed: seed, binnings: binnings, matrix: matrix, validMatrix: validMatrix)
     }
 
     private static func read(_ r: inout Reader, what: String, schema: FeatureSchema?) throws -> Dataset {

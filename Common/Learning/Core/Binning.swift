@@ -204,7 +204,8 @@ enum Binner {
     /// for stable quantiles, bounded cost on large data.
     static let sampleLimit = 200_000
 
-    static func fit(_ data: Dataset, maxBin: Int, seed: UInt64, threads: Int = availableCores) -> [FeatureBinning] {
+    static func fit(_ data: Dataset, maxBin: Int, minDataInBin: Int = FeatureBinning.minDataInBin, seed: UInt64,
+                    threads: Int = availableCores) -> [FeatureBinning] {
         var chosenRows: [Int]? = nil
         if data.rowCount > sampleLimit {
             var rng = Xoshiro256(seed: seed &+ 0xB1_5EED)
@@ -223,7 +224,7 @@ enum Binner {
             parallelFor(data.featureCount, threads: threads) { f in
                 let col = data.columns[f]
                 let values = sample.map { s in s.map { col[$0] } } ?? col
-                (outBase + f).pointee = FeatureBinning.fit(values, maxBin: maxBin)
+                (outBase + f).pointee = FeatureBinning.fit(values, maxBin: maxBin, minDataInBin: minDataInBin)
             }
         }
         return result

@@ -36,6 +36,9 @@ public struct BoostingParameters: Sendable, Equatable {
     public var baggingFrequency = 0
     /// Value bins per feature (≤ 255; NaN gets one more).
     public var maxBin = 255
+    /// Values seen fewer times share a bin with the next (see ``FeatureBinning/minDataInBin``);
+    /// 1 gives every distinct value its own bin, as Tower binned before.
+    public var minDataInBin = FeatureBinning.minDataInBin
     /// Stop when the validation metric has not improved for this many iterations; 0 = off.
     public var earlyStoppingRounds = 0
     /// Metric watched by early stopping: `MetricName.logLoss` (default) or `MetricName.auc`.
@@ -61,6 +64,7 @@ public struct BoostingParameters: Sendable, Equatable {
         "bagging_fraction": { p, k, v in p.baggingFraction = try ParameterValueCheck.fraction(k, v) },
         "bagging_freq": { p, k, v in p.baggingFrequency = try ParameterValueCheck.int(k, v, min: 0) },
         "max_bin": { p, k, v in p.maxBin = min(255, try ParameterValueCheck.int(k, v, min: 2)) },
+        "min_data_in_bin": { p, k, v in p.minDataInBin = try ParameterValueCheck.int(k, v, min: 1) },
         "early_stopping_round": { p, k, v in p.earlyStoppingRounds = try ParameterValueCheck.int(k, v, min: 0) },
         "early_stopping_metric": { p, k, v in
             guard [MetricName.logLoss, "binary_logloss", MetricName.auc].contains(v) else {
@@ -93,6 +97,7 @@ public struct BoostingParameters: Sendable, Equatable {
          "min_sum_hessian_in_leaf": "\(minSumHessianInLeaf)", "lambda_l2": "\(lambdaL2)",
          "min_gain_to_split": "\(minGainToSplit)", "feature_fraction": "\(featureFraction)",
          "bagging_fraction": "\(baggingFraction)", "bagging_freq": "\(baggingFrequency)", "max_bin": "\(maxBin)",
+         "min_data_in_bin": "\(minDataInBin)",
          "early_stopping_round": "\(earlyStoppingRounds)", "early_stopping_metric": earlyStoppingMetric,
          "seed": "\(seed)", "num_threads": "\(threads)"]
     }
@@ -303,7 +308,7 @@ public enum GBDTTrainer {
         if let binned {
             (binnings, matrix, validMatrix) = (binned.binnings, binned.matrix, binned.validMatrix)
         } else {
-            binnings = Binner.fit(train, maxBin: p.maxBin, seed: p.seed, threads: threads)
+            binnings = Binner.fit(train, maxBin: p.maxBin, minDataInBin: p.minDataInBin, seed: p.seed, threads: threads)
             matrix = BinnedMatrix(train, binnings: binnings, threads: threads)
             validMatrix = validData.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
         }

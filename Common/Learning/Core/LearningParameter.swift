@@ -64,6 +64,7 @@ public struct LearningParameter: Sendable, Equatable {
         LearningParameter("bagging_fraction", aliases: ["subsample", "sub_row"], models: [.gbdt]),
         LearningParameter("bagging_freq", aliases: ["subsample_freq"], models: [.gbdt]),
         LearningParameter("max_bin", models: [.gbdt]),
+        LearningParameter("min_data_in_bin", models: [.gbdt]),
         LearningParameter("early_stopping_round", aliases: ["early_stopping_rounds", "early_stopping"], models: [.gbdt]),
         LearningParameter("early_stopping_metric", aliases: ["metric"], models: [.gbdt]),
         LearningParameter("seed", aliases: ["random_state"], models: [.gbdt, .logistic]),

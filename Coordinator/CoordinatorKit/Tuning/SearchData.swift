@@ -43,13 +43,14 @@ struct SearchData: Sendable {
         let p = binningParameters(params)
         // Keyed by the blob store too: coordinators in one process (tests, the demo) each
         // need the blob in their own store.
-        let key = "\(context.blobs.root.path) \(dataset) " + (model == .gbdt ? "\(p.maxBin) \(p.seed)" : "raw")
+        let key = "\(context.blobs.root.path) \(dataset) " + (model == .gbdt ? "\(p.maxBin) \(p.minDataInBin) \(p.seed)" : "raw")
         if let hit = cache.withLock({ $0.first { $0.key == key }?.data }), context.blobs.contains(hit.trialBlob) { return hit }
         let directory = context.dataDirectory.appendingPathComponent("datasets").appendingPathComponent(dataset)
         let rows = try featurize(try context.blobs.read(dataset), unpackInto: directory)
         var trialBlob = dataset
         if model == .gbdt {
-            let binned = try BinnedTrainingSet(train: rows.train, valid: rows.valid, maxBin: p.maxBin, seed: p.seed)
+            let binned = try BinnedTrainingSet(train: rows.train, valid: rows.valid, maxBin: p.maxBin,
+                                               minDataInBin: p.minDataInBin, seed: p.seed)
             trialBlob = try context.blobs.put(binned.encode())
         }
         let data = SearchData(trialBlob: trialBlob, valid: rows.valid, test: rows.test)

@@ -9,7 +9,7 @@ import Testing
     static let sample: [String: String] = [
         "c": "4", "num_iterations": "7", "learning_rate": "0.05", "num_leaves": "15", "max_depth": "6",
         "min_data_in_leaf": "9", "min_sum_hessian_in_leaf": "0.5", "lambda_l2": "0.25", "min_gain_to_split": "0.1",
-        "feature_fraction": "0.8", "bagging_fraction": "0.7", "bagging_freq": "3", "max_bin": "63",
+        "feature_fraction": "0.8", "bagging_fraction": "0.7", "bagging_freq": "3", "max_bin": "63", "min_data_in_bin": "5",
         "early_stopping_round": "5", "early_stopping_metric": "auc", "seed": "42",
     ]
 
