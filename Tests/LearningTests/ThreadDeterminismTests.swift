@@ -19,11 +19,38 @@ import Testing
         return ModelFile.encode(.gradientBoosted(normalized))
     }
 
-    static func train(_ data: Dataset, valid: Dataset, _ parameters: String, threads: Int) throws -> GradientBoostedModel {
+    static func train(_ data: Dataset, valid: Dataset, _ parameters: String, threads: Int,
+                      packedHistograms: Bool = true) throws -> GradientBoostedModel {
         var p = try BoostingParameters(parsing: parameters)
         p.threads = threads
+        let tuning = GBDTTrainer.ParallelTuning(minParallelWork: 0, minRowsPerThread: 16, partitionChunk: 97,
+                                                packedHistogramMaxRows: packedHistograms ? PackedHistogramBin.maxRows : 0)
         return try GBDTTrainer.train(data, valid: valid, parameters: p, objective: BinaryLogLoss(), recordCurve: true,
-                                     callback: nil, parallelTuning: .init(minParallelWork: 0, minRowsPerThread: 16, partitionChunk: 97))
+                                     callback: nil, parallelTuning: tuning)
+    }
+
+    /// 16-byte entries (count packed with the hessian sum) hold exactly the sums of the
+    /// 24-byte ones, so both give the same model, at one thread and on every parallel path.
+    @Test func packedAndWideHistogramsGiveTheSameModel() throws {
+        let data = Fixtures.mixedData(rows: 4000, features: 12, seed: 24)
+        let valid = Fixtures.mixedData(rows: 1000, features: 12, seed: 25)
+        let parameters = "num_iterations=10,num_leaves=15,min_data_in_leaf=10,seed=5"
+        for threads in [1, 2] {
+            let packed = try Self.train(data, valid: valid, parameters, threads: threads)
+            let wide = try Self.train(data, valid: valid, parameters, threads: threads, packedHistograms: false)
+            #expect(packed.trees.allSatisfy { $0.leafCount > 2 })
+            #expect(Self.serialized(packed) == Self.serialized(wide), "\(threads) threads")
+        }
+        // The packing itself: sums and differences of rows keep hessian and count apart,
+        // negative hessian sums included.
+        var a = PackedHistogramBin.zero, b = PackedHistogramBin.zero
+        for (g, h) in [(5, 1 << 30), (-3, -(1 << 30)), (7, -12345), (1, 0)] as [(Int64, Int64)] {
+            a.add(gradient: g, rowTerm: PackedHistogramBin.rowTerm(hessian: h))
+        }
+        #expect(a.g == 10 && a.h == -12345 && a.c == 4)
+        b.add(gradient: 7, rowTerm: PackedHistogramBin.rowTerm(hessian: -12345))
+        a.subtract(b)
+        #expect(a.g == 3 && a.h == 0 && a.c == 3)
     }
 
     @Test(arguments: [5, 12])

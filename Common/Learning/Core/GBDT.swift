@@ -277,11 +277,13 @@ public enum GBDTTrainer {
                               callback: callback, parallelTuning: nil, binned: binned)
     }
 
-    /// The tree learner's thresholds for going parallel.
+    /// The tree learner's thresholds for going parallel, and the largest training set
+    /// given 16-byte histogram entries (tests set 0 to take the 24-byte ones on small data).
     struct ParallelTuning {
         var minParallelWork: Int
         var minRowsPerThread: Int
         var partitionChunk: Int
+        var packedHistogramMaxRows = PackedHistogramBin.maxRows
     }
 
     /// `parallelTuning`: the learner's thresholds for going parallel, which tests lower
@@ -331,6 +333,7 @@ public enum GBDTTrainer {
             settings.minParallelWork = parallelTuning.minParallelWork
             settings.minRowsPerThread = parallelTuning.minRowsPerThread
             settings.partitionChunk = parallelTuning.partitionChunk
+            settings.packedHistogramMaxRows = parallelTuning.packedHistogramMaxRows
         }
         let learner = HistogramTreeLearner(data: matrix, binnings: binnings, settings: settings)
         let initial = objective.initialScore(labels: train.labels)

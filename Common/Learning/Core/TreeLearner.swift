@@ -6,11 +6,47 @@ import Foundation
 /// added — the property that lets histograms be built over row ranges in parallel and
 /// still give the same model at any thread count — and parent − child is exactly the
 /// sibling's histogram.
-struct HistogramBin {
+protocol HistogramEntry {
+    static var zero: Self { get }
+    var g: Int64 { get }
+    var h: Int64 { get }
+    var c: Int64 { get }
+    /// What a row whose quantized hessian is `h` adds besides its gradient.
+    static func rowTerm(hessian h: Int64) -> Int64
+    mutating func add(gradient: Int64, rowTerm: Int64)
+    mutating func add(_ other: Self)
+    mutating func subtract(_ other: Self)
+}
+
+/// 24 bytes: sums of any number of rows.
+struct HistogramBin: HistogramEntry {
     var g: Int64
     var h: Int64
     var c: Int64
     static let zero = HistogramBin(g: 0, h: 0, c: 0)
+    @inline(__always) static func rowTerm(hessian h: Int64) -> Int64 { h }
+    @inline(__always) mutating func add(gradient: Int64, rowTerm: Int64) { g &+= gradient; h &+= rowTerm; c &+= 1 }
+    @inline(__always) mutating func add(_ o: Self) { g &+= o.g; h &+= o.h; c &+= o.c }
+    @inline(__always) mutating func subtract(_ o: Self) { g &-= o.g; h &-= o.h; c &-= o.c }
+}
+
+/// 16 bytes, for training sets of at most `maxRows` rows: the count rides in the low 16
+/// bits of the hessian sum (Σh · 2^16 + rows). A row's fixed-point hessian is at most
+/// 2^30 in magnitude, so |Σh| · 2^16 < 2^16 · 2^30 · 2^16 = 2^62 and nothing carries into
+/// or out of the count: the same sums, bit for bit, as `HistogramBin`, in two thirds of
+/// the memory. Small wide data sets spend most of a training clearing, adding,
+/// subtracting and scanning histograms (Ames, 73 columns: 4,000 bins per node).
+struct PackedHistogramBin: HistogramEntry {
+    static let maxRows = 65_535
+    var g: Int64
+    var hc: Int64
+    static let zero = PackedHistogramBin(g: 0, hc: 0)
+    @inline(__always) var h: Int64 { hc >> 16 }
+    @inline(__always) var c: Int64 { hc & 0xFFFF }
+    @inline(__always) static func rowTerm(hessian h: Int64) -> Int64 { h << 16 | 1 }
+    @inline(__always) mutating func add(gradient: Int64, rowTerm: Int64) { g &+= gradient; hc &+= rowTerm }
+    @inline(__always) mutating func add(_ o: Self) { g &+= o.g; hc &+= o.hc }
+    @inline(__always) mutating func subtract(_ o: Self) { g &-= o.g; hc &-= o.hc }
 }
 
 /// Per-iteration fixed-point form of gradients and hessians: each is scaled by a power of
@@ -80,6 +116,9 @@ struct TreeLearnerSettings {
     /// Rows per chunk of the parallel partition; a node of fewer than two chunks is
     /// partitioned on one thread.
     var partitionChunk = 8_192
+    /// Training sets of at most this many rows get `PackedHistogramBin`s (never more
+    /// than its `maxRows`); tests set 0 to drive `HistogramBin` on small data.
+    var packedHistogramMaxRows = PackedHistogramBin.maxRows
 }
 
 /// Grows one regression tree leaf-wise on binned data from per-row gradients and
@@ -110,9 +149,12 @@ final class HistogramTreeLearner {
     private let quantizedH: UnsafeMutablePointer<Int32>
     private let orderedG: UnsafeMutablePointer<Int32>
     private let orderedH: UnsafeMutablePointer<Int32>
-    private let histograms: UnsafeMutablePointer<HistogramBin>
-    /// One whole histogram per extra thread, for row-range building.
-    private let threadHistograms: UnsafeMutablePointer<HistogramBin>
+    /// One histogram set per leaf slot, of `PackedHistogramBin` when the training set is
+    /// small enough (`packed`), else of `HistogramBin`; bound to that type at init.
+    private let histograms: UnsafeMutableRawPointer
+    /// One whole histogram per extra thread, for row-range building; same entry type.
+    private let threadHistograms: UnsafeMutableRawPointer
+    private let packed: Bool
     private var quantizer = GradientQuantizer(maxGradient: 1, maxHessian: 1)
     /// Per feature: value bins (NaN bin excluded) and the binned column. Read in the
     /// innermost loops, where going through `binnings[f]` (a struct holding an array)
@@ -145,11 +187,15 @@ final class HistogramTreeLearner {
         orderedG = .allocate(capacity: n)
         orderedH = .allocate(capacity: n)
         let slots = max(2, settings.numLeaves)
-        histograms = .allocate(capacity: slots * max(1, total))
-        histograms.initialize(repeating: .zero, count: slots * max(1, total))
-        let extra = max(1, settings.threads - 1) * max(1, total)
-        threadHistograms = .allocate(capacity: extra)
-        threadHistograms.initialize(repeating: .zero, count: extra)
+        let entries = slots * max(1, total), extra = max(1, settings.threads - 1) * max(1, total)
+        packed = data.rowCount <= min(settings.packedHistogramMaxRows, PackedHistogramBin.maxRows)
+        func allocate<E: HistogramEntry>(_: E.Type, _ count: Int) -> UnsafeMutableRawPointer {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<E>.stride, alignment: MemoryLayout<E>.alignment)
+            raw.bindMemory(to: E.self, capacity: count).initialize(repeating: .zero, count: count)
+            return raw
+        }
+        histograms = packed ? allocate(PackedHistogramBin.self, entries) : allocate(HistogramBin.self, entries)
+        threadHistograms = packed ? allocate(PackedHistogramBin.self, extra) : allocate(HistogramBin.self, extra)
         valueBins = .allocate(capacity: max(1, binnings.count))
         columns = .allocate(capacity: max(1, binnings.count))
         for (f, b) in binnings.enumerated() {
@@ -339,6 +385,17 @@ final class HistogramTreeLearner {
     /// are reduced in feature order, so the result equals a serial scan.
     private func buildAndSearch(buildSlot: Int, begin: Int, count: Int, identity: Bool, subtractFrom parentSlot: Int?,
                                 searches: [SearchRequest?], features: [Int]) -> [SplitCandidate] {
+        packed
+            ? buildAndSearch(PackedHistogramBin.self, buildSlot: buildSlot, begin: begin, count: count, identity: identity,
+                             subtractFrom: parentSlot, searches: searches, features: features)
+            : buildAndSearch(HistogramBin.self, buildSlot: buildSlot, begin: begin, count: count, identity: identity,
+                             subtractFrom: parentSlot, searches: searches, features: features)
+    }
+
+    private func buildAndSearch<E: HistogramEntry>(_: E.Type, buildSlot: Int, begin: Int, count: Int, identity: Bool,
+                                                   subtractFrom parentSlot: Int?, searches: [SearchRequest?],
+                                                   features: [Int]) -> [SplitCandidate] {
+        let histograms = self.histograms.assumingMemoryBound(to: E.self)
         let hist = histograms + buildSlot * totalBins
         let parentHist = parentSlot.map { histograms + $0 * totalBins }
         let idx = UnsafePointer(indices + begin)
@@ -351,7 +408,7 @@ final class HistogramTreeLearner {
 
         // Zeroes a feature group's histograms in the histogram set at `target` and adds
         // `count` rows (positions `idx`, gradients `og`/`oh`) into them.
-        func histogram(_ group: [Int], into target: UnsafeMutablePointer<HistogramBin>, idx: UnsafePointer<Int32>,
+        func histogram(_ group: [Int], into target: UnsafeMutablePointer<E>, idx: UnsafePointer<Int32>,
                        og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
             for j in group {
                 let f = features[j]
@@ -366,13 +423,11 @@ final class HistogramTreeLearner {
             let f = features[j]
             if let parentHist {
                 let p = parentHist + offsets[f], c = hist + offsets[f]
-                for b in 0...valueBins[f] {
-                    p[b].g &-= c[b].g; p[b].h &-= c[b].h; p[b].c &-= c[b].c
-                }
+                for b in 0...valueBins[f] { p[b].subtract(c[b]) }
             }
             for (si, request) in searches.enumerated() {
                 guard let request else { continue }
-                cand[si * featureCount + j] = self.bestSplit(feature: f, slot: request.slot,
+                cand[si * featureCount + j] = self.bestSplit(E.self, feature: f, slot: request.slot,
                                                              g: request.g, h: request.h, c: request.c)
             }
         }
@@ -385,7 +440,7 @@ final class HistogramTreeLearner {
                 // straight into the slot), then features are shared out to add the
                 // ranges' histograms, subtract and search.
                 let ranges = threads
-                let extra = threadHistograms, total = totalBins
+                let extra = threadHistograms.assumingMemoryBound(to: E.self), total = totalBins
                 let groups = groupsFor.serial
                 parallelFor(ranges, threads: threads) { t in
                     let lo = count * t / ranges, hi = count * (t + 1) / ranges
@@ -399,9 +454,7 @@ final class HistogramTreeLearner {
                     let c = hist + offsets[f]
                     for t in 1..<ranges {
                         let e = extra + (t - 1) * total + offsets[f]
-                        for b in 0...valueBins[f] {
-                            c[b].g &+= e[b].g; c[b].h &+= e[b].h; c[b].c &+= e[b].c
-                        }
+                        for b in 0...valueBins[f] { c[b].add(e[b]) }
                     }
                     finish(j, cand)
                 }
@@ -472,51 +525,52 @@ final class HistogramTreeLearner {
     /// Adds `count` rows (positions `idx`, gradients `og`/`oh`) into the histograms of
     /// the features at `group` (positions in `features`) in the histogram set `target`.
     @inline(__always)
-    static func accumulate(_ group: [Int], features: [Int], columns: UnsafePointer<UnsafePointer<UInt8>>,
-                           offsets: [Int], into target: UnsafeMutablePointer<HistogramBin>,
-                           idx: UnsafePointer<Int32>, og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>, count: Int) {
+    static func accumulate<E: HistogramEntry>(_ group: [Int], features: [Int], columns: UnsafePointer<UnsafePointer<UInt8>>,
+                                              offsets: [Int], into target: UnsafeMutablePointer<E>,
+                                              idx: UnsafePointer<Int32>, og: UnsafePointer<Int32>, oh: UnsafePointer<Int32>,
+                                              count: Int) {
         @inline(__always) func column(_ k: Int) -> UnsafePointer<UInt8> { columns[features[group[k]]] }
-        @inline(__always) func hist(_ k: Int) -> UnsafeMutablePointer<HistogramBin> { target + offsets[features[group[k]]] }
+        @inline(__always) func hist(_ k: Int) -> UnsafeMutablePointer<E> { target + offsets[features[group[k]]] }
         switch group.count {
         case 4:
             let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
             let h0 = hist(0), h1 = hist(1), h2 = hist(2), h3 = hist(3)
             for k in 0..<count {
                 let i = Int(idx[k])
-                let g = Int64(og[k]), h = Int64(oh[k])
+                let g = Int64(og[k]), h = E.rowTerm(hessian: Int64(oh[k]))
                 let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i]), b3 = Int(c3[i])
-                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
-                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
-                h2[b2].g &+= g; h2[b2].h &+= h; h2[b2].c &+= 1
-                h3[b3].g &+= g; h3[b3].h &+= h; h3[b3].c &+= 1
+                h0[b0].add(gradient: g, rowTerm: h)
+                h1[b1].add(gradient: g, rowTerm: h)
+                h2[b2].add(gradient: g, rowTerm: h)
+                h3[b3].add(gradient: g, rowTerm: h)
             }
         case 3:
             let c0 = column(0), c1 = column(1), c2 = column(2)
             let h0 = hist(0), h1 = hist(1), h2 = hist(2)
             for k in 0..<count {
                 let i = Int(idx[k])
-                let g = Int64(og[k]), h = Int64(oh[k])
+                let g = Int64(og[k]), h = E.rowTerm(hessian: Int64(oh[k]))
                 let b0 = Int(c0[i]), b1 = Int(c1[i]), b2 = Int(c2[i])
-                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
-                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
-                h2[b2].g &+= g; h2[b2].h &+= h; h2[b2].c &+= 1
+                h0[b0].add(gradient: g, rowTerm: h)
+                h1[b1].add(gradient: g, rowTerm: h)
+                h2[b2].add(gradient: g, rowTerm: h)
             }
         case 2:
             let c0 = column(0), c1 = column(1)
             let h0 = hist(0), h1 = hist(1)
             for k in 0..<count {
                 let i = Int(idx[k])
-                let g = Int64(og[k]), h = Int64(oh[k])
+                let g = Int64(og[k]), h = E.rowTerm(hessian: Int64(oh[k]))
                 let b0 = Int(c0[i]), b1 = Int(c1[i])
-                h0[b0].g &+= g; h0[b0].h &+= h; h0[b0].c &+= 1
-                h1[b1].g &+= g; h1[b1].h &+= h; h1[b1].c &+= 1
+                h0[b0].add(gradient: g, rowTerm: h)
+                h1[b1].add(gradient: g, rowTerm: h)
             }
         default:
             for k in 0..<group.count {
                 let c = column(k), hb = hist(k)
                 for r in 0..<count {
                     let b = Int(c[Int(idx[r])])
-                    hb[b].g &+= Int64(og[r]); hb[b].h &+= Int64(oh[r]); hb[b].c &+= 1
+                    hb[b].add(gradient: Int64(og[r]), rowTerm: E.rowTerm(hessian: Int64(oh[r])))
                 }
             }
         }
@@ -525,7 +579,8 @@ final class HistogramTreeLearner {
     /// Best threshold of one feature for a leaf whose histogram is in `slot`: maximises
     /// G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ), trying NaN rows on either side. Ties keep
     /// the first threshold, so the result is deterministic.
-    private func bestSplit(feature f: Int, slot: Int, g gq: Int64, h hq: Int64, c cq: Int64) -> SplitCandidate {
+    private func bestSplit<E: HistogramEntry>(_: E.Type, feature f: Int, slot: Int, g gq: Int64, h hq: Int64,
+                                              c cq: Int64) -> SplitCandidate {
         let s = settings
         let q = quantizer
         let lambda = s.lambdaL2
@@ -541,7 +596,7 @@ final class HistogramTreeLearner {
         let minChildHessian = max(minHess, Double(minData) * h / max(c, 1))
         var best = SplitCandidate()
         let nb = valueBins[f]
-        let hb = histograms + slot * totalBins + offsets[f]
+        let hb = histograms.assumingMemoryBound(to: E.self) + slot * totalBins + offsets[f]
         let nan = hb[nb]
         if nb < 2 && nan.c == 0 { return best }
         var lgq: Int64 = 0, lhq: Int64 = 0, lc: Int64 = 0
@@ -551,8 +606,9 @@ final class HistogramTreeLearner {
             // the same conditions), and ties keep the first: skipping it changes nothing.
             // Small nodes over 255-bin features are mostly empty bins, and small data
             // sets are mostly small nodes.
-            if t > 0 && hb[t].c == 0 { continue }
-            lgq &+= hb[t].g; lhq &+= hb[t].h; lc &+= hb[t].c
+            let bin = hb[t]
+            if t > 0 && bin.c == 0 { continue }
+            lgq &+= bin.g; lhq &+= bin.h; lc &+= bin.c
             if t == nb - 1 && nan.c == 0 { break }
             // NaN rows go right.
             let rc = cq - lc
