@@ -134,7 +134,7 @@ struct TreeLearnerSettings {
 /// a large node with few features is cut into row ranges, each thread building a whole
 /// histogram of its range, then the ranges' histograms are summed and searched per
 /// feature in parallel; small nodes stay on one thread. Histograms hold exact integer
-/// sums (`HistogramBin`), so every strategy gives the same bits and the model does not
+/// sums (`HistogramEntry`), so every strategy gives the same bits and the model does not
 /// depend on the thread count.
 final class HistogramTreeLearner {
     let data: BinnedMatrix
