@@ -34,16 +34,21 @@ import Wire
         return (try DatasetArchive.pack(directory: market), context, dir)
     }
 
+    /// The planner's first wave for a search over `dataset`.
+    static func plan(_ dataset: Data, context: JobContext) throws -> [PlannedTask] {
+        var spec = WireHPOSpec()
+        spec.space = Self.space
+        spec.dataset = dataset
+        return try HPOPlanner().plan(spec: try spec.serializedData(), context: context)
+    }
+
     static func taskContext(_ blob: Data, cache: URL) -> TaskContext {
         TaskContext(workerName: "w", blob: { _ in blob }, report: { _, _ in }, shouldStop: { false }, cacheDirectory: cache)
     }
 
     @Test func aTrialTrainedFromThePreparedBlobGivesTheSameModelAsFromTheRawArchive() async throws {
         let (archive, context, dir) = try Self.setUp()
-        var spec = WireHPOSpec()
-        spec.space = Self.space
-        spec.dataset = archive
-        let tasks = try HPOPlanner().plan(spec: try spec.serializedData(), context: context)
+        let tasks = try Self.plan(archive, context: context)
         #expect(tasks.count == 2)
         let input = try WireTrialInput(serializedBytes: tasks[1].input)
         // The trial fetches the binned set, not the archive.
@@ -68,10 +73,7 @@ import Wire
 
     @Test func aTruncatedPreparedBlobFailsTheTrialWithWhereItEnded() async throws {
         let (archive, context, dir) = try Self.setUp()
-        var spec = WireHPOSpec()
-        spec.space = Self.space
-        spec.dataset = archive
-        let tasks = try HPOPlanner().plan(spec: try spec.serializedData(), context: context)
+        let tasks = try Self.plan(archive, context: context)
         let input = try WireTrialInput(serializedBytes: tasks[0].input)
         let truncated = try context.blobs.read(input.datasetSha256).prefix(10)
         do {
@@ -85,12 +87,10 @@ import Wire
 
     @Test func aDataSetThatCannotBeFeaturizedIsRefusedAtSubmit() throws {
         let (_, context, dir) = try Self.setUp()
-        var spec = WireHPOSpec()
-        spec.space = Self.space
-        spec.dataset = try DatasetArchive.pack([("users.csv", Data("id\n1\n".utf8))])
-        let listings = dir.appendingPathComponent("datasets").appendingPathComponent(BlobStore.sha256Hex(spec.dataset)).appendingPathComponent("listings.csv")
+        let dataset = try DatasetArchive.pack([("users.csv", Data("id\n1\n".utf8))])
+        let listings = dir.appendingPathComponent("datasets").appendingPathComponent(BlobStore.sha256Hex(dataset)).appendingPathComponent("listings.csv")
         do {
-            _ = try HPOPlanner().plan(spec: try spec.serializedData(), context: context)
+            _ = try Self.plan(dataset, context: context)
             Issue.record("a data set without listings was planned")
         } catch let error as WireError {
             // What every worker would have said before; now said once, at submit.

@@ -50,6 +50,13 @@ public final class BinnedTrainingSet: @unchecked Sendable {
         self.validMatrix = aligned.map { BinnedMatrix($0, binnings: binnings, threads: threads) }
     }
 
+    /// Bins `train` (and `valid`) as a training with `p` would: the one place that
+    /// knows which parameters decide the bins.
+    public convenience init(train: Dataset, valid: Dataset?, binningAs p: BoostingParameters) throws {
+        try self.init(train: train, valid: valid, maxBin: p.maxBin, minDataInBin: p.minDataInBin, seed: p.seed,
+                      threads: p.threads)
+    }
+
     private init(train: Dataset, valid: Dataset?, maxBin: Int, minDataInBin: Int, binningSeed: UInt64,
                  binnings: [FeatureBinning], matrix: BinnedMatrix, validMatrix: BinnedMatrix?) {
         self.train = train
@@ -78,8 +85,7 @@ public final class BinnedTrainingSet: @unchecked Sendable {
     /// apply, else a new set (the caller may keep it for other trials with such `p`).
     public func rebinned(for p: BoostingParameters) throws -> BinnedTrainingSet {
         if binsApply(to: p) { return self }
-        return try BinnedTrainingSet(train: train, valid: valid, maxBin: p.maxBin, minDataInBin: p.minDataInBin,
-                                     seed: p.seed, threads: p.threads)
+        return try BinnedTrainingSet(train: train, valid: valid, binningAs: p)
     }
 
     /// The key under which a worker keeps the binned variants of one data set of

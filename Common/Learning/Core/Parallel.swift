@@ -80,9 +80,9 @@ func deterministicSum(_ count: Int, threads: Int, block: Int = 8192, _ part: (Ra
 /// output by item index.
 ///
 /// Workers spin for a while after a region (the next one usually comes within
-/// microseconds) and then sleep on a condition variable, so an idle pool costs nothing. One region runs
-/// at a time; a caller that finds the pool busy (a concurrent caller, or a region nested
-/// inside another) falls back to GCD rather than waiting.
+/// microseconds) and then sleep on a condition variable, so an idle pool costs nothing.
+/// One region runs at a time; a caller that finds the pool busy (a concurrent caller, or
+/// a region nested inside another) falls back to GCD rather than waiting.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 

@@ -49,8 +49,7 @@ struct SearchData: Sendable {
         let rows = try featurize(try context.blobs.read(dataset), unpackInto: directory)
         var trialBlob = dataset
         if model == .gbdt {
-            let binned = try BinnedTrainingSet(train: rows.train, valid: rows.valid, maxBin: p.maxBin,
-                                               minDataInBin: p.minDataInBin, seed: p.seed)
+            let binned = try BinnedTrainingSet(train: rows.train, valid: rows.valid, binningAs: p)
             trialBlob = try context.blobs.put(binned.encode())
         }
         let data = SearchData(trialBlob: trialBlob, valid: rows.valid, test: rows.test)

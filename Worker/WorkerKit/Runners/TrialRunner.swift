@@ -103,8 +103,7 @@ final class TrialData: @unchecked Sendable {
     func binned(for p: BoostingParameters) throws -> BinnedTrainingSet {
         let key = BinnedTrainingSet.binningKey(rows: train.rowCount, parameters: p)
         if let set = lock.withLock({ binned[key] }) { return set }
-        let set = try BinnedTrainingSet(train: train, valid: valid, maxBin: p.maxBin, minDataInBin: p.minDataInBin,
-                                        seed: p.seed, threads: p.threads)
+        let set = try BinnedTrainingSet(train: train, valid: valid, binningAs: p)
         lock.withLock { binned[key] = binned[key] ?? set }
         return set
     }
